@@ -1,0 +1,45 @@
+# Two commands set everything up from scratch:
+#   make demo   - venv + install + the demo experiment (3 seeds) on the local store
+#   make test   - venv + install (with test extras, optional frameworks, chromium) + the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+# torch: the CPU wheel that pip finds on this machine's disk (uv does not look there)
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: demo test bench lint clean venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade uv
+
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e '.[demo]'
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	touch $@
+
+venv: $(VENV)/.installed-test
+
+demo: $(VENV)/.installed-demo
+	$(BIN)/python examples/demo.py
+
+test: $(VENV)/.installed-test
+	bash scripts/system-deps.sh
+	$(BIN)/python -m pytest -q -n 2 --timeout=600
+
+bench: $(VENV)/.installed-test
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/run_all.py
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .replicator test-artifacts
