@@ -228,7 +228,9 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunRecord:
 class Store:
     """A replicator store on disk. ``Store.open()`` finds the one for the working directory."""
 
-    def __init__(self, root: str | os.PathLike[str], *, project_root: str | os.PathLike[str] | None = None):
+    def __init__(
+        self, root: str | os.PathLike[str], *, project_root: str | os.PathLike[str] | None = None
+    ):
         self.root = Path(root).resolve()
         self.project_root = Path(project_root).resolve() if project_root else self.root.parent
         self.runs_dir = self.root / "runs"
@@ -314,7 +316,9 @@ class Store:
                 f"No run '{ref}' in {self.root}. Use `replicator ls` to list runs."
             )
         shown = ", ".join(matches[:5]) + (" ..." if len(matches) > 5 else "")
-        raise RunNotFoundError(f"'{ref}' matches {len(matches)} runs ({shown}); give more of the id.")
+        raise RunNotFoundError(
+            f"'{ref}' matches {len(matches)} runs ({shown}); give more of the id."
+        )
 
     def get(self, ref: str) -> RunRecord:
         return read_run(self.resolve(ref))

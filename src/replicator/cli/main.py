@@ -9,6 +9,7 @@ invoked (or listed in ``--help``), so ``replicator --version`` stays fast. Libra
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 from typing import Any
@@ -97,3 +98,13 @@ def main(argv: list[str] | None = None) -> Any:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(0)
+    except Exception as exc:
+        if os.environ.get("REPLICATOR_DEBUG"):
+            raise
+        click.echo(
+            f"replicator: internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in replicator. Run again with REPLICATOR_DEBUG=1 for the traceback "
+            "and report it.",
+            err=True,
+        )
+        sys.exit(1)

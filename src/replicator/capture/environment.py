@@ -1,0 +1,281 @@
+"""Environment capture: Python, OS, packages with their origins, lock files, relevant variables.
+
+Packages are read from ``*.dist-info`` directories on the interpreter's ``sys.path`` (no pip, no
+``importlib.metadata`` walk): name and version from the directory name, and only where needed the
+PEP 610 ``direct_url.json`` (editable, VCS, local archive) and ``INSTALLER``. An editable
+package gets its own repository's commit and dirty flag. torch's build (``+cu130``, ``+cpu``) is
+read from ``torch/version.py`` as text; torch is never imported.
+
+The interpreter may be another one than replicator's own (``replicator run -- .venv/bin/python``):
+its ``sys.path`` and version are then asked from it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from ..redact import redact_env, redact_url
+
+__all__ = [
+    "LOCK_FILES",
+    "RELEVANT_ENV",
+    "capture_environment",
+    "interpreter_facts",
+    "scan_packages",
+]
+
+LOCK_FILES = (
+    "uv.lock",
+    "poetry.lock",
+    "pylock.toml",
+    "Pipfile.lock",
+    "environment.yml",
+    "environment.yaml",
+    "conda-lock.yml",
+    "pyproject.toml",
+)
+LOCK_GLOBS = ("requirements*.txt", "pylock.*.toml")
+# Variables that change numbers or threads; shown first and compared by `diff`.
+RELEVANT_ENV = (
+    "PYTHONHASHSEED",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "CUDA_VISIBLE_DEVICES",
+    "CUDA_LAUNCH_BLOCKING",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "TF_DETERMINISTIC_OPS",
+    "TF_CUDNN_DETERMINISTIC",
+    "XLA_FLAGS",
+    "JAX_ENABLE_X64",
+    "NVIDIA_TF32_OVERRIDE",
+    "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE",
+    "MKL_CBWR",
+    "KMP_DETERMINISTIC_REDUCTION",
+)
+_DIST_INFO = re.compile(r"^(?P<name>.+?)-(?P<version>[^-]+?)\.dist-info$")
+_PROBE = (
+    "import json, sys, sysconfig; print(json.dumps({'path': sys.path, 'version': sys.version, "
+    "'version_info': list(sys.version_info[:3]), 'executable': sys.executable, "
+    "'implementation': sys.implementation.name, 'prefix': sys.prefix, "
+    "'base_prefix': sys.base_prefix}))"
+)
+
+
+def interpreter_facts(executable: str | None = None) -> dict[str, Any]:
+    """sys.path, version and prefix of ``executable`` (default: this interpreter)."""
+    if executable is None or _same_file(executable, sys.executable):
+        return {
+            "path": list(sys.path),
+            "version": sys.version,
+            "version_info": list(sys.version_info[:3]),
+            "executable": sys.executable,
+            "implementation": sys.implementation.name,
+            "prefix": sys.prefix,
+            "base_prefix": sys.base_prefix,
+            "hash_randomization": bool(sys.flags.hash_randomization),
+        }
+    proc = subprocess.run(
+        [executable, "-I", "-c", _PROBE], capture_output=True, text=True, timeout=30, check=False
+    )
+    if proc.returncode != 0:
+        return {"executable": executable, "error": proc.stderr.strip()[-500:]}
+    facts: dict[str, Any] = json.loads(proc.stdout)
+    # -I drops the script dir and user site; the real child adds its script's dir, not packages.
+    return facts
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def scan_packages(paths: list[str]) -> dict[str, dict[str, Any]]:
+    """Installed distributions on ``paths``: name -> {version, origin, ...}; first one wins."""
+    packages: dict[str, dict[str, Any]] = {}
+    for entry in paths:
+        if not entry or not os.path.isdir(entry):
+            continue
+        try:
+            names = os.listdir(entry)
+        except OSError:
+            continue
+        for filename in names:
+            if not filename.endswith(".dist-info"):
+                continue
+            m = _DIST_INFO.match(filename)
+            if not m:
+                continue
+            key = _normalise(m["name"])
+            if key in packages:
+                continue
+            info_dir = os.path.join(entry, filename)
+            record: dict[str, Any] = {"name": m["name"], "version": m["version"], "location": entry}
+            record.update(_origin(info_dir))
+            packages[key] = record
+    return dict(sorted(packages.items()))
+
+
+def _origin(info_dir: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"origin": "index"}
+    try:
+        with open(os.path.join(info_dir, "INSTALLER"), encoding="utf-8") as f:
+            out["installer"] = f.read().strip()
+    except OSError:
+        pass
+    try:
+        with open(os.path.join(info_dir, "direct_url.json"), encoding="utf-8") as f:
+            direct = json.load(f)
+    except (OSError, ValueError):
+        return out
+    url = str(direct.get("url", ""))
+    if "vcs_info" in direct:
+        vcs = direct["vcs_info"]
+        out.update(
+            origin="vcs",
+            url=redact_url(url),
+            vcs=vcs.get("vcs"),
+            commit=vcs.get("commit_id"),
+            requested_revision=vcs.get("requested_revision"),
+        )
+    elif "dir_info" in direct:
+        path = _file_url_path(url)
+        editable = bool(direct["dir_info"].get("editable"))
+        out.update(origin="editable" if editable else "local", url=redact_url(url), path=path)
+        if editable and path:
+            from .git import package_repo_state
+
+            state = package_repo_state(path)
+            if state:
+                out["git"] = state
+    elif "archive_info" in direct:
+        archive = direct["archive_info"]
+        out.update(
+            origin="archive", url=redact_url(url), hash=archive.get("hash") or archive.get("hashes")
+        )
+        if url.startswith("file:"):
+            out["origin"] = "local"
+            out["path"] = _file_url_path(url)
+    return out
+
+
+def _file_url_path(url: str) -> str | None:
+    if not url.startswith("file:"):
+        return None
+    return unquote(urlsplit(url).path)
+
+
+def _torch_build(paths: list[str]) -> dict[str, Any] | None:
+    """torch's version, CUDA and HIP build from ``torch/version.py``, read as text."""
+    for entry in paths:
+        candidate = os.path.join(entry, "torch", "version.py")
+        try:
+            with open(candidate, encoding="utf-8") as f:
+                text = f.read()
+        except OSError:
+            continue
+        facts: dict[str, Any] = {"path": candidate}
+        for key in ("__version__", "cuda", "hip", "git_version", "debug"):
+            m = re.search(rf"^{key}\s*(?::\s*[^=]+)?=\s*(.+)$", text, re.M)
+            if m:
+                value = m.group(1).strip()
+                facts[key.strip("_")] = (
+                    value.strip("'\"")
+                    if value not in ("None", "False", "True")
+                    else {"None": None, "False": False, "True": True}[value]
+                )
+        return facts
+    return None
+
+
+def lock_files(root: str | os.PathLike[str] | None) -> dict[str, str]:
+    """sha256 of dependency lock files present at ``root`` (relative path -> hex digest)."""
+    if root is None:
+        return {}
+    base = Path(root)
+    found: set[Path] = {base / name for name in LOCK_FILES if (base / name).is_file()}
+    for pattern in LOCK_GLOBS:
+        found.update(p for p in base.glob(pattern) if p.is_file())
+    out = {}
+    for path in sorted(found):
+        try:
+            out[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            continue
+    return out
+
+
+def _os_facts() -> dict[str, Any]:
+    uname = platform.uname()
+    facts: dict[str, Any] = {
+        "system": uname.system,
+        "release": uname.release,
+        "version": uname.version,
+        "machine": uname.machine,
+    }
+    try:
+        with open("/etc/os-release", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    facts["distribution"] = line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    libc, libc_version = platform.libc_ver()
+    if libc:
+        facts["libc"] = f"{libc} {libc_version}"
+    return facts
+
+
+def capture_environment(
+    *,
+    executable: str | None = None,
+    project_root: str | os.PathLike[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Everything about the software environment of a run, secrets redacted."""
+    facts = interpreter_facts(executable)
+    paths = [p for p in facts.get("path", []) if p]
+    environ = dict(os.environ if env is None else env)
+    redacted = redact_env(environ)
+    record: dict[str, Any] = {
+        "python": {
+            "version": facts.get("version"),
+            "version_info": facts.get("version_info"),
+            "implementation": facts.get("implementation"),
+            "executable": facts.get("executable"),
+            "prefix": facts.get("prefix"),
+            "virtualenv": facts.get("prefix") != facts.get("base_prefix"),
+        },
+        "os": _os_facts(),
+        "packages": scan_packages(paths),
+        "torch": _torch_build(paths),
+        "lock_files": lock_files(project_root),
+        "relevant_env": {k: redacted[k] for k in RELEVANT_ENV if k in redacted},
+        "env": dict(sorted(redacted.items())),
+    }
+    if "error" in facts:
+        record["python"]["error"] = facts["error"]
+    if "conda" in environ.get("CONDA_PREFIX", "") or environ.get("CONDA_DEFAULT_ENV"):
+        record["conda"] = {
+            "prefix": environ.get("CONDA_PREFIX"),
+            "env": environ.get("CONDA_DEFAULT_ENV"),
+        }
+    return record

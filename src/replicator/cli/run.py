@@ -1,0 +1,114 @@
+"""``replicator run``: run a command and record it (one run per seed)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..launch import RunSpec, launch
+
+RUN_EPILOG = """\b
+Examples:
+  replicator run -c configs/mlp.yaml --set optim.lr=0.01 -- python train.py
+  replicator run --seeds 5 --experiment mlp -- python train.py
+  replicator run --metric-pattern 'step (?P<step>\\d+) \\| loss (?P<loss>[0-9.e+-]+)' -- python old.py
+
+The child gets REPLICATOR_RUN_DIR, REPLICATOR_SEED and PYTHONHASHSEED in its environment; a script
+that calls replicator.load_config()/replicator.start() joins the run. Exit code: the command's own
+for one run; for several seeds 0 when all completed, 1 otherwise; 2 for a usage error.
+"""
+
+
+@click.command("run", epilog=RUN_EPILOG, context_settings={"ignore_unknown_options": False})
+@click.option(
+    "-c", "--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file."
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config value (a.b=1, +a.new=1 to add, ~a.b to delete). Repeatable.",
+)
+@click.option("--seed", type=int, help="Seed of the run (default: drawn and recorded).")
+@click.option("--seeds", type=int, help="Run N times with N seeds drawn once from a recorded root.")
+@click.option(
+    "--seed-root", type=int, help="Root of the --seeds draw, to draw the same seeds again."
+)
+@click.option("--experiment", "-e", help="Experiment name (default: the config file's name).")
+@click.option("--name", "-n", help="A name for the run.")
+@click.option(
+    "--outputs",
+    "-o",
+    multiple=True,
+    metavar="PATH",
+    help="Output file or folder to record with its hash. Repeatable. Default: detect changes.",
+)
+@click.option("--metric-pattern", help="Regex with a 'step' group and one named group per metric.")
+@click.option(
+    "--deterministic",
+    is_flag=True,
+    help="Deterministic mode: CUBLAS_WORKSPACE_CONFIG set before start, torch determinism flags.",
+)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def run_command(
+    ctx: click.Context,
+    config_path: str | None,
+    overrides: tuple[str, ...],
+    seed: int | None,
+    seeds: int | None,
+    seed_root: int | None,
+    experiment: str | None,
+    name: str | None,
+    outputs: tuple[str, ...],
+    metric_pattern: str | None,
+    deterministic: bool,
+    command: tuple[str, ...],
+) -> None:
+    """Run COMMAND as a child process and record everything needed to run it again."""
+    spec = RunSpec(
+        command=command,
+        config_path=config_path,
+        overrides=overrides,
+        seed=seed,
+        seeds=seeds,
+        seed_root=seed_root,
+        experiment=experiment,
+        name=name,
+        outputs=outputs,
+        metric_pattern=metric_pattern,
+        deterministic=deterministic,
+    )
+    total = seeds or 1
+
+    def on_start(run_id: str, run_dir: Path, run_seed: int) -> None:
+        count = f" [{on_start.index}/{total}]" if total > 1 else ""  # type: ignore[attr-defined]
+        on_start.index += 1  # type: ignore[attr-defined]
+        click.secho(
+            f"replicator: run {run_id}{count} seed={run_seed} -> {run_dir}", err=True, fg="cyan"
+        )
+
+    on_start.index = 1  # type: ignore[attr-defined]
+    results = launch(spec, on_start=on_start)
+    for result in results:
+        color = "green" if result.status == "completed" else "red"
+        click.secho(
+            f"replicator: run {result.run_id} {result.status} (exit code {result.exit_code})",
+            err=True,
+            fg=color,
+        )
+    if len(results) < total:
+        click.secho(
+            f"replicator: sweep stopped after {len(results)} of {total} runs (interrupted)",
+            err=True,
+            fg="yellow",
+        )
+    if total == 1:
+        code = results[0].exit_code or 0
+        if results[0].status == "interrupted" and code >= 0:
+            code = code or 130
+        sys.exit(code if code >= 0 else 128 - code)
+    sys.exit(0 if all(r.status == "completed" for r in results) and len(results) == total else 1)

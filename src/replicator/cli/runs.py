@@ -1,0 +1,363 @@
+"""``replicator ls``, ``show``, ``diff`` and ``index``: reading the store."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import click
+
+from ..config import flatten
+from ..diff import diff_runs, read_part
+from ..metrics import iter_jsonl, read_metrics
+from ..query import compile_where
+from ..store import RunRecord, Store
+
+
+def _fmt_time(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
+
+
+def _fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, sec = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{sec:02d}s"
+
+
+def _fmt_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _warn_problems(store: Store) -> None:
+    for problem in store.problems:
+        click.secho(f"warning: skipped {problem}", err=True, fg="yellow")
+
+
+def select_runs(
+    store: Store,
+    *,
+    experiment: str | None = None,
+    status: str | None = None,
+    where: str | None = None,
+) -> list[RunRecord]:
+    """Runs of the store matching the filters, oldest first."""
+    predicate = compile_where(where) if where else None
+    records = store.records()
+    out = []
+    for r in records:
+        if experiment and r.experiment != experiment:
+            continue
+        if status and r.status != status:
+            continue
+        if predicate and not predicate(r.as_dict()):
+            continue
+        out.append(r)
+    return out
+
+
+@click.command(
+    "ls",
+    epilog="""\b
+Examples:
+  replicator ls
+  replicator ls --experiment mlp --where 'config.optim.lr < 0.1 and summary.test_acc > 0.9'
+  replicator ls --status crashed --json
+""",
+)
+@click.option("--experiment", "-e", help="Only runs of this experiment.")
+@click.option(
+    "--status",
+    type=click.Choice(["running", "completed", "failed", "interrupted", "crashed"]),
+    help="Only runs with this status.",
+)
+@click.option(
+    "--where", help="Filter on config.*, summary.*, seed, status, name (a Python-like expression)."
+)
+@click.option("--limit", type=int, default=None, help="Only the N most recent runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+def ls_command(
+    experiment: str | None, status: str | None, where: str | None, limit: int | None, as_json: bool
+) -> None:
+    """List recorded runs, oldest first."""
+    store = Store.open()
+    runs = select_runs(store, experiment=experiment, status=status, where=where)
+    if limit is not None:
+        runs = runs[-limit:] if limit > 0 else []
+    _warn_problems(store)
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in runs], indent=2, default=str))
+        return
+    if not runs:
+        click.echo(
+            f"No runs in {store.root}"
+            + (" match the filters." if (experiment or status or where) else ".")
+        )
+        return
+    rows = [["ID", "EXPERIMENT", "NAME", "STATUS", "SEED", "STARTED", "DURATION", "METRICS"]]
+    for r in runs:
+        metrics = ", ".join(f"{k}={_fmt_value(v)}" for k, v in list(r.summary.items())[:3])
+        rows.append(
+            [
+                r.id,
+                r.experiment,
+                r.name or "-",
+                r.status,
+                str(r.seed if r.seed is not None else "-"),
+                _fmt_time(r.started),
+                _fmt_duration(r.duration),
+                metrics or "-",
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+
+
+def _section(title: str) -> None:
+    click.secho(f"\n{title}", bold=True)
+
+
+def _kv(key: str, value: Any, indent: int = 2) -> None:
+    click.echo(f"{' ' * indent}{key + ':':<22} {value}")
+
+
+def run_details(record: RunRecord) -> dict[str, Any]:
+    """Everything recorded for a run, as one JSON-ready dict (``show --json``)."""
+    d = record.dir
+    return {
+        "run": {**record.meta, "config": record.config},
+        "status_history": list(iter_jsonl(d / "status.jsonl")),
+        "summary": record.summary,
+        "code": read_part(d, "code.json"),
+        "environment": read_part(d, "environment.json"),
+        "hardware": read_part(d, "hardware.json"),
+        "seeding": read_part(d, "seeding.json"),
+        "outputs": read_part(d, "outputs.json"),
+        "metrics": _metric_overview(d),
+        "files": sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file()),
+    }
+
+
+def _metric_overview(run_dir: Any) -> dict[str, dict[str, Any]]:
+    overview: dict[str, dict[str, Any]] = {}
+    for entry in read_metrics(run_dir / "metrics.jsonl"):
+        item = overview.setdefault(entry["key"], {"points": 0, "first_step": entry.get("step")})
+        item["points"] += 1
+        item["last_step"] = entry.get("step")
+        item["last"] = entry.get("value")
+    return overview
+
+
+@click.command(
+    "show",
+    epilog="""\b
+Examples:
+  replicator show 20261126-141503-7f3a
+  replicator show last --json
+""",
+)
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Print everything recorded as JSON.")
+def show_command(run: str, as_json: bool) -> None:
+    """Show everything recorded for RUN (an id, a unique prefix, a name, or 'last')."""
+    store = Store.open()
+    record = store.get(run)
+    details = run_details(record)
+    if as_json:
+        click.echo(json.dumps(details, indent=2, default=str))
+        return
+    meta = record.meta
+    click.secho(f"Run {record.id}", bold=True)
+    _kv("experiment", record.experiment)
+    if record.name:
+        _kv("name", record.name)
+    status = record.status + (
+        f" (exit code {meta.get('exit_code')})" if meta.get("exit_code") is not None else ""
+    )
+    if meta.get("error"):
+        status += f": {meta['error']}"
+    if meta.get("crash_detected"):
+        status += f" ({meta['crash_detected']})"
+    _kv("status", status)
+    seeding = meta.get("seeding") or {}
+    seed_text = f"{record.seed} ({seeding.get('source', '?')}"
+    if seeding.get("root"):
+        seed_text += f", root {seeding['root']}"
+    if seeding.get("sweep"):
+        seed_text += f", sweep {seeding['sweep']} #{seeding.get('index')}"
+    _kv("seed", seed_text + (", deterministic" if meta.get("deterministic") else "") + ")")
+    _kv("command", " ".join(meta.get("command") or []))
+    _kv("working directory", meta.get("cwd"))
+    _kv("host / user", f"{meta.get('host')} / {meta.get('user')}")
+    _kv("started", _fmt_time(record.started))
+    _kv("ended", _fmt_time(record.ended))
+    _kv("duration", _fmt_duration(record.duration))
+    _kv("directory", record.dir)
+    history = details["status_history"]
+    if len(history) > 1:
+        _kv("status history", " -> ".join(h.get("status", "?") for h in history))
+
+    _section(
+        "Config"
+        + (f" (hash {str(meta.get('config_hash'))[:12]})" if meta.get("config_hash") else "")
+    )
+    flat = flatten(record.config)
+    for key, value in flat.items():
+        _kv(key, value)
+    if not flat:
+        click.echo("  (none)")
+
+    _section("Code")
+    code = details["code"]
+    if code.get("repo"):
+        _kv("repository", code["repo"])
+        _kv("commit", f"{code.get('commit')} ({code.get('branch') or 'detached'})")
+        if code.get("remote"):
+            _kv("remote", code["remote"])
+        dirty = "yes" if code.get("dirty") else "no"
+        if code.get("dirty"):
+            dirty += f" ({code.get('changed_files', 0)} changed, {code.get('untracked_files', 0)} untracked files)"
+        _kv("uncommitted changes", dirty)
+        _kv("snapshot", f"{code.get('snapshot')} ({code.get('snapshot_ref')})")
+    if code.get("note"):
+        _kv("note", code["note"])
+
+    env = details["environment"]
+    if env:
+        _section("Environment")
+        py = env.get("python", {})
+        _kv("python", f"{str(py.get('version', '?')).split()[0]} ({py.get('executable')})")
+        osf = env.get("os", {})
+        _kv(
+            "os",
+            f"{osf.get('distribution') or osf.get('system')} kernel {osf.get('release')} {osf.get('libc') or ''}".strip(),
+        )
+        packages = env.get("packages", {})
+        special = {k: v for k, v in packages.items() if v.get("origin") != "index"}
+        _kv("packages", f"{len(packages)} ({len(special)} not from an index)")
+        for name, info in special.items():
+            git = info.get("git") or {}
+            extra = (
+                f" @ {str(git.get('commit'))[:10]}{' dirty' if git.get('dirty') else ''}"
+                if git
+                else ""
+            )
+            _kv(
+                f"  {name}",
+                f"{info.get('version')} {info.get('origin')} {info.get('path') or info.get('url') or ''}{extra}",
+                2,
+            )
+        torch = env.get("torch")
+        if torch:
+            _kv("torch build", f"{torch.get('version')} ({'CUDA ' + str(torch['cuda']) if torch.get('cuda') else 'no CUDA'})")
+        for name, digest in (env.get("lock_files") or {}).items():
+            _kv(f"lock file {name}", digest[:16])
+        for name, value in (env.get("relevant_env") or {}).items():
+            _kv(name, value)
+
+    hw = details["hardware"]
+    if hw:
+        _section("Hardware")
+        cpu = hw.get("cpu", {})
+        _kv("cpu", f"{cpu.get('model')} ({cpu.get('logical_cores')} logical cores)")
+        if cpu.get("numeric_flags"):
+            _kv("instruction sets", " ".join(cpu["numeric_flags"]))
+        mem = (hw.get("memory") or {}).get("total_bytes")
+        if mem:
+            _kv("memory", f"{mem / 2**30:.1f} GiB")
+        gpus = (hw.get("gpu") or {}).get("devices") or []
+        _kv(
+            "gpus",
+            ", ".join(f"{g.get('name')} ({g.get('memory_mib')} MiB)" for g in gpus) or "none",
+        )
+        if gpus:
+            _kv("driver", hw["gpu"].get("driver"))
+
+    _section("Metrics")
+    overview = details["metrics"]
+    for key, value in record.summary.items():
+        hist = overview.get(key)
+        extra = (
+            f"  ({hist['points']} points, steps {hist['first_step']}..{hist['last_step']})"
+            if hist
+            else ""
+        )
+        _kv(key, f"{_fmt_value(value)}{extra}")
+    if not record.summary:
+        click.echo("  (none)")
+
+    outputs = details["outputs"]
+    if outputs.get("files") or outputs.get("missing"):
+        _section(f"Outputs ({outputs.get('mode')})")
+        for f in outputs.get("files", [])[:50]:
+            _kv(
+                f["path"],
+                f"{f.get('size', '?')} bytes blake3:{str(f.get('blake3', ''))[:16]} {f.get('status', '')}",
+            )
+        if len(outputs.get("files", [])) > 50:
+            click.echo(f"  ... {len(outputs['files']) - 50} more")
+        for m in outputs.get("missing", []):
+            _kv(m, "declared but missing")
+
+
+@click.command(
+    "diff",
+    epilog="""\b
+Examples:
+  replicator diff 20261126-141503-7f3a 20261126-142210-01bc
+  replicator diff last~ last --json
+""",
+)
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+def diff_command(run_a: str, run_b: str, as_json: bool) -> None:
+    """Show what differs between two runs, most likely cause of different results first."""
+    store = Store.open()
+    a, b = store.get(run_a), store.get(run_b)
+    result = diff_runs(a, b)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2, default=str))
+        return
+    click.secho(f"--- {a.id}\n+++ {b.id}", bold=True)
+    if not result.differences:
+        click.echo("No differences in environment, hardware, seeds, config, data, code or metrics.")
+        return
+    section = None
+    for d in result.differences:
+        if d.section != section:
+            section = d.section
+            click.secho(f"\n{section}", bold=True)
+        click.echo(f"  {d.key}: {_fmt_value(d.a)} -> {_fmt_value(d.b)}")
+
+
+@click.group("index")
+def index_group() -> None:
+    """Manage the SQLite index (a cache of the run directories).
+
+    \b
+    Example:
+      replicator index rebuild
+    """
+
+
+@index_group.command("rebuild")
+def index_rebuild() -> None:
+    """Delete the index and recreate it from the run directories."""
+    store = Store.open()
+    count = store.rebuild_index()
+    _warn_problems(store)
+    click.echo(
+        f"Indexed {count} runs from {store.runs_dir}"
+        + (f" ({len(store.problems)} skipped)" if store.problems else "")
+    )
+    if store.problems:
+        sys.exit(1)

@@ -1,0 +1,490 @@
+"""Configs: YAML files with comments and nesting, ``extends:``, overrides, validation, hashing.
+
+``load_config("configs/mlp.yaml", overrides=["optim.lr=0.01"])`` returns an OmegaConf
+``DictConfig``. A file may start from other files with ``extends: base.yaml`` (or a list); the
+file's own values win. Overrides use the grammar researchers know from Hydra:
+
+    a.b=1       change an existing key (unknown keys are rejected, with a suggestion)
+    +a.new=1    add a key that does not exist yet
+    ++a.b=1     set a key whether or not it exists
+    ~a.b        delete a key
+
+Values are parsed as YAML (``1`` is an int, ``[1, 2]`` a list, ``null`` None). A value whose type
+clashes with the file's (a string for a number, a scalar for a section) is an error that names the
+file and line where the key was defined. ``${a.b}`` interpolations are resolved before recording.
+
+Inside a script started by ``replicator run``, ``load_config`` also applies the CLI's ``--set``
+overrides and seed, and records the config the script actually used in the run.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+__all__ = [
+    "Override",
+    "apply_overrides",
+    "capture_args",
+    "config_hash",
+    "flatten",
+    "hparams_csv",
+    "load_config",
+    "parse_override",
+    "to_container",
+]
+
+ENV_OVERRIDES = "REPLICATOR_OVERRIDES"
+ENV_CONFIG = "REPLICATOR_CONFIG"
+ENV_SEED = "REPLICATOR_SEED"
+ENV_RUN_DIR = "REPLICATOR_RUN_DIR"
+
+
+@dataclass(frozen=True)
+class Override:
+    """One parsed override: ``op`` is 'set', 'add', 'force' or 'delete'."""
+
+    op: str
+    key: str
+    value: Any
+    text: str
+
+
+def parse_override(text: str) -> Override:
+    """Parse ``a.b=1``, ``+a.b=1``, ``++a.b=1`` or ``~a.b`` (values are YAML)."""
+    import yaml
+
+    raw = text.strip()
+    if raw.startswith("~"):
+        key = raw[1:].split("=", 1)[0].strip()
+        op = "delete"
+        value: Any = None
+    else:
+        if "=" not in raw:
+            raise ConfigError(
+                f"Override '{text}' has no '='. Write KEY=VALUE (e.g. optim.lr=0.01), "
+                "+KEY=VALUE to add a key, or ~KEY to delete one."
+            )
+        key, _, value_text = raw.partition("=")
+        key = key.strip()
+        if key.startswith("++"):
+            op, key = "force", key[2:]
+        elif key.startswith("+"):
+            op, key = "add", key[1:]
+        else:
+            op = "set"
+        try:
+            value = yaml.safe_load(value_text) if value_text.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"Override '{text}': the value is not valid YAML ({exc}).") from exc
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"Override '{text}': '{key}' is not a dotted key such as optim.lr.")
+    return Override(op=op, key=key, value=value, text=text)
+
+
+# ---------------------------------------------------------------------------------- loading
+def _compose_lines(path: Path, text: str) -> dict[str, int]:
+    """Map dotted keys to the 1-based line where each is defined in ``text``."""
+    import yaml
+
+    lines: dict[str, int] = {}
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return lines
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = f"{prefix}{key_node.value}"
+                lines[key] = key_node.start_mark.line + 1
+                walk(value_node, key + ".")
+
+    walk(root, "")
+    return lines
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"Config file {path} does not exist. Check the path given with -c."
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"Config file {path} cannot be read: {exc}.") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(f"{where}: {problem}. Fix the YAML syntax there.") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc}).") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}:1: a config must be a mapping of keys to values, got {type(data).__name__}."
+        )
+    return data, _compose_lines(path, text)
+
+
+class _Sources:
+    """Where each key was defined (file and line), for error messages."""
+
+    def __init__(self) -> None:
+        self.files: list[Path] = []
+        self.lines: dict[str, tuple[Path, int]] = {}
+
+    def where(self, key: str) -> str:
+        probe = key
+        while probe:
+            if probe in self.lines:
+                path, line = self.lines[probe]
+                return f"{_display(path)}:{line}"
+            probe = probe.rpartition(".")[0]
+        return _display(self.files[-1]) if self.files else "the overrides"
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _load_tree(path: Path, sources: _Sources, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in chain:
+        cycle = " -> ".join(_display(p) for p in (*chain, path))
+        raise ConfigError(f"Config files extend each other in a cycle: {cycle}.")
+    data, lines = _read_yaml(path)
+    bases = data.pop("extends", None)
+    merged: dict[str, Any] = {}
+    if bases is not None:
+        if isinstance(bases, str):
+            bases = [bases]
+        if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+            line = lines.get("extends", 1)
+            raise ConfigError(
+                f"{_display(path)}:{line}: 'extends' must be a file name or a list of file names."
+            )
+        for base in bases:
+            base_path = (path.parent / base) if not os.path.isabs(base) else Path(base)
+            if not base_path.exists() and base_path.suffix == "":
+                base_path = base_path.with_suffix(".yaml")
+            if not base_path.exists():
+                line = lines.get("extends", 1)
+                raise ConfigError(
+                    f"{_display(path)}:{line}: extends '{base}', but {_display(base_path)} "
+                    "does not exist."
+                )
+            merged = _deep_merge(merged, _load_tree(base_path, sources, (*chain, path)))
+    sources.files.append(path)
+    for key, line in lines.items():
+        if key != "extends" and not key.startswith("extends."):
+            sources.lines[key] = (path, line)
+    return _deep_merge(merged, data)
+
+
+def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_type(key: str, old: Any, new: Any, sources: _Sources, text: str) -> None:
+    where = sources.where(key)
+    if isinstance(old, Mapping) and not isinstance(new, Mapping):
+        raise ConfigError(
+            f"Config key '{key}' in {where} is a section; override '{text}' would replace it "
+            f"with {new!r}. Set one of its keys instead (e.g. {key}.<name>=...)."
+        )
+    if _is_number(old) and not _is_number(new):
+        raise ConfigError(
+            f"Config key '{key}' in {where} must be a number, got {new!r} ('{text}')."
+        )
+    if isinstance(old, bool) and not isinstance(new, bool):
+        raise ConfigError(
+            f"Config key '{key}' in {where} must be true or false, got {new!r} ('{text}')."
+        )
+
+
+def apply_overrides(
+    data: dict[str, Any], overrides: Iterable[str | Override], sources: _Sources | None = None
+) -> dict[str, Any]:
+    """Apply overrides to a plain nested dict (a copy is returned)."""
+    import copy
+    import difflib
+
+    sources = sources or _Sources()
+    out = copy.deepcopy(data)
+    for item in overrides:
+        ov = item if isinstance(item, Override) else parse_override(item)
+        parts = ov.key.split(".")
+        node: Any = out
+        for i, part in enumerate(parts[:-1]):
+            if not isinstance(node, dict) or part not in node:
+                if ov.op in ("add", "force") and isinstance(node, dict):
+                    node[part] = {}
+                else:
+                    prefix = ".".join(parts[: i + 1])
+                    raise ConfigError(_unknown_key_message(prefix, ov, out, difflib))
+            node = node[part]
+            if not isinstance(node, dict):
+                prefix = ".".join(parts[: i + 1])
+                raise ConfigError(
+                    f"Override '{ov.text}': '{prefix}' in {sources.where(prefix)} is a value, "
+                    "not a section."
+                )
+        leaf = parts[-1]
+        exists = leaf in node
+        if ov.op == "delete":
+            if not exists:
+                raise ConfigError(_unknown_key_message(ov.key, ov, out, difflib))
+            del node[leaf]
+        elif ov.op == "add":
+            if exists:
+                raise ConfigError(
+                    f"Override '{ov.text}': key '{ov.key}' already exists in "
+                    f"{sources.where(ov.key)}. Drop the '+' to change it, or use ++ to force."
+                )
+            node[leaf] = ov.value
+        elif ov.op == "force":
+            node[leaf] = ov.value
+        else:
+            if not exists:
+                raise ConfigError(_unknown_key_message(ov.key, ov, out, difflib))
+            _check_type(ov.key, node[leaf], ov.value, sources, ov.text)
+            node[leaf] = ov.value
+    return out
+
+
+def _unknown_key_message(key: str, ov: Override, data: dict[str, Any], difflib: Any) -> str:
+    known = list(flatten(data).keys())
+    sections = {k.rsplit(".", 1)[0] for k in known if "." in k}
+    close = difflib.get_close_matches(key, [*known, *sections], n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return (
+        f"Override '{ov.text}': config has no key '{key}'.{hint} "
+        f"To add a new key, write +{ov.key}={ov.text.partition('=')[2] or 'VALUE'}."
+    )
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    overrides: Sequence[str] = (),
+    schema: type | None = None,
+    apply_run_overrides: bool = True,
+) -> DictConfig:
+    """Load a YAML config (with ``extends:``), apply overrides, resolve and validate it.
+
+    Inside a run started by ``replicator run``, the CLI's ``--set`` overrides and seed are applied
+    after ``overrides`` and the resulting config is recorded in the run. ``schema`` (a dataclass)
+    validates types with OmegaConf's structured configs.
+    """
+
+    sources = _Sources()
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = _load_tree(Path(path), sources)
+    all_overrides = list(overrides)
+    joined = apply_run_overrides and os.environ.get(ENV_RUN_DIR)
+    if joined:
+        all_overrides += run_overrides()
+    data = apply_overrides(data, all_overrides, sources)
+    if joined and os.environ.get(ENV_SEED):
+        data["seed"] = int(os.environ[ENV_SEED])
+    cfg = _to_omegaconf(data, sources)
+    if schema is not None:
+        cfg = _validate_schema(cfg, schema, sources)
+    _resolve_check(cfg, sources)
+    from .run import record_script_config
+
+    # Remembers the sources for start(cfg); inside `replicator run` also records the config.
+    record_script_config(cfg, files=sources.files, overrides=all_overrides)
+    return cfg
+
+
+def run_overrides() -> list[str]:
+    """The ``--set`` overrides of the ``replicator run`` that started this process."""
+    text = os.environ.get(ENV_OVERRIDES)
+    if not text:
+        return []
+    try:
+        values = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"${ENV_OVERRIDES} is not a JSON list of overrides: {text!r}.") from exc
+    return [str(v) for v in values]
+
+
+def _to_omegaconf(data: dict[str, Any], sources: _Sources) -> DictConfig:
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.create(data)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", "") or ""
+        raise ConfigError(f"Config key '{key}' in {sources.where(key)}: {exc.msg}") from exc  # type: ignore[attr-defined]
+
+
+def _validate_schema(cfg: DictConfig, schema: type, sources: _Sources) -> DictConfig:
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        base = OmegaConf.structured(schema)
+        merged = OmegaConf.merge(base, cfg)
+    except OmegaConfBaseException as exc:
+        key = str(getattr(exc, "full_key", "") or "")
+        msg = str(getattr(exc, "msg", exc)).splitlines()[0]
+        raise ConfigError(
+            f"Config key '{key}' in {sources.where(key)} does not fit {schema.__name__}: {msg}"
+        ) from exc
+    return merged  # type: ignore[return-value]
+
+
+def _resolve_check(cfg: DictConfig, sources: _Sources) -> None:
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        key = str(getattr(exc, "full_key", "") or "")
+        msg = str(getattr(exc, "msg", exc)).splitlines()[0]
+        raise ConfigError(f"Config key '{key}' in {sources.where(key)}: {msg}") from exc
+
+
+# ---------------------------------------------------------------------------------- recording
+def to_container(cfg: Any) -> dict[str, Any]:
+    """A plain, resolved, JSON-ready dict from a DictConfig, a dataclass, a Namespace or a dict."""
+    import dataclasses
+
+    if cfg is None:
+        return {}
+    mod = type(cfg).__module__
+    if mod.startswith("omegaconf"):
+        from omegaconf import OmegaConf
+
+        out = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        return _jsonable(out)  # type: ignore[no-any-return]
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+        return _jsonable(dataclasses.asdict(cfg))  # type: ignore[no-any-return]
+    if hasattr(cfg, "__dict__") and type(cfg).__name__ == "Namespace":
+        return _jsonable(vars(cfg))  # type: ignore[no-any-return]
+    if isinstance(cfg, Mapping):
+        return _jsonable(dict(cfg))  # type: ignore[no-any-return]
+    raise ConfigError(
+        f"A config must be a mapping, a DictConfig, a dataclass or an argparse Namespace; "
+        f"got {type(cfg).__name__}."
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        try:
+            return value.item()
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay values."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, full + "."))
+        else:
+            out[full] = value
+    return out
+
+
+def config_hash(data: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of a resolved config (key order does not matter)."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def hparams_csv(data: Mapping[str, Any]) -> str:
+    """The flat ``key,value`` CSV of a config (lists and None as JSON)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["key", "value"])
+    for key, value in flatten(data).items():
+        shown = (
+            value
+            if isinstance(value, (str, int, float)) and not isinstance(value, bool)
+            else json.dumps(value)
+        )
+        writer.writerow([key, shown])
+    return buf.getvalue()
+
+
+def dump_yaml(data: Mapping[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(dict(data), sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def capture_args(namespace: Any, *, config: Any = None) -> DictConfig:
+    """Record an argparse ``Namespace`` (or any mapping) as the run's config.
+
+    For existing argparse scripts: ``cfg = replicator.capture_args(parser.parse_args())``. Inside
+    a ``replicator run``, the CLI's ``--set`` overrides and seed apply to the arguments too.
+    """
+    from omegaconf import OmegaConf
+
+    data = to_container(namespace)
+    if config is not None:
+        data = _deep_merge(to_container(config), data)
+    joined = os.environ.get(ENV_RUN_DIR)
+    overrides = run_overrides() if joined else []
+    data = apply_overrides(data, overrides)
+    if joined and os.environ.get(ENV_SEED):
+        data["seed"] = int(os.environ[ENV_SEED])
+    if hasattr(namespace, "__dict__") and not isinstance(namespace, Mapping):
+        # The script goes on using its namespace: it must hold the values that are recorded.
+        for key, value in data.items():
+            setattr(namespace, key, value)
+    cfg = OmegaConf.create(data)
+    from .run import record_script_config
+
+    record_script_config(cfg, files=[], overrides=overrides)
+    return cfg

@@ -1,0 +1,144 @@
+"""``--where`` expressions over runs: ``config.optim.lr < 0.1 and summary.test_acc >= 0.9``.
+
+A small, safe subset of Python expressions, parsed with :mod:`ast` and never ``eval``'d: names
+and dotted paths (``config.a.b``, ``summary.acc``, ``status``, ``seed``, ``experiment``,
+``name``), numbers, strings, True/False/None, lists, comparisons (``== != < <= > >= in not in``),
+``and``/``or``/``not`` and parentheses. A path missing from a run makes a comparison false.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .errors import QueryError
+
+__all__ = ["compile_where"]
+
+_MISSING = object()
+_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
+    ast.Eq: lambda a, b: a == b,
+    ast.NotEq: lambda a, b: a != b,
+    ast.Lt: lambda a, b: a < b,
+    ast.LtE: lambda a, b: a <= b,
+    ast.Gt: lambda a, b: a > b,
+    ast.GtE: lambda a, b: a >= b,
+    ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
+}
+
+
+def _path(node: ast.expr) -> list[str] | None:
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return parts[::-1]
+    return None
+
+
+def _lookup(record: Mapping[str, Any], parts: list[str]) -> Any:
+    value: Any = record
+    for part in parts:
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        else:
+            return _MISSING
+    return value
+
+
+def compile_where(expression: str) -> Callable[[Mapping[str, Any]], bool]:
+    """Compile a ``--where`` expression into a predicate over ``RunRecord.as_dict()``."""
+    text = expression.strip()
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        col = (exc.offset or 1) - 1
+        raise QueryError(
+            f"--where '{expression}': syntax error at column {col + 1} ({exc.msg}). "
+            "Example: --where 'config.optim.lr < 0.1 and summary.acc > 0.9'"
+        ) from exc
+    _validate(tree.body, expression)
+
+    def predicate(record: Mapping[str, Any]) -> bool:
+        try:
+            return bool(_eval(tree.body, record))
+        except TypeError:
+            return False
+
+    return predicate
+
+
+def _validate(node: ast.AST, expression: str) -> None:
+    allowed = (
+        ast.BoolOp,
+        ast.And,
+        ast.Or,
+        ast.UnaryOp,
+        ast.Not,
+        ast.USub,
+        ast.Compare,
+        ast.Name,
+        ast.Attribute,
+        ast.Constant,
+        ast.List,
+        ast.Tuple,
+        ast.Load,
+        *_COMPARE,
+    )
+    for child in ast.walk(node):
+        if not isinstance(child, allowed):
+            raise QueryError(
+                f"--where '{expression}': '{ast.unparse(child) if isinstance(child, ast.expr) else type(child).__name__}' "
+                "is not allowed; use paths, constants, comparisons, and/or/not."
+            )
+        if (
+            isinstance(child, ast.UnaryOp)
+            and isinstance(child.op, ast.USub)
+            and not isinstance(child.operand, ast.Constant)
+        ):
+            raise QueryError(f"--where '{expression}': '-' only applies to numbers.")
+
+
+def _eval(node: ast.expr, record: Mapping[str, Any]) -> Any:
+    if isinstance(node, ast.BoolOp):
+        if isinstance(node.op, ast.And):
+            return all(_eval(v, record) for v in node.values)
+        return any(_eval(v, record) for v in node.values)
+    if isinstance(node, ast.UnaryOp):
+        value = _eval(node.operand, record)
+        if isinstance(node.op, ast.Not):
+            return not value
+        return -value
+    if isinstance(node, ast.Compare):
+        left = _eval(node.left, record)
+        for op, right_node in zip(node.ops, node.comparators):
+            right = _eval(right_node, record)
+            if left is _MISSING or right is _MISSING:
+                return False
+            if not _COMPARE[type(op)](left, right):
+                return False
+            left = right
+        return True
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_eval(e, record) for e in node.elts]
+    parts = _path(node)
+    if parts is not None:
+        if parts in (["true"], ["True"]):
+            return True
+        if parts in (["false"], ["False"]):
+            return False
+        value = _lookup(record, parts)
+        if value is _MISSING and len(parts) == 1 and parts[0] not in record:
+            # A bare name: a summary metric first, then a config key (ls --where 'acc > 0.9').
+            for section in ("summary", "config"):
+                value = _lookup(record, [section, parts[0]])
+                if value is not _MISSING:
+                    break
+        return value
+    raise QueryError(f"Unsupported expression: {ast.dump(node)}")  # pragma: no cover

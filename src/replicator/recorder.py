@@ -1,0 +1,209 @@
+"""Writing a run record: one set of functions shared by ``replicator run`` and ``replicator.start``.
+
+Both ways of starting a run record the same things through these functions: the run directory
+and ``run.json``, the status history, the config files, and the code, environment and hardware
+capture. See :mod:`replicator.store` for the layout.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ._io import append_lines, atomic_write, atomic_write_json
+from .config import config_hash, dump_yaml, hparams_csv
+from .redact import redact_argv, redact_text
+from .store import SCHEMA_VERSION, Store, process_identity
+
+__all__ = ["capture_all", "new_run", "record_config", "set_status", "touch_heartbeat"]
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+def new_run(
+    store: Store,
+    *,
+    experiment: str,
+    name: str | None,
+    seed: int,
+    command: Sequence[str],
+    cwd: str | os.PathLike[str],
+    launcher: str,
+    deterministic: bool = False,
+    seeding: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> tuple[str, Path, dict[str, Any]]:
+    """Create the run directory and its first ``run.json`` with status 'running'."""
+    now = time.time()
+    run_id, run_dir = store.create_run_dir(now=now)
+    ignore = store.root / ".gitignore"
+    if not ignore.exists():
+        # The store must never end up in a code snapshot or a commit.
+        atomic_write(ignore, "# replicator's local store: not source code\n*\n", fsync=False)
+    meta: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "id": run_id,
+        "experiment": experiment,
+        "name": name,
+        "status": "running",
+        "created": now,
+        "started": now,
+        "ended": None,
+        "exit_code": None,
+        "seed": seed,
+        "seeding": dict(seeding or {}),
+        "deterministic": deterministic,
+        "command": redact_argv(list(command)),
+        "cwd": str(Path(cwd).resolve()),
+        "user": _user(),
+        "launcher": launcher,
+        "python_hash_randomization": bool(sys.flags.hash_randomization)
+        if launcher == "python"
+        else None,
+        **process_identity(),
+        "config": {},
+        "config_hash": None,
+    }
+    if extra:
+        meta.update(extra)
+    atomic_write_json(run_dir / "run.json", meta)
+    append_lines(run_dir / "status.jsonl", [_status_line("running", now)], fsync=True)
+    touch_heartbeat(run_dir)
+    return run_id, run_dir, meta
+
+
+def _status_line(status: str, when: float, **fields: Any) -> str:
+    import json
+
+    return json.dumps({"status": status, "time": round(when, 6), **fields}, default=str)
+
+
+def set_status(run_dir: Path, meta: dict[str, Any], status: str, **fields: Any) -> None:
+    """Change the run's status: rewrite run.json atomically and append to status.jsonl."""
+    now = time.time()
+    meta["status"] = status
+    meta.update(fields)
+    if status != "running":
+        meta["ended"] = now
+        if meta.get("started"):
+            meta["duration_s"] = round(now - float(meta["started"]), 3)
+    atomic_write_json(run_dir / "run.json", meta)
+    extra = {k: v for k, v in fields.items() if k in ("exit_code", "signal", "error")}
+    append_lines(run_dir / "status.jsonl", [_status_line(status, now, **extra)], fsync=True)
+
+
+def touch_heartbeat(run_dir: Path) -> None:
+    path = run_dir / "heartbeat"
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        path.write_text(
+            "replicator heartbeat: the mtime of this file tells that the recorder lives\n"
+        )
+
+
+def record_config(
+    run_dir: Path,
+    data: Mapping[str, Any],
+    *,
+    files: Sequence[str | os.PathLike[str]] = (),
+    overrides: Sequence[str] = (),
+) -> str:
+    """Write config.yaml, hparams.csv and config/ (raw files, overrides); return the config hash."""
+    folder = run_dir / "config"
+    raw = folder / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    names = []
+    for src in files:
+        path = Path(src)
+        target = raw / path.name
+        if target.exists() and target.read_bytes() != path.read_bytes():
+            target = raw / f"{len(names)}-{path.name}"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            continue
+        atomic_write(target, redact_text(text), fsync=False)
+        names.append({"source": str(path), "copy": str(target.relative_to(run_dir))})
+    digest = config_hash(data)
+    atomic_write_json(
+        folder / "sources.json",
+        {"files": names, "overrides": redact_argv(list(overrides)), "config_hash": digest},
+    )
+    atomic_write(run_dir / "config.yaml", dump_yaml(data))
+    atomic_write(run_dir / "hparams.csv", hparams_csv(data))
+    return digest
+
+
+def capture_all(
+    run_dir: Path,
+    *,
+    run_id: str,
+    cwd: str | os.PathLike[str],
+    store: Store,
+    executable: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Code, environment and hardware capture into the run directory; returns a code summary.
+
+    Capture problems never stop a run: each part that fails is recorded with its error.
+    """
+    from .capture.environment import capture_environment
+    from .capture.git import capture_code
+    from .capture.hardware import capture_hardware
+
+    errors: dict[str, str] = {}
+    exclude: list[str] = []
+    code = capture_code(cwd, run_id=run_id, patch_path=run_dir / "code.patch", exclude=exclude)
+    code_record = code.as_dict()
+    atomic_write_json(run_dir / "code.json", code_record, fsync=False)
+    if code.repo is None:
+        try:
+            os.unlink(run_dir / "code.patch")
+        except FileNotFoundError:
+            pass
+    project_root = code.repo or str(store.project_root)
+    try:
+        environment = capture_environment(
+            executable=executable,
+            project_root=project_root,
+            env=dict(env) if env is not None else None,
+        )
+        atomic_write_json(run_dir / "environment.json", environment, fsync=False)
+    except Exception as exc:  # capture must never stop the run; the failure is recorded
+        errors["environment"] = f"{type(exc).__name__}: {exc}"
+    try:
+        atomic_write_json(run_dir / "hardware.json", capture_hardware(), fsync=False)
+    except Exception as exc:
+        errors["hardware"] = f"{type(exc).__name__}: {exc}"
+    summary = {
+        k: code_record.get(k)
+        for k in ("repo", "commit", "branch", "remote", "dirty", "snapshot", "snapshot_ref", "note")
+    }
+    if errors:
+        summary["capture_errors"] = errors
+    return summary
+
+
+def which_python(command: Sequence[str], env: Mapping[str, str]) -> str | None:
+    """The Python interpreter a command runs, when it is one (``python``, ``.venv/bin/python3``)."""
+    import re
+
+    if not command:
+        return None
+    first = command[0]
+    if not re.fullmatch(r"python(\d+(\.\d+)?)?", os.path.basename(first)):
+        return None
+    resolved = shutil.which(first, path=env.get("PATH")) if os.sep not in first else first
+    return os.path.abspath(resolved) if resolved else None

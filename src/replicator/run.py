@@ -1,0 +1,388 @@
+"""The Python API of a run: ``replicator.start()`` and the :class:`Run` it gives.
+
+``start()`` either joins the run that ``replicator run`` opened for this process (the launcher
+owns the record: status, capture, output) or, under plain ``python``, opens a run of its own and
+records the same things. Either way the script gets a :class:`Run` to log metrics to and to set
+summary values on, and everything is seeded with the run's seed unless ``seed_frameworks=False``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ._io import atomic_write_json, read_json
+from .config import ENV_RUN_DIR, ENV_SEED, to_container
+from .errors import StoreError, UsageError
+from .metrics import MetricsWriter, encode_value
+from .recorder import capture_all, new_run, record_config, set_status, touch_heartbeat
+from .seeding import SeedReport, check_seed, draw_seeds, seed_everything
+from .store import Store
+
+__all__ = ["Run", "Summary", "active_run", "record_script_config", "start"]
+
+_active: Run | None = None
+_config_sources: dict[int, tuple[Any, list[str], list[str]]] = {}
+
+
+def active_run() -> Run | None:
+    """The run this process is recording into, if any."""
+    return _active
+
+
+class Summary(dict):  # type: ignore[type-arg]
+    """Final metrics of a run: a dict written to summary.json (atomically) on every flush."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.dirty = False
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.dirty = True
+
+    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        super().update(*args, **kwargs)
+        self.dirty = True
+
+
+class Run:
+    """A run being recorded: ``log`` metrics, set ``summary`` values, find files in ``dir``."""
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        run_dir: Path,
+        experiment: str,
+        seed: int,
+        config: Any,
+        owned: bool,
+        meta: dict[str, Any] | None = None,
+        seed_report: SeedReport | None = None,
+    ) -> None:
+        self.id = run_id
+        self.dir = run_dir
+        self.experiment = experiment
+        self.seed = seed
+        self.config = config
+        self.owned = owned
+        self.seed_report = seed_report
+        self.resumed = False
+        self.summary = Summary()
+        self._meta = meta or {}
+        self._closed = False
+        self._capture_thread: threading.Thread | None = None
+        existing = self.dir / "summary.json"
+        if existing.exists():
+            try:
+                self.summary.update(read_json(existing))
+                self.summary.dirty = False
+            except (OSError, ValueError):
+                pass
+        self._metrics = MetricsWriter(self.dir / "metrics.jsonl", on_tick=self._tick)
+
+    @property
+    def rng(self) -> Any:
+        """The numpy Generator seeded from the run's seed (None when seeding was turned off)."""
+        return self.seed_report.generator if self.seed_report else None
+
+    def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Record metric values at ``step`` (default: one past the previous step)."""
+        self._metrics.log(metrics, step)
+
+    def _tick(self) -> None:
+        if self.summary.dirty:
+            self._write_summary()
+        if self.owned:
+            touch_heartbeat(self.dir)
+
+    def _write_summary(self) -> None:
+        self.summary.dirty = False
+        merged = dict(self._metrics.last)
+        merged.update(
+            {str(k): encode_value(v) if _is_number_like(v) else v for k, v in self.summary.items()}
+        )
+        atomic_write_json(self.dir / "summary.json", merged, fsync=False)
+
+    def flush(self) -> None:
+        """Write buffered metrics and the summary now."""
+        self._metrics.flush()
+        self._write_summary()
+
+    def finish(self, status: str = "completed", **fields: Any) -> None:
+        """Flush and, for a run this process owns, record the final status."""
+        global _active
+        if self._closed:
+            return
+        self._closed = True
+        self._metrics.close()
+        self._write_summary()
+        if self._capture_thread is not None:
+            self._capture_thread.join(timeout=60)
+        if self.owned:
+            set_status(self.dir, self._meta, status, **fields)
+        if _active is self:
+            _active = None
+        _restore_handlers()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        status, fields = _status_for(exc_type, exc)
+        self.finish(status, **fields)
+
+    def __repr__(self) -> str:
+        return f"Run(id={self.id!r}, experiment={self.experiment!r}, seed={self.seed}, dir='{self.dir}')"
+
+
+def _is_number_like(value: Any) -> bool:
+    return isinstance(value, (int, float)) or hasattr(value, "item")
+
+
+def _status_for(
+    exc_type: type[BaseException] | None, exc: BaseException | None
+) -> tuple[str, dict[str, Any]]:
+    if exc_type is None:
+        return "completed", {"exit_code": 0}
+    if issubclass(exc_type, KeyboardInterrupt):
+        return "interrupted", {"error": "KeyboardInterrupt"}
+    if issubclass(exc_type, _Terminated):
+        return "interrupted", {"signal": "SIGTERM", "error": "terminated (SIGTERM)"}
+    if issubclass(exc_type, SystemExit):
+        code = getattr(exc, "code", 0)
+        if code in (None, 0):
+            return "completed", {"exit_code": 0}
+        return "failed", {
+            "exit_code": code if isinstance(code, int) else 1,
+            "error": f"SystemExit({code!r})",
+        }
+    return "failed", {"error": f"{exc_type.__name__}: {exc}"[:2000]}
+
+
+class _Terminated(SystemExit):
+    """Raised in the main thread when an owned run receives SIGTERM."""
+
+
+_previous_handlers: dict[int, Any] = {}
+
+
+def _install_handlers() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+
+        def on_term(signum: int, frame: Any) -> None:
+            raise _Terminated(128 + signum)
+
+        _previous_handlers[signal.SIGTERM] = signal.signal(signal.SIGTERM, on_term)
+
+
+def _restore_handlers() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum, handler in list(_previous_handlers.items()):
+        signal.signal(signum, handler)
+        del _previous_handlers[signum]
+
+
+def _finish_at_exit() -> None:
+    run = _active
+    if run is not None and not run._closed:
+        failed = getattr(sys, "last_value", None)
+        run.finish(
+            "failed" if failed else "completed",
+            **({"error": repr(failed)} if failed else {"exit_code": 0}),
+        )
+
+
+atexit.register(_finish_at_exit)
+
+
+def start(
+    config: Any = None,
+    *,
+    experiment: str | None = None,
+    name: str | None = None,
+    seed: int | None = None,
+    deterministic: bool = False,
+    seed_frameworks: bool = True,
+    store: Store | str | os.PathLike[str] | None = None,
+) -> Run:
+    """Open (or join) a run and seed everything with its seed; use it as a context manager.
+
+    ``config`` may be a DictConfig from :func:`load_config`, a dict, a dataclass or an argparse
+    Namespace. Under ``replicator run`` the run, its seed and its experiment are the CLI's.
+    """
+    global _active
+    if _active is not None and not _active._closed:
+        raise UsageError(
+            f"A run ({_active.id}) is already open in this process. Finish it (leave its `with` "
+            "block or call run.finish()) before starting another."
+        )
+    joined_dir = os.environ.get(ENV_RUN_DIR)
+    if joined_dir:
+        run = _join(
+            Path(joined_dir), config, deterministic=deterministic, seed_frameworks=seed_frameworks
+        )
+    else:
+        run = _open(
+            config,
+            experiment=experiment,
+            name=name,
+            seed=seed,
+            deterministic=deterministic,
+            seed_frameworks=seed_frameworks,
+            store=store,
+        )
+    _active = run
+    return run
+
+
+def _join(run_dir: Path, config: Any, *, deterministic: bool, seed_frameworks: bool) -> Run:
+    try:
+        meta = read_json(run_dir / "run.json")
+    except (OSError, ValueError) as exc:
+        raise StoreError(
+            f"${ENV_RUN_DIR} points to {run_dir}, which holds no readable run.json ({exc}). "
+            "Unset it to start a run of your own."
+        ) from exc
+    seed = check_seed(os.environ.get(ENV_SEED, meta.get("seed")), where=f"${ENV_SEED}")
+    deterministic = deterministic or os.environ.get("REPLICATOR_DETERMINISTIC") == "1"
+    report = (
+        seed_everything(seed, deterministic=deterministic, warn=False) if seed_frameworks else None
+    )
+    if config is not None:
+        record_script_config(config)
+    run = Run(
+        run_id=str(meta["id"]),
+        run_dir=run_dir,
+        experiment=str(meta.get("experiment")),
+        seed=seed,
+        config=config,
+        owned=False,
+        meta=meta,
+        seed_report=report,
+    )
+    if report is not None:
+        atomic_write_json(run_dir / "seeding.json", report.as_dict(), fsync=False)
+    return run
+
+
+def _open(
+    config: Any,
+    *,
+    experiment: str | None,
+    name: str | None,
+    seed: int | None,
+    deterministic: bool,
+    seed_frameworks: bool,
+    store: Store | str | os.PathLike[str] | None,
+) -> Run:
+    store_obj = (
+        store if isinstance(store, Store) else (Store(store) if store is not None else Store.open())
+    )
+    data = to_container(config)
+    if seed is None:
+        seed = data.get("seed") if isinstance(data.get("seed"), int) else None
+    seeding: dict[str, Any]
+    if seed is None:
+        root, (seed,) = draw_seeds(1)
+        seeding = {"source": "drawn", "root": str(root)}
+    else:
+        seed = check_seed(seed)
+        seeding = {"source": "given"}
+    data = {**data, "seed": seed}
+    experiment = experiment or "default"
+    cwd = os.getcwd()
+    argv = [sys.executable, *sys.argv]
+    run_id, run_dir, meta = new_run(
+        store_obj,
+        experiment=experiment,
+        name=name,
+        seed=seed,
+        command=argv,
+        cwd=cwd,
+        launcher="python",
+        deterministic=deterministic,
+        seeding=seeding,
+    )
+    files, overrides = _sources_of(config)
+    meta["config"] = data
+    meta["config_hash"] = record_config(run_dir, data, files=files, overrides=overrides)
+    atomic_write_json(run_dir / "run.json", meta)
+    report = seed_everything(seed, deterministic=deterministic) if seed_frameworks else None
+    if report is not None:
+        atomic_write_json(run_dir / "seeding.json", report.as_dict(), fsync=False)
+    run = Run(
+        run_id=run_id,
+        run_dir=run_dir,
+        experiment=experiment,
+        seed=seed,
+        config=config,
+        owned=True,
+        meta=meta,
+        seed_report=report,
+    )
+
+    def capture() -> None:
+        code = capture_all(run_dir, run_id=run_id, cwd=cwd, store=store_obj)
+        meta["code"] = code
+        if not run._closed:
+            atomic_write_json(run_dir / "run.json", meta)
+
+    # Capture runs beside the script so that start() returns in milliseconds.
+    run._capture_thread = threading.Thread(target=capture, name="replicator-capture", daemon=True)
+    run._capture_thread.start()
+    _install_handlers()
+    return run
+
+
+def _sources_of(config: Any) -> tuple[list[str], list[str]]:
+    entry = _config_sources.get(id(config))
+    if entry is None or entry[0] is not config:
+        return [], []
+    return entry[1], entry[2]
+
+
+def remember_sources(cfg: Any, files: list[Path], overrides: list[str]) -> None:
+    """Remember which files and overrides made ``cfg`` so that start(cfg) can record them."""
+    _config_sources[id(cfg)] = (cfg, [str(f) for f in files], list(overrides))
+
+
+def record_script_config(
+    cfg: Any, *, files: list[Path] | None = None, overrides: list[str] | None = None
+) -> None:
+    """Record the config a script actually uses in the run that ``replicator run`` opened."""
+    if files is not None or overrides is not None:
+        remember_sources(cfg, list(files or []), list(overrides or []))
+    run_dir = os.environ.get(ENV_RUN_DIR)
+    if not run_dir:
+        return
+    path = Path(run_dir)
+    data = to_container(cfg)
+    src_files, src_overrides = _sources_of(cfg)
+    digest = record_config(path, data, files=src_files, overrides=src_overrides)
+    atomic_write_json(
+        path / "config" / "script.json", {"config": data, "config_hash": digest}, fsync=False
+    )
+
+
+def iter_status(run_dir: Path) -> Iterator[dict[str, Any]]:
+    """The status history of a run, oldest first."""
+    from .metrics import iter_jsonl
+
+    yield from iter_jsonl(run_dir / "status.jsonl")
