@@ -43,27 +43,56 @@ def _p(rule: str, pattern: str, description: str, flags: int = 0) -> SecretPatte
 
 # Formats from ../shared/FACTS.md. Each regex matches the secret itself (group 0 or group "secret").
 SECRET_PATTERNS: tuple[SecretPattern, ...] = (
-    _p("private-key", r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----", "PEM private key"),
+    # The whole block when its END line is there (so capture redacts the key body too).
+    _p(
+        "private-key",
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+        r"(?:[A-Za-z0-9+/=:,\-\s\\]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----)?",
+        "PEM private key",
+    ),
     _p("wandb-api-key-v1", r"\bwandb_v1_[A-Za-z0-9_]{20,}", "Weights & Biases API key"),
     _p(
         "wandb-api-key",
-        r"(?i)wandb[^\n]{0,40}?[:=(,]\s*['\"]?(?P<secret>[0-9a-f]{40})\b",
+        # whitespace too: `wandb login KEY` is the documented command line
+        r"(?i)wandb[^\n]{0,40}?[:=(,\s]\s*['\"]?(?P<secret>[0-9a-f]{40})\b",
         "Weights & Biases API key (40 hex characters next to 'wandb')",
     ),
-    _p("neptune-api-token", r"\beyJhcGlfYWRkcmVzcyI6[A-Za-z0-9+/=_\-]{20,}", "Neptune API token"),
+    # base64 of '{"api_address":' and of '{"api_url":"' (newer tokens)
+    _p(
+        "neptune-api-token",
+        r"\beyJhcGlf(?:YWRkcmVzcyI6|dXJsIjoi)[A-Za-z0-9+/=_\-]{20,}",
+        "Neptune API token",
+    ),
     _p(
         "comet-api-key",
         r"(?i)comet[^\n]{0,40}?[:=(,]\s*['\"]?(?P<secret>[A-Za-z0-9]{25})\b",
         "Comet API key (25 alphanumerics next to 'comet')",
     ),
     _p("huggingface-token", r"\bhf_[A-Za-z]{34}\b", "Hugging Face access token"),
-    _p("openai-api-key", r"\bsk-(?:proj-)?[A-Za-z0-9_\-]{10,}T3BlbkFJ[A-Za-z0-9_\-]{10,}", "OpenAI key"),
-    _p("openai-project-key", r"\bsk-proj-[A-Za-z0-9_\-]{20,}", "OpenAI project key"),
+    _p("huggingface-org-token", r"\bapi_org_[A-Za-z]{34}\b", "Hugging Face organisation token"),
+    _p(
+        "openai-api-key",
+        r"\bsk-(?:proj-)?[A-Za-z0-9_\-]{10,}T3BlbkFJ[A-Za-z0-9_\-]{10,}",
+        "OpenAI key",
+    ),
+    _p(
+        "openai-project-key",
+        r"\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{20,}",
+        "OpenAI project, service-account or admin key",
+    ),
     _p("aws-access-key-id", r"\b(?:AKIA|ASIA)[A-Z2-7]{16}\b", "AWS access key id"),
+    _p(
+        "aws-secret-access-key",
+        r"(?i)aws[^\n]{0,20}?secret[^\n]{0,20}?[:=,]\s*['\"]?(?P<secret>[A-Za-z0-9/+]{40})"
+        r"(?![A-Za-z0-9/+])",
+        "AWS secret access key (40 characters next to 'aws ... secret')",
+    ),
     _p("github-token", r"\b(?:ghp|gho|ghs|ghu|ghr)_[A-Za-z0-9]{36}\b", "GitHub token"),
     _p("github-fine-grained-pat", r"\bgithub_pat_[A-Za-z0-9_]{22,}", "GitHub fine-grained token"),
-    _p("google-api-key", r"\bAIza[0-9A-Za-z_\-]{35}\b", "Google API key"),
-    _p("slack-token", r"\bxox[bpas]-[0-9A-Za-z\-]{10,}", "Slack token"),
+    # no trailing \b: a key may end in '-', after which \b never matches before a quote
+    _p("google-api-key", r"\bAIza[0-9A-Za-z_\-]{35}(?![0-9A-Za-z_\-])", "Google API key"),
+    _p("slack-token", r"\bxox[bpaser]-[0-9A-Za-z\-]{10,}", "Slack token"),
+    _p("slack-app-token", r"\bxapp-[0-9]-[0-9A-Za-z\-]{10,}", "Slack app-level token"),
 )
 
 _SECRET_NAME = re.compile(

@@ -1,0 +1,414 @@
+"""Secret scanning for ``release check``: known key formats, high-entropy values next to credential
+words, credential files, notebooks (sources and outputs) and, on request, every commit in history.
+
+Known formats come from :data:`replicator.redact.SECRET_PATTERNS`, the table that capture-time
+redaction uses too, so what replicator hides when it records a run is what it looks for before a
+release. Two kinds of matches are dropped on purpose: documented example keys (AWS's
+``...EXAMPLE`` values) and placeholders (``hf_xxxx...``, ``<your-key>``, ``${TOKEN}``), which carry
+no secret. A match is reported with its value masked (see :func:`~.findings.mask`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from ..redact import SECRET_PATTERNS, redact_text
+from .findings import Finding, fingerprint, mask, suppressed_rules
+
+__all__ = [
+    "CREDENTIAL_FILE_FIX",
+    "ROTATE_FIX",
+    "credential_file_findings",
+    "is_credential_file",
+    "notebook_texts",
+    "scan_history",
+    "scan_secrets",
+    "shannon_entropy",
+]
+
+ROTATE_FIX = (
+    "Revoke and rotate this key at its provider first (a published key is compromised even after "
+    "it is deleted), then read it from an environment variable or an ignored config file."
+)
+HISTORY_FIX = (
+    ROTATE_FIX + " The key is in git history: rewrite history (`git filter-repo --replace-text "
+    "FILE` or BFG) before pushing, or publish a clean single-commit copy with "
+    "`replicator release export DEST`."
+)
+CREDENTIAL_FILE_FIX = (
+    "Remove it from the repository (`git rm --cached FILE`), add it to .gitignore and rotate "
+    "every credential it held."
+)
+
+# Context-based rule: a credential word, an assignment, then a random-looking value.
+_KEYWORD = (
+    r"(?:api[_\-]?key|apikey|secret|token(?!i[sz])|passw(?:or)?d|pwd|credential|"
+    r"auth[_\-]?key|access[_\-]?key|private[_\-]?key|client[_\-]?secret)"
+)
+_GENERIC = re.compile(
+    r"(?i)(?P<name>[\w.\-]*" + _KEYWORD + r"[\w.\-]*)['\"]?\]?"
+    r"(?:\s*(?::=|=>|[=:,])\s*|\s+)(?:[rbuf]?['\"]|`)?"
+    r"(?P<secret>[A-Za-z0-9+/=_\-.~]{16,})"
+)
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+_HASH_PREFIX = re.compile(r"^(?:sha1|sha224|sha256|sha384|sha512|md5|blake2b?|blake3|xxh\w*)[:\-]")
+_PLACEHOLDER = re.compile(
+    r"example|xxxx|your[_\-]|changeme|change[_\-]me|placeholder|dummy|redacted|\*\*\*\*|fake",
+    re.IGNORECASE,
+)
+# Documented example credentials (AWS's documentation values all contain "EXAMPLE").
+_DOC_EXAMPLE = re.compile(r"EXAMPLE")
+_PEM_BODY = re.compile(r"[A-Za-z0-9+/=]{40,}")
+
+_CREDENTIAL_NAMES = {
+    ".env": "environment file with credentials",
+    ".netrc": "netrc file (W&B writes its API key here)",
+    "_netrc": "netrc file",
+    "kaggle.json": "Kaggle API credentials",
+    ".git-credentials": "git credential store",
+    ".pypirc": "PyPI upload credentials",
+    "id_rsa": "SSH private key",
+    "id_dsa": "SSH private key",
+    "id_ecdsa": "SSH private key",
+    "id_ed25519": "SSH private key",
+    "credentials": "cloud credentials file",
+}
+_CREDENTIAL_SUFFIXES = {".p12": "PKCS#12 key store", ".pfx": "PKCS#12 key store"}
+_ENV_TEMPLATES = (".example", ".sample", ".template", ".dist", ".defaults")
+MAX_SCAN_BYTES = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _Hit:
+    rule: str
+    description: str
+    start: int
+    end: int
+    value: str
+    severity: str = "error"
+
+
+def shannon_entropy(value: str) -> float:
+    """Bits per character of ``value`` (0 for an empty string)."""
+    if not value:
+        return 0.0
+    counts: dict[str, int] = {}
+    for ch in value:
+        counts[ch] = counts.get(ch, 0) + 1
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+def _looks_random(value: str) -> bool:
+    """Whether a value next to a credential word looks like a real secret, not a name or hash."""
+    value = value.rstrip(".")
+    if len(value) < 16 or _UUID.match(value) or _HASH_PREFIX.match(value):
+        return False
+    if _PLACEHOLDER.search(value) or _DOC_EXAMPLE.search(value):
+        return False
+    segments = [s for s in re.split(r"[/._\-~+=]", value) if s]
+    if len(segments) > 1 and all(s.isalpha() or s.isdigit() for s in segments):
+        return False  # a dotted name, path or URL-ish identifier made of words
+    has_digit = any(c.isdigit() for c in value)
+    has_lower = any(c.islower() for c in value)
+    has_upper = any(c.isupper() for c in value)
+    entropy = shannon_entropy(value)
+    if _HEX.match(value):
+        return len(value) >= 20 and has_digit and (has_lower or has_upper) and entropy >= 3.0
+    threshold = min(4.0, 2.5 + 0.05 * len(value))
+    if has_digit and (has_lower or has_upper):
+        return entropy >= threshold
+    return has_lower and has_upper and entropy >= 4.0
+
+
+def _is_placeholder(value: str, rule: str) -> bool:
+    if rule == "private-key":
+        return False
+    if _DOC_EXAMPLE.search(value) or _PLACEHOLDER.search(value):
+        return True
+    # hf_xxxxxxxx..., AKIAAAAAAAAA...: too few distinct characters to be a generated key
+    return len(set(value)) < 8
+
+
+def _line_hits(line: str) -> list[_Hit]:
+    hits: list[_Hit] = []
+    taken: list[tuple[int, int]] = []
+
+    def free(a: int, b: int) -> bool:
+        return all(b <= s or a >= e for s, e in taken)
+
+    for pattern in SECRET_PATTERNS:
+        for m in pattern.regex.finditer(line):
+            group = "secret" if "secret" in pattern.regex.groupindex else 0
+            a, b = m.span(group)
+            value = m.group(group)
+            if not free(a, b) or _is_placeholder(value, pattern.rule):
+                continue
+            taken.append((a, b))
+            hits.append(_Hit(pattern.rule, pattern.description, a, b, value))
+    for m in _GENERIC.finditer(line):
+        a, b = m.span("secret")
+        value = m.group("secret").rstrip(".")
+        if free(a, b) and _looks_random(value):
+            taken.append((a, b))
+            desc = f"high-entropy value assigned to '{m['name'][:40]}'"
+            hits.append(_Hit("high-entropy-secret", desc, a, a + len(value), value))
+    return hits
+
+
+def _snippet(line: str, hit: _Hit) -> str:
+    if hit.rule == "private-key":
+        header = hit.value.split("-----", 2)
+        return f"-----{header[1]}----- (key body not shown)" if len(header) > 2 else "PEM block"
+    masked = line[: hit.start] + mask(hit.value) + line[hit.end :]
+    start = max(0, hit.start - 50)
+    text = masked[start : start + 130].strip()
+    return redact_text(text)
+
+
+def scan_secrets(text: str, path: str) -> list[Finding]:
+    """Secrets in the text of one file (a notebook's sources and outputs when it is .ipynb)."""
+    if path.endswith(".ipynb"):
+        notebook = _scan_notebook(text, path)
+        if notebook is not None:
+            return notebook
+    return list(_scan_lines(text.splitlines(), path))
+
+
+def _scan_lines(
+    lines: list[str],
+    path: str,
+    *,
+    where: str = "",
+    line_of: dict[int, int] | None = None,
+    commit: str | None = None,
+) -> Iterator[Finding]:
+    previous = ""
+    for index, line in enumerate(lines):
+        if len(line) > 100_000:
+            line = line[:100_000]  # minified blobs: the head is enough, the regexes stay linear
+        hits = _line_hits(line) if line.strip() else []
+        if hits:
+            silenced = suppressed_rules(line, previous) or set()
+            for hit in hits:
+                if silenced & {"*", "secret", hit.rule}:
+                    continue
+                severity, message = hit.severity, hit.description
+                if hit.rule == "private-key":
+                    after = "\n".join([hit.value, line[hit.end :], *lines[index + 1 : index + 4]])
+                    if not _PEM_BODY.search(after.split("-----", 2)[-1]):
+                        severity = "warning"
+                        message += " header without a key body (documentation?)"
+                lineno = (line_of or {}).get(index, index + 1)
+                yield Finding(
+                    file=path,
+                    line=lineno,
+                    rule=hit.rule,
+                    severity=severity,
+                    message=f"{message}{where}",
+                    snippet=_snippet(line, hit),
+                    fix=HISTORY_FIX if commit else ROTATE_FIX,
+                    fingerprint=fingerprint(hit.rule, path, hit.value),
+                    commit=commit,
+                )
+        previous = line
+
+
+# ------------------------------------------------------------------ notebooks
+def notebook_texts(raw: str) -> Iterator[tuple[str, str]] | None:
+    """``(text, where)`` for each cell source and text output of a notebook; None if not JSON."""
+    try:
+        nb = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        return None
+    return _iter_notebook(nb)
+
+
+def _join(value: object) -> str:
+    if isinstance(value, list):
+        return "".join(str(v) for v in value)
+    if isinstance(value, (dict, int, float)):
+        return json.dumps(value, indent=1)
+    return str(value) if value is not None else ""
+
+
+def _iter_notebook(nb: dict) -> Iterator[tuple[str, str]]:
+    for number, cell in enumerate(nb["cells"], start=1):
+        if not isinstance(cell, dict):
+            continue
+        yield _join(cell.get("source")), f" (cell {number} source)"
+        for output in cell.get("outputs") or []:
+            if not isinstance(output, dict):
+                continue
+            where = f" (cell {number} output)"
+            if "text" in output:
+                yield _join(output["text"]), where
+            for value in (output.get("data") or {}).values():
+                yield _join(value), where
+            if output.get("traceback"):
+                yield _join([f"{t}\n" for t in output["traceback"]]), where
+
+
+def _raw_line_finder(raw: str):  # type: ignore[no-untyped-def]
+    """Map a text line of a cell back to its line in the .ipynb file (first unused occurrence)."""
+    raw_lines = raw.splitlines()
+    used: dict[str, int] = {}
+
+    def find(fragment: str) -> int | None:
+        escaped = json.dumps(fragment.strip())[1:-1]
+        if not escaped:
+            return None
+        start = used.get(escaped, 0)
+        for i in range(start, len(raw_lines)):
+            if escaped in raw_lines[i]:
+                used[escaped] = i + 1
+                return i + 1
+        return None
+
+    return find
+
+
+def _scan_notebook(raw: str, path: str) -> list[Finding] | None:
+    texts = notebook_texts(raw)
+    if texts is None:
+        return None
+    find = _raw_line_finder(raw)
+    out: list[Finding] = []
+    for text, where in texts:
+        lines = text.splitlines()
+        for finding in _scan_lines(lines, path, where=where):
+            assert finding.line is not None
+            raw_line = find(lines[finding.line - 1][:200])
+            out.append(_with_line(finding, raw_line))
+    return out
+
+
+def _with_line(finding: Finding, line: int | None) -> Finding:
+    return Finding(**{**finding.as_dict(), "line": line})
+
+
+# ------------------------------------------------------------------ credential files
+def is_credential_file(path: str) -> str | None:
+    """A description when ``path`` names a credential file that must never be committed."""
+    p = PurePosixPath(path)
+    name = p.name
+    if (name == ".env" or name.startswith(".env.")) and not name.endswith(_ENV_TEMPLATES):
+        return _CREDENTIAL_NAMES[".env"]
+    if name == "credentials" and p.parent.name not in (".aws", ".azure", "gcloud"):
+        return None
+    if name in _CREDENTIAL_NAMES and name != ".env":
+        return _CREDENTIAL_NAMES[name]
+    return _CREDENTIAL_SUFFIXES.get(p.suffix.lower())
+
+
+def credential_file_findings(files: Iterable[str], tracked: set[str] | None) -> list[Finding]:
+    """Findings for credential files among ``files`` (``tracked``: git's tracked set, or None)."""
+    out = []
+    for path in files:
+        what = is_credential_file(path)
+        if not what:
+            continue
+        if tracked is None:
+            state = "would be published"
+        elif path in tracked:
+            state = "is tracked in git"
+        else:
+            state = "is not ignored by git (`git add -A` would commit it)"
+        out.append(
+            Finding(
+                file=path,
+                line=None,
+                rule="credential-file",
+                severity="error",
+                message=f"{what} {state}",
+                snippet="",
+                fix=CREDENTIAL_FILE_FIX.replace("FILE", path),
+                fingerprint=fingerprint("credential-file", path, ""),
+            )
+        )
+    return out
+
+
+# ------------------------------------------------------------------ history
+_HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(?P<start>\d+)(?:,\d+)? @@")
+
+
+def scan_history(root: str | Path, *, timeout: float = 600.0) -> list[Finding]:
+    """Secrets added by any commit reachable from any ref (``git log -p --all``), added lines only.
+
+    Each secret is reported once, at the first (oldest) commit that added it to a file.
+    """
+    cmd = [
+        "git",
+        "-c",
+        "core.quotepath=off",
+        "log",
+        "--all",
+        "--reverse",
+        "-p",
+        "-U0",
+        "--no-color",
+        "--no-ext-diff",
+        "--no-textconv",
+        "--no-renames",
+        "--format=%x00commit %H",
+    ]
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        return []
+    findings: dict[str, Finding] = {}
+    commit = ""
+    path: str | None = None
+    lineno = 0
+    block: list[str] = []
+    numbers: dict[int, int] = {}
+
+    def flush() -> None:
+        if block and path is not None:
+            for f in _scan_lines(block, path, line_of=dict(numbers), commit=commit):
+                findings.setdefault(f.fingerprint, f)
+        block.clear()
+        numbers.clear()
+
+    for raw in proc.stdout.decode("utf-8", "replace").splitlines():
+        if raw.startswith("\x00commit "):
+            flush()
+            commit, path = raw[8:].strip(), None
+        elif raw.startswith("+++ "):
+            flush()
+            target = raw[4:]
+            path = target[2:] if target.startswith("b/") else None
+        elif raw.startswith("@@"):
+            flush()
+            m = _HUNK.match(raw)
+            lineno = int(m["start"]) if m else 0
+        elif raw.startswith("+") and path is not None:
+            text = raw[1:]
+            if path.endswith(".ipynb"):
+                text = _json_string_line(text)
+            numbers[len(block)] = lineno
+            block.append(text)
+            lineno += 1
+    flush()
+    return list(findings.values())
+
+
+def _json_string_line(text: str) -> str:
+    """The decoded string of a notebook JSON line such as ``  "x = 1\\n",``."""
+    candidate = text.strip().rstrip(",")
+    if candidate.startswith('"') and candidate.endswith('"'):
+        try:
+            value = json.loads(candidate)
+        except ValueError:
+            return text
+        return str(value)
+    return text
