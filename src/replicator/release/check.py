@@ -302,7 +302,11 @@ def _formatting(project: ProjectFiles) -> tuple[str | None, list[Finding]]:
         cmd, name = [black, "--check", "--"], "black"
     else:
         return None, []
-    pattern = re.compile(r"^(?:Would reformat|would reformat):? (?P<path>.+)$")
+    # ruff < 0.9 and black: "Would reformat: PATH" / "would reformat PATH"; newer ruff:
+    # "PATH:1:2: unformatted: ..." (concise) or " --> PATH:1:2" (full diagnostics).
+    pattern = re.compile(
+        r"^(?:[Ww]ould reformat:? (?P<path>.+)|(?:--> )?(?P<diag>.+?):\d+:\d+(?:: unformatted.*)?)$"
+    )
     flagged: list[str] = []
     for start in range(0, len(py), 500):
         try:
@@ -319,7 +323,9 @@ def _formatting(project: ProjectFiles) -> tuple[str | None, list[Finding]]:
         for line in (proc.stdout + proc.stderr).splitlines():
             m = pattern.match(line.strip())
             if m:
-                flagged.append(m["path"].strip())
+                found = (m["path"] or m["diag"]).strip()
+                if found not in flagged and (project.root / found).is_file():
+                    flagged.append(found)
     out = []
     for rel in flagged:
         rel_path = Path(rel)

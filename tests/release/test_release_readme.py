@@ -1,0 +1,184 @@
+"""readme score: READMEs written for the purpose, from empty to complete."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from replicator.errors import UsageError
+from replicator.release import score_readme
+
+EMPTY = ""
+
+TITLE_ONLY = """# A neural thing
+
+We propose a neural thing that beats everything.
+"""
+
+INSTALL_ONLY = """# A neural thing
+
+## Installation
+
+```bash
+pip install -r requirements.txt
+```
+"""
+
+PARTIAL = """# A neural thing
+
+## Installation
+
+    conda env create -f environment.yml
+
+## Training
+
+```bash
+python train.py --config configs/base.yaml --seed 0
+```
+
+## Results
+
+| model | accuracy |
+|-------|----------|
+| ours  | 91.2     |
+"""
+
+COMPLETE = """# A neural thing
+
+## Requirements
+
+```bash
+pip install -r requirements.txt
+```
+
+## Training
+
+```bash
+python train.py --config configs/base.yaml --seed 0
+```
+
+## Evaluation
+
+```bash
+python eval.py --checkpoint checkpoints/best.pt
+```
+
+## Pre-trained models
+
+Download the pretrained weights from [Hugging Face](https://huggingface.co/someone/neural-thing):
+
+```bash
+huggingface-cli download someone/neural-thing --local-dir checkpoints
+```
+
+## Results
+
+Test accuracy over 5 seeds (mean ± std):
+
+| model    | CIFAR-10     | CIFAR-100    |
+|----------|--------------|--------------|
+| baseline | 88.1 ± 0.3   | 61.0 ± 0.5   |
+| ours     | 91.2 ± 0.2   | 66.4 ± 0.4   |
+
+Reproduce the table with:
+
+```bash
+replicator run -c configs/base.yaml --seeds 5 -- python train.py
+replicator report base --metric test_acc --format markdown
+```
+"""
+
+
+def _score(tmp_path: Path, text: str | None, files: tuple[str, ...] = ()):
+    for rel in files:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x\n")
+    if text is None:
+        return score_readme(root=tmp_path)
+    (tmp_path / "README.md").write_text(text)
+    return score_readme(tmp_path / "README.md")
+
+
+def _passed(score) -> dict[str, bool]:
+    return {item.key: item.passed for item in score.items}
+
+
+def test_no_readme_and_empty_readme_score_zero(tmp_path: Path) -> None:
+    none = _score(tmp_path, None)
+    assert none.readme is None and none.score == 0
+    empty = _score(tmp_path, EMPTY)
+    assert empty.score == 0 and len(empty.missing) == 5
+    assert all(item.advice for item in empty.items)
+    assert _score(tmp_path, TITLE_ONLY).score == 0
+
+
+def test_install_section_gives_dependencies(tmp_path: Path) -> None:
+    score = _score(tmp_path, INSTALL_ONLY)
+    assert _passed(score) == {
+        "dependencies": True,
+        "training": False,
+        "evaluation": False,
+        "pretrained": False,
+        "results": False,
+    }
+    assert score.items[0].evidence == ("README.md:6: pip install -r requirements.txt",)
+
+
+def test_partial_readme_table_without_command(tmp_path: Path) -> None:
+    score = _score(tmp_path, PARTIAL)
+    assert _passed(score) == {
+        "dependencies": True,
+        "training": True,
+        "evaluation": False,
+        "pretrained": False,
+        "results": False,
+    }
+    results = score.items[4]
+    assert any("results table" in e for e in results.evidence)
+    assert "commands" in results.advice
+
+
+def test_repository_files_count_as_evidence(tmp_path: Path) -> None:
+    score = _score(
+        tmp_path,
+        TITLE_ONLY,
+        files=("requirements.txt", "scripts/train_cifar.py", "evaluate.py", "tests/test_model.py"),
+    )
+    assert _passed(score) == {
+        "dependencies": True,
+        "training": True,
+        "evaluation": True,
+        "pretrained": False,
+        "results": False,
+    }
+    assert "evaluate.py in the repository" in score.items[2].evidence
+
+
+def test_unit_tests_are_not_evaluation_code(tmp_path: Path) -> None:
+    score = _score(tmp_path, TITLE_ONLY, files=("tests/test_model.py", "test_utils.py"))
+    assert not _passed(score)["evaluation"]
+
+
+def test_complete_readme_scores_five(tmp_path: Path) -> None:
+    score = _score(tmp_path, COMPLETE)
+    assert score.score == 5, [(i.key, i.evidence) for i in score.missing]
+    assert score.missing == ()
+    results = score.items[4]
+    assert any("same section" in e for e in results.evidence)
+    pretrained = score.items[3]
+    assert "huggingface" in pretrained.evidence[0].lower()
+
+
+def test_readme_cli(tmp_path: Path, run_cli) -> None:
+    (tmp_path / "README.md").write_text(PARTIAL)
+    code, out, _ = run_cli("readme", "score", str(tmp_path / "README.md"))
+    assert code == 0
+    assert "README.md: 2/5" in out and "[MISSING] Evaluation code" in out and "add:" in out
+    code, out, _ = run_cli("readme", "score", str(tmp_path / "README.md"), "--json")
+    assert json.loads(out)["score"] == 2
+    assert run_cli("readme", "score", str(tmp_path / "README.md"), "--min-score", "3")[0] == 1
+    assert run_cli("readme", "score", str(tmp_path / "nope.md"))[0] == 2
+    with pytest.raises(UsageError, match="does not exist"):
+        score_readme(tmp_path / "nope.md")
