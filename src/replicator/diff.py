@@ -99,9 +99,9 @@ def diff_runs(a: RunRecord, b: RunRecord) -> RunDiff:
     add("python", "implementation", py_a.get("implementation"), py_b.get("implementation"))
     add(
         "python",
-        "hash randomization",
-        a.meta.get("python_hash_randomization"),
-        b.meta.get("python_hash_randomization"),
+        "str hash seed",
+        a.meta.get("python_hash_seed"),
+        b.meta.get("python_hash_seed"),
     )
     pk_a, pk_b = env_a.get("packages", {}), env_b.get("packages", {})
     for name in sorted(set(pk_a) | set(pk_b), key=lambda n: (_package_rank(n), n)):

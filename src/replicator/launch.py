@@ -37,8 +37,16 @@ from .config import (
 from .errors import ConfigError, UsageError
 from .metrics import MetricPattern, MetricsWriter
 from .outputs import OutputWatcher
-from .recorder import capture_all, new_run, record_config, set_status, touch_heartbeat, which_python
-from .redact import redact_argv, redact_text
+from .recorder import (
+    capture_all,
+    new_run,
+    record_config,
+    resume_run,
+    set_status,
+    touch_heartbeat,
+    which_python,
+)
+from .redact import REDACTED, redact_argv, redact_text, secret_values
 from .seeding import DETERMINISM_ENV, check_seed, draw_seeds
 from .store import HEARTBEAT_INTERVAL_S, Store
 
@@ -60,6 +68,7 @@ class RunSpec:
     outputs: tuple[str, ...] = ()
     metric_pattern: str | None = None
     deterministic: bool = False
+    resume: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -126,6 +135,16 @@ def launch(
             "No command to run. Put it after '--', e.g. replicator run -- python train.py"
         )
     store = store or Store.open()
+    if spec.resume is not None:
+        return [
+            _resume(
+                spec,
+                store=store,
+                stdout=stdout or sys.stdout.buffer,
+                stderr=stderr or sys.stderr.buffer,
+                on_start=on_start,
+            )
+        ]
     config, files = _resolve_config(spec)
     seeds, seeding = _draw(spec)
     experiment = spec.experiment or (Path(spec.config_path).stem if spec.config_path else "default")
@@ -147,7 +166,7 @@ def launch(
                 "created": time.time(),
                 "root": seeding["root"],
                 "seeds": seeds,
-                "command": list(spec.command),
+                "command": redact_argv(list(spec.command)),
             },
         )
     results = []
@@ -198,8 +217,11 @@ class _Child:
         writer: MetricsWriter | None,
         stdout: IO[bytes],
         stderr: IO[bytes],
+        cwd: str,
     ) -> None:
         self.run_dir = run_dir
+        # Longest first, so that a value containing another is removed whole.
+        self.secrets = sorted(secret_values(env, command), key=len, reverse=True)
         self.pattern = pattern
         self.writer = writer
         self.interrupted: str | None = None
@@ -210,7 +232,7 @@ class _Child:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=None,
-            start_new_session=False,
+            cwd=cwd,
             process_group=0,
             preexec_fn=_die_with_parent,
         )
@@ -264,6 +286,9 @@ class _Child:
                     if parsed is not None:
                         step, values = parsed
                         self.writer.log(values, step)
+            for secret in self.secrets:
+                if secret in text:
+                    text = text.replace(secret, REDACTED)
             out.append(redact_text(text))
         return ("\n".join(out) + "\n").encode("utf-8")
 
@@ -321,7 +346,6 @@ def _launch_one(
     on_start: Callable[[str, Path, int], None] | None,
 ) -> LaunchResult:
     cwd = os.getcwd()
-    env = {**os.environ, **spec.env}
     run_config = {**config, "seed": seed}
     run_id, run_dir, meta = new_run(
         store,
@@ -340,6 +364,94 @@ def _launch_one(
     )
     meta["config"] = run_config
     meta["config_hash"] = record_config(run_dir, run_config, files=files, overrides=spec.overrides)
+    return _execute(
+        spec,
+        store=store,
+        run_id=run_id,
+        run_dir=run_dir,
+        meta=meta,
+        seed=seed,
+        cwd=cwd,
+        capture_dir=run_dir,
+        pattern=pattern,
+        outputs=outputs,
+        stdout=stdout,
+        stderr=stderr,
+        on_start=on_start,
+    )
+
+
+def _resume(
+    spec: RunSpec,
+    *,
+    store: Store,
+    stdout: IO[bytes],
+    stderr: IO[bytes],
+    on_start: Callable[[str, Path, int], None] | None,
+) -> LaunchResult:
+    """Continue a recorded run in its own record: same seed, config and (default) command."""
+    assert spec.resume is not None
+    if spec.config_path or spec.overrides or spec.seed is not None or spec.seeds is not None:
+        raise UsageError(
+            "--resume continues a run with its recorded config and seed; drop -c, --set, "
+            "--seed and --seeds (start a new run to change them)."
+        )
+    run_dir = store.resolve(spec.resume)
+    run_id, meta, session = resume_run(run_dir)
+    command = tuple(spec.command) or tuple(meta.get("command") or ())
+    if not command or REDACTED in command:
+        raise UsageError(
+            f"Run {run_id}'s recorded command held a secret and was redacted; give the command "
+            "again after '--': replicator run --resume RUN -- python train.py ..."
+        )
+    spec = RunSpec(
+        **{
+            **spec.__dict__,
+            "command": command,
+            "overrides": tuple(meta.get("overrides") or ()),
+            "deterministic": bool(meta.get("deterministic")),
+        }
+    )
+    pattern_text = meta.get("metric_pattern")
+    pattern = MetricPattern.compile(pattern_text) if pattern_text else None
+    capture_dir = run_dir / "resumes" / f"{run_id}.resume-{session}"
+    capture_dir.mkdir(parents=True, exist_ok=True)
+    return _execute(
+        spec,
+        store=store,
+        run_id=run_id,
+        run_dir=run_dir,
+        meta=meta,
+        seed=int(meta["seed"]),
+        cwd=str(meta.get("cwd") or os.getcwd()),
+        capture_dir=capture_dir,
+        pattern=pattern,
+        outputs=[],
+        stdout=stdout,
+        stderr=stderr,
+        on_start=on_start,
+        resumed=True,
+    )
+
+
+def _execute(
+    spec: RunSpec,
+    *,
+    store: Store,
+    run_id: str,
+    run_dir: Path,
+    meta: dict[str, Any],
+    seed: int,
+    cwd: str,
+    capture_dir: Path,
+    pattern: MetricPattern | None,
+    outputs: list[str],
+    stdout: IO[bytes],
+    stderr: IO[bytes],
+    on_start: Callable[[str, Path, int], None] | None,
+    resumed: bool = False,
+) -> LaunchResult:
+    env = {**os.environ, **spec.env}
     child_env = {
         **env,
         ENV_RUN_DIR: str(run_dir),
@@ -349,19 +461,25 @@ def _launch_one(
         "PYTHONUNBUFFERED": "1",
         ENV_OVERRIDES: json.dumps(list(spec.overrides)),
     }
+    if resumed:
+        child_env["REPLICATOR_RESUME"] = "1"
     if spec.config_path:
         child_env[ENV_CONFIG] = str(Path(spec.config_path).resolve())
     if spec.deterministic:
         child_env.update(DETERMINISM_ENV)
         child_env["REPLICATOR_DETERMINISTIC"] = "1"
-    meta["code"] = capture_all(
-        run_dir,
-        run_id=run_id,
+    code = capture_all(
+        capture_dir,
+        run_id=capture_dir.name if resumed else run_id,
         cwd=cwd,
         store=store,
         executable=which_python(spec.command, child_env),
         env=child_env,
     )
+    if resumed:
+        meta["resumes"][-1]["code"] = code
+    else:
+        meta["code"] = code
     meta["child_env"] = {
         k: v
         for k, v in child_env.items()
@@ -380,22 +498,31 @@ def _launch_one(
     heartbeat = _Heartbeat(run_dir) if writer is None else None
     if on_start is not None:
         on_start(run_id, run_dir, seed)
-    try:
-        child = _Child(spec.command, child_env, run_dir, pattern, writer, stdout, stderr)
-    except OSError as exc:
-        if writer:
-            writer.close()
-        if heartbeat:
-            heartbeat.stop()
-        code = 127 if isinstance(exc, FileNotFoundError) else 126
-        message = f"cannot start {spec.command[0]!r}: {exc.strerror or exc}"
-        set_status(run_dir, meta, "failed", exit_code=code, error=message)
-        raise UsageError(f"Run {run_id}: {message}. Check the command after '--'.") from exc
+    # Handlers go in before the child exists, so that a signal arriving while it starts is
+    # forwarded as soon as it can be (not lost, and not killing the launcher unrecorded).
+    holder: list[_Child] = []
+    pending: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if holder:
+            holder[0].forward(signum)
+        else:
+            pending.append(signum)
+
     previous = {
-        s: signal.signal(s, lambda signum, frame: child.forward(signum))
-        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     }
     try:
+        try:
+            child = _Child(spec.command, child_env, run_dir, pattern, writer, stdout, stderr, cwd)
+        except OSError as exc:
+            code = 127 if isinstance(exc, FileNotFoundError) else 126
+            message = f"cannot start {spec.command[0]!r}: {exc.strerror or exc}"
+            set_status(run_dir, meta, "failed", exit_code=code, error=message)
+            raise UsageError(f"Run {run_id}: {message}. Check the command after '--'.") from exc
+        holder.append(child)
+        for signum in pending:
+            child.forward(signum)
         code = child.wait()
     finally:
         for s, handler in previous.items():

@@ -10,7 +10,6 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,7 +20,14 @@ from .config import config_hash, dump_yaml, hparams_csv
 from .redact import redact_argv, redact_text
 from .store import SCHEMA_VERSION, Store, process_identity
 
-__all__ = ["capture_all", "new_run", "record_config", "set_status", "touch_heartbeat"]
+__all__ = [
+    "capture_all",
+    "new_run",
+    "record_config",
+    "resume_run",
+    "set_status",
+    "touch_heartbeat",
+]
 
 
 def _user() -> str | None:
@@ -68,9 +74,7 @@ def new_run(
         "cwd": str(Path(cwd).resolve()),
         "user": _user(),
         "launcher": launcher,
-        "python_hash_randomization": bool(sys.flags.hash_randomization)
-        if launcher == "python"
-        else None,
+        "python_hash_seed": _hash_seed_state(launcher),
         **process_identity(),
         "config": {},
         "config_hash": None,
@@ -81,6 +85,55 @@ def new_run(
     append_lines(run_dir / "status.jsonl", [_status_line("running", now)], fsync=True)
     touch_heartbeat(run_dir)
     return run_id, run_dir, meta
+
+
+def resume_run(run_dir: Path) -> tuple[str, dict[str, Any], int]:
+    """Reopen a finished, failed, interrupted or crashed run for a resumed session.
+
+    Returns ``(run_id, meta, session)``; the status history keeps every earlier status and the
+    run is 'running' again under this process. A run whose recorder still lives is refused.
+    """
+    from ._io import read_json
+    from .errors import UsageError
+    from .store import read_run
+
+    record = read_run(run_dir)
+    if record.status == "running":
+        raise UsageError(
+            f"Run {record.id} is still running (pid {record.meta.get('pid')} on "
+            f"{record.meta.get('host')}); stop it before resuming."
+        )
+    meta = read_json(run_dir / "run.json")
+    previous = record.status
+    now = time.time()
+    resumes = meta.setdefault("resumes", [])
+    session = len(resumes) + 1
+    resumes.append(
+        {"session": session, "time": now, "previous_status": previous, **process_identity()}
+    )
+    meta.update(process_identity())
+    meta.update(status="running", ended=None, exit_code=None, error=None)
+    meta.pop("duration_s", None)
+    if previous == "crashed":
+        # The crash was only derived by readers; write it into the history now.
+        append_lines(run_dir / "status.jsonl", [_status_line("crashed", record.ended or now)])
+    atomic_write_json(run_dir / "run.json", meta)
+    append_lines(
+        run_dir / "status.jsonl", [_status_line("running", now, resumed=session)], fsync=True
+    )
+    touch_heartbeat(run_dir)
+    return record.id, meta, session
+
+
+def _hash_seed_state(launcher: str) -> str:
+    """How str hashing is seeded in the process that runs the user's code."""
+    if launcher == "cli":
+        return "fixed (PYTHONHASHSEED = the run's seed, set before the child started)"
+    from .seeding import hash_seed_fixed, startup_hash_seed
+
+    if hash_seed_fixed():
+        return f"fixed (PYTHONHASHSEED={startup_hash_seed()} at interpreter start)"
+    return "random (PYTHONHASHSEED was not set when Python started)"
 
 
 def _status_line(status: str, when: float, **fields: Any) -> str:

@@ -13,13 +13,15 @@ import os
 import signal
 import sys
 import threading
+import time
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from ._io import atomic_write_json, read_json
-from .config import ENV_RUN_DIR, ENV_SEED, to_container
+from .config import ENV_RUN_DIR, ENV_SEED, config_hash, to_container
 from .errors import StoreError, UsageError
 from .metrics import MetricsWriter, encode_value
 from .recorder import capture_all, new_run, record_config, set_status, touch_heartbeat
@@ -80,6 +82,8 @@ class Run:
         self._meta = meta or {}
         self._closed = False
         self._capture_thread: threading.Thread | None = None
+        self._checkpoints: Any = None
+        self._checkpoint_options: dict[str, Any] = {}
         existing = self.dir / "summary.json"
         if existing.exists():
             try:
@@ -112,6 +116,44 @@ class Run:
         )
         atomic_write_json(self.dir / "summary.json", merged, fsync=False)
 
+    @property
+    def checkpoints(self) -> Any:
+        """The run's :class:`~replicator.checkpoints.CheckpointManager` (in ``dir/checkpoints``)."""
+        if self._checkpoints is None:
+            from .checkpoints import CheckpointManager
+
+            self._checkpoints = CheckpointManager(
+                self.dir / "checkpoints",
+                config_hash=self._meta.get("config_hash"),
+                **self._checkpoint_options,
+            )
+        return self._checkpoints
+
+    def checkpoint(
+        self,
+        state: Mapping[str, Any],
+        *,
+        step: int,
+        metrics: Mapping[str, Any] | None = None,
+        epoch: int | None = None,
+    ) -> Any:
+        """Save ``state`` (and every RNG stream) as a checkpoint at ``step``; see CheckpointManager."""
+        return self.checkpoints.save(state, step=step, metrics=metrics, epoch=epoch)
+
+    def load_checkpoint(self, which: str | int = "latest", **options: Any) -> Any:
+        """Load a checkpoint (latest valid by default, ``"best"`` or a step) and restore RNGs.
+
+        In a resumed run, metrics logged by the dead process after the checkpoint's step are
+        marked superseded (kept on disk, hidden from readers) and logging goes on from there.
+        """
+        loaded = self.checkpoints.load(which, **options)
+        if loaded is not None and self.resumed:
+            self._metrics.write_event(
+                {"event": "resume", "step": int(loaded.step), "time": time.time()}
+            )
+            self._metrics._next_step = int(loaded.step) + 1
+        return loaded
+
     def flush(self) -> None:
         """Write buffered metrics and the summary now."""
         self._metrics.flush()
@@ -123,6 +165,8 @@ class Run:
         if self._closed:
             return
         self._closed = True
+        if self._checkpoints is not None:
+            self._checkpoints.close()  # waits for pending asynchronous writes
         self._metrics.close()
         self._write_summary()
         if self._capture_thread is not None:
@@ -221,11 +265,16 @@ def start(
     deterministic: bool = False,
     seed_frameworks: bool = True,
     store: Store | str | os.PathLike[str] | None = None,
+    resume: str | os.PathLike[str] | None = None,
+    checkpoints: Mapping[str, Any] | None = None,
 ) -> Run:
     """Open (or join) a run and seed everything with its seed; use it as a context manager.
 
     ``config`` may be a DictConfig from :func:`load_config`, a dict, a dataclass or an argparse
     Namespace. Under ``replicator run`` the run, its seed and its experiment are the CLI's.
+    ``resume`` (a run id) continues that run's record with its seed: ``run.resumed`` is True and
+    ``run.load_checkpoint()`` gives the state back. ``checkpoints`` holds the options of the
+    run's :class:`~replicator.checkpoints.CheckpointManager` (monitor, mode, keep_best, ...).
     """
     global _active
     if _active is not None and not _active._closed:
@@ -238,6 +287,8 @@ def start(
         run = _join(
             Path(joined_dir), config, deterministic=deterministic, seed_frameworks=seed_frameworks
         )
+    elif resume is not None:
+        run = _resume(config, resume, seed_frameworks=seed_frameworks, store=store)
     else:
         run = _open(
             config,
@@ -248,7 +299,56 @@ def start(
             seed_frameworks=seed_frameworks,
             store=store,
         )
+    run._checkpoint_options = dict(checkpoints or {})
     _active = run
+    return run
+
+
+def _store_of(store: Store | str | os.PathLike[str] | None) -> Store:
+    if isinstance(store, Store):
+        return store
+    return Store(store) if store is not None else Store.open()
+
+
+def _resume(
+    config: Any,
+    ref: str | os.PathLike[str],
+    *,
+    seed_frameworks: bool,
+    store: Store | str | os.PathLike[str] | None,
+) -> Run:
+    from .recorder import resume_run
+
+    store_obj = _store_of(store)
+    run_dir = store_obj.resolve(os.fspath(ref))
+    run_id, meta, _session = resume_run(run_dir)
+    seed = int(meta["seed"])
+    deterministic = bool(meta.get("deterministic"))
+    if config is not None:
+        data = {**to_container(config), "seed": seed}
+        digest = config_hash(data)
+        if digest != meta.get("config_hash"):
+            meta["resumes"][-1]["config_hash"] = digest
+            atomic_write_json(run_dir / "run.json", meta)
+            warnings.warn(
+                f"Resuming run {run_id} with a config that differs from the recorded one "
+                f"(hash {str(meta.get('config_hash'))[:12]} -> {digest[:12]}); this is recorded.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    report = seed_everything(seed, deterministic=deterministic) if seed_frameworks else None
+    run = Run(
+        run_id=run_id,
+        run_dir=run_dir,
+        experiment=str(meta.get("experiment")),
+        seed=seed,
+        config=config,
+        owned=True,
+        meta=meta,
+        seed_report=report,
+    )
+    run.resumed = True
+    _install_handlers()
     return run
 
 
@@ -277,6 +377,7 @@ def _join(run_dir: Path, config: Any, *, deterministic: bool, seed_frameworks: b
         meta=meta,
         seed_report=report,
     )
+    run.resumed = os.environ.get("REPLICATOR_RESUME") == "1"
     if report is not None:
         atomic_write_json(run_dir / "seeding.json", report.as_dict(), fsync=False)
     return run
@@ -292,9 +393,7 @@ def _open(
     seed_frameworks: bool,
     store: Store | str | os.PathLike[str] | None,
 ) -> Run:
-    store_obj = (
-        store if isinstance(store, Store) else (Store(store) if store is not None else Store.open())
-    )
+    store_obj = _store_of(store)
     data = to_container(config)
     if seed is None:
         seed = data.get("seed") if isinstance(data.get("seed"), int) else None

@@ -92,9 +92,29 @@ def draw_seeds(n: int, *, root: int | None = None) -> tuple[int, list[int]]:
 _hash_warned = False
 
 
+def startup_hash_seed() -> str | None:
+    """PYTHONHASHSEED as it was when this interpreter started (None if unset).
+
+    ``sys.flags.hash_randomization`` is 0 only for PYTHONHASHSEED=0, and ``os.environ`` may have
+    been changed by the script (which has no effect on hashing), so the process's initial
+    environment is read from /proc where it exists.
+    """
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            for item in f.read().split(b"\0"):
+                if item.startswith(b"PYTHONHASHSEED="):
+                    return item.split(b"=", 1)[1].decode("ascii", "replace")
+            return None
+    except OSError:
+        return os.environ.get("PYTHONHASHSEED")
+
+
 def hash_seed_fixed() -> bool:
     """True when this interpreter's str hashing is fixed (PYTHONHASHSEED set before start)."""
-    return not sys.flags.hash_randomization
+    if not sys.flags.hash_randomization:
+        return True
+    value = startup_hash_seed()
+    return value is not None and value.isdigit()
 
 
 def warn_hash_randomization() -> None:

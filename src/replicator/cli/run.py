@@ -13,6 +13,7 @@ RUN_EPILOG = """\b
 Examples:
   replicator run -c configs/mlp.yaml --set optim.lr=0.01 -- python train.py
   replicator run --seeds 5 --experiment mlp -- python train.py
+  replicator run --resume 20261126-141503-7f3a      (re-runs the recorded command)
   replicator run --metric-pattern 'step (?P<step>\\d+) \\| loss (?P<loss>[0-9.e+-]+)' -- python old.py
 
 The child gets REPLICATOR_RUN_DIR, REPLICATOR_SEED and PYTHONHASHSEED in its environment; a script
@@ -52,7 +53,9 @@ for one run; for several seeds 0 when all completed, 1 otherwise; 2 for a usage 
     is_flag=True,
     help="Deterministic mode: CUBLAS_WORKSPACE_CONFIG set before start, torch determinism flags.",
 )
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option("--resume", metavar="RUN",
+              help="Continue RUN's record (same seed and config); the script restores its checkpoint.")
+@click.argument("command", nargs=-1, required=False, type=click.UNPROCESSED)
 @click.pass_context
 def run_command(
     ctx: click.Context,
@@ -66,6 +69,7 @@ def run_command(
     outputs: tuple[str, ...],
     metric_pattern: str | None,
     deterministic: bool,
+    resume: str | None,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND as a child process and record everything needed to run it again."""
@@ -81,6 +85,7 @@ def run_command(
         outputs=outputs,
         metric_pattern=metric_pattern,
         deterministic=deterministic,
+        resume=resume,
     )
     total = seeds or 1
 
