@@ -23,6 +23,7 @@ __all__ = [
     "redact_env",
     "redact_text",
     "redact_url",
+    "secret_values",
 ]
 
 REDACTED = "<redacted>"
@@ -202,6 +203,28 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
                 continue
         out.append(redact_text(arg))
     return out
+
+
+def secret_values(env: Mapping[str, str], argv: Sequence[str]) -> frozenset[str]:
+    """The literal values that redaction removed from ``env`` and ``argv``.
+
+    Capture also removes these from a command's output: a script that prints its own
+    ``--api-key`` leaves no trace on disk, whatever the key looks like.
+    """
+    found: set[str] = set()
+    for name, value in env.items():
+        if value and is_secret_name(name):
+            found.add(value)
+    redacted = redact_argv(argv)
+    for original, cleaned in zip(argv, redacted):
+        if original == cleaned:
+            continue
+        if cleaned == REDACTED:
+            found.add(original)
+        elif "=" in original and cleaned.endswith("=" + REDACTED):
+            found.add(original.split("=", 1)[1])
+    # Short values ("1", "true") would shred unrelated output; they are not credentials anyway.
+    return frozenset(v for v in found if len(v) >= 6)
 
 
 def redact_values(items: Iterable[str]) -> list[str]:
