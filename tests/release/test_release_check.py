@@ -44,12 +44,15 @@ CLEAN = {
 
 
 def test_absolute_paths_in_code_configs_and_notebook_outputs(tmp_path: Path) -> None:
+    # built from pieces so that replicator's own release check does not flag this file
     home = "/" + "home/alice/data/cifar"
+    scratch = "/" + "scratch/u123/ckpt/model.pt"
+    win = "C:" + "\\Users\\bob\\datasets\\imagenet"
     code = "\n".join(
         [
             f'DATA = "{home}"',
-            "CKPT = '/scratch/u123/ckpt/model.pt'",
-            'WIN = r"C:\\Users\\bob\\datasets\\imagenet"',
+            f"CKPT = '{scratch}'",
+            f'WIN = r"{win}"',
             'URL = "https://example.org/home/alice/page"',
             'TMP = "/tmp/x"',
             "#!/usr/bin/env python",
@@ -60,8 +63,8 @@ def test_absolute_paths_in_code_configs_and_notebook_outputs(tmp_path: Path) -> 
     found = scan_paths(code, "train.py")
     assert [(f.line, f.message.split("'")[1]) for f in found] == [
         (1, home),
-        (2, "/scratch/u123/ckpt/model.pt"),
-        (3, "C:\\Users\\bob\\datasets\\imagenet"),
+        (2, scratch),
+        (3, win),
     ]
     assert all(f.severity == "warning" and "relative" in f.fix for f in found)
     assert scan_paths(f"data: {home}\n", "configs/a.yaml")[0].line == 1

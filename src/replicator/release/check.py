@@ -60,6 +60,7 @@ class CheckReport:
     baselined: int = 0
     history: bool = False
     formatter: str | None = None
+    formatting_requested: bool = True
     readme: ReadmeScore | None = None
     all_findings: tuple[Finding, ...] = field(default=(), repr=False)
 
@@ -139,6 +140,7 @@ def check_release(
         baselined=len(kept) - len(reported),
         history=history,
         formatter=formatter,
+        formatting_requested=formatting,
         readme=readme_score,
         all_findings=tuple(kept),
     )

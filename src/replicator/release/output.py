@@ -63,8 +63,8 @@ def format_text(report: CheckReport, *, fail_on: str = "error") -> str:
         extra.append(f"{report.suppressed} suppressed inline")
     if report.baselined:
         extra.append(f"{report.baselined} in the baseline")
-    if report.formatter is None:
-        extra.append("formatting not checked (ruff/black not installed)")
+    if report.formatter is None and report.formatting_requested:
+        extra.append("formatting not checked: neither ruff nor black is installed")
     if report.readme is not None:
         extra.append(f"README {report.readme.score}/5")
     scope = "working tree and history" if report.history else "working tree"

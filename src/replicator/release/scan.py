@@ -156,6 +156,8 @@ def _line_hits(line: str) -> list[_Hit]:
     for m in _GENERIC.finditer(line):
         a, b = m.span("secret")
         value = m.group("secret").rstrip(".")
+        if line[b : b + 1] in ("(", "["):
+            continue  # a call or subscript such as base64.b64encode(...): code, not a value
         if free(a, b) and _looks_random(value):
             taken.append((a, b))
             desc = f"high-entropy value assigned to '{m['name'][:40]}'"
