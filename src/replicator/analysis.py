@@ -1,0 +1,263 @@
+"""Runs as pandas DataFrames: one row per run (``load_runs``) and tidy metric histories (``load_metrics``).
+
+``load_runs`` reads the store through :meth:`Store.records` (the SQLite index keeps this fast) and
+returns one row per run with these columns, in this order:
+
+``id, experiment, name, status, seed, started, ended, duration, dir``
+    ``started``/``ended`` are timezone-aware UTC timestamps, ``duration`` is in seconds.
+``config.<dotted.key>``
+    the resolved config, flattened (``{"optim": {"lr": 0.1}}`` -> ``config.optim.lr``); lists stay
+    Python lists in one cell.
+``summary.<key>``
+    the final metrics from ``summary.json``; nested dicts are flattened the same way.
+
+Metric columns carry the ``summary.`` prefix so that a metric can never collide with a config key
+or a run attribute, and so that column names read like ``--where`` expressions
+(``summary.test_acc > 0.9``). The statistics and report functions accept a bare metric name
+(``test_acc``) and look up ``summary.test_acc``.
+
+``load_metrics`` reads each run's ``metrics.jsonl`` (``{"step", "time", "key", "value"}`` per
+line; non-finite values are written as the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``)
+into a long DataFrame ``run, step, key, value, time``. Lines marked ``"superseded": true`` (steps
+re-logged after a resume) are dropped unless asked for; a torn last line left by a crash is
+skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import QueryError, UsageError
+from .store import RunRecord, Store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["BASE_COLUMNS", "flatten", "load_metrics", "load_runs", "metric_column"]
+
+BASE_COLUMNS = ("id", "experiment", "name", "status", "seed", "started", "ended", "duration", "dir")
+# Statuses a finished, usable run has; everything else is excluded from statistics by default.
+DEFAULT_STATUS = ("completed",)
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+Where = str | Callable[[dict[str, Any]], bool] | None
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; an empty dict stays a leaf so the key is not lost."""
+    out: dict[str, Any] = {}
+    stack: list[tuple[str, Mapping[str, Any]]] = [(prefix, tree)]
+    while stack:
+        base, node = stack.pop()
+        for key, value in node.items():
+            name = f"{base}{key}"
+            if isinstance(value, Mapping) and value:
+                stack.append((name + ".", value))
+            else:
+                out[name] = value
+    return out
+
+
+def metric_column(df: pd.DataFrame, metric: str) -> str:
+    """The column holding ``metric``: itself if present, else ``summary.<metric>``."""
+    if metric in df.columns:
+        return metric
+    prefixed = f"summary.{metric}"
+    if prefixed in df.columns:
+        return prefixed
+    known = sorted(c.removeprefix("summary.") for c in df.columns if c.startswith("summary."))
+    raise UsageError(
+        f"No metric '{metric}' in these runs. Metrics recorded in summary.json: "
+        f"{', '.join(known) if known else '(none)'}."
+    )
+
+
+def _where_filter(where: Where) -> Callable[[dict[str, Any]], bool] | None:
+    if where is None or callable(where):
+        return where
+    from .query import compile_where
+
+    return compile_where(where)
+
+
+def _select(
+    *,
+    experiment: str | Iterable[str] | None,
+    where: Where,
+    store: Store | str | os.PathLike[str] | None,
+    status: str | Iterable[str] | None,
+) -> list[RunRecord]:
+    if store is None:
+        store = Store.open()
+    elif not isinstance(store, Store):
+        store = Store(store)
+    records = store.records()
+    if experiment is not None:
+        wanted = {experiment} if isinstance(experiment, str) else set(experiment)
+        records = [r for r in records if r.experiment in wanted]
+    if status is not None:
+        allowed = {status} if isinstance(status, str) else set(status)
+        records = [r for r in records if r.status in allowed]
+    predicate = _where_filter(where)
+    if predicate is not None:
+        kept = []
+        for record in records:
+            try:
+                keep = predicate(record.as_dict())
+            except QueryError:
+                raise
+            except Exception as exc:
+                raise QueryError(f"--where {where!r} failed on run {record.id}: {exc}") from exc
+            if keep:
+                kept.append(record)
+        records = kept
+    return records
+
+
+def load_runs(
+    *,
+    experiment: str | Iterable[str] | None = None,
+    where: Where = None,
+    store: Store | str | os.PathLike[str] | None = None,
+    status: str | Iterable[str] | None = DEFAULT_STATUS,
+) -> pd.DataFrame:
+    """One row per run: run attributes, ``config.*`` and ``summary.*`` columns.
+
+    ``status`` defaults to completed runs only; pass ``status=None`` for every run (running,
+    failed, crashed and interrupted included). ``where`` is a ``--where`` expression
+    (``"config.optim.lr < 0.1 and summary.test_acc > 0.8"``) or a callable taking
+    ``RunRecord.as_dict()``. ``store`` is a :class:`Store` or a store directory; default: the
+    store of the working directory.
+    """
+    import pandas as pd
+
+    records = _select(experiment=experiment, where=where, store=store, status=status)
+    rows: list[dict[str, Any]] = []
+    for r in records:
+        row: dict[str, Any] = {
+            "id": r.id,
+            "experiment": r.experiment,
+            "name": r.name,
+            "status": r.status,
+            "seed": r.seed,
+            "started": r.started,
+            "ended": r.ended,
+            "duration": r.duration,
+            "dir": str(r.dir),
+        }
+        if r.config:
+            row.update(flatten(r.config, "config."))
+        if r.summary:
+            row.update(flatten(r.summary, "summary."))
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in BASE_COLUMNS})
+    df = pd.DataFrame.from_records(rows)
+    for col in ("started", "ended"):
+        df[col] = pd.to_datetime(pd.to_numeric(df[col], errors="coerce"), unit="s", utc=True)
+    df["seed"] = df["seed"].astype("Int64")
+    # Stable column order: attributes, then config.*, then summary.* (each sorted).
+    config_cols = sorted(c for c in df.columns if c.startswith("config."))
+    summary_cols = sorted(c for c in df.columns if c.startswith("summary."))
+    df = df[[*BASE_COLUMNS, *config_cols, *summary_cols]]
+    return df
+
+
+def _value(raw: Any) -> float:
+    if isinstance(raw, str):
+        return _NONFINITE.get(raw, math.nan)
+    if raw is None:
+        return math.nan
+    return float(raw)
+
+
+def read_metrics_file(
+    path: str | os.PathLike[str], *, keys: Iterable[str] | None = None, superseded: bool = False
+) -> list[tuple[int, str, float, float]]:
+    """(step, key, value, time) tuples from one metrics.jsonl; torn or damaged lines skipped."""
+    wanted = set(keys) if keys is not None else None
+    out: list[tuple[int, str, float, float]] = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.readlines()
+    except FileNotFoundError:
+        return out
+    loads = json.loads
+    for line in lines:
+        try:
+            obj = loads(line)
+            key = obj["key"]
+        except (ValueError, KeyError, TypeError):
+            continue  # a crash may tear the last line; the rest of the file is still good
+        if wanted is not None and key not in wanted:
+            continue
+        if not superseded and obj.get("superseded"):
+            continue
+        try:
+            out.append(
+                (int(obj.get("step", 0)), key, _value(obj.get("value")), _value(obj.get("time")))
+            )
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def load_metrics(
+    *,
+    experiment: str | Iterable[str] | None = None,
+    where: Where = None,
+    store: Store | str | os.PathLike[str] | None = None,
+    status: str | Iterable[str] | None = DEFAULT_STATUS,
+    runs: pd.DataFrame | Iterable[str] | None = None,
+    keys: str | Iterable[str] | None = None,
+    superseded: bool = False,
+) -> pd.DataFrame:
+    """Tidy per-step metrics: columns ``run, step, key, value, time``, one row per logged point.
+
+    Select runs as in :func:`load_runs`, or pass ``runs`` (a DataFrame from ``load_runs`` or run
+    ids/directories). ``keys`` limits the metric names read. ``superseded=True`` keeps points
+    that a resumed run logged again (marked ``"superseded": true`` in the file).
+    """
+    import pandas as pd
+
+    if isinstance(keys, str):
+        keys = [keys]
+    dirs: list[tuple[str, Path]] = []
+    if runs is not None:
+        if isinstance(runs, pd.DataFrame):
+            dirs = [(str(i), Path(d)) for i, d in zip(runs["id"], runs["dir"])]
+        else:
+            opened = store if isinstance(store, Store) else Store(store) if store else Store.open()
+            for ref in runs:
+                path = opened.resolve(str(ref))
+                dirs.append((path.name, path))
+    else:
+        records = _select(experiment=experiment, where=where, store=store, status=status)
+        dirs = [(r.id, r.dir) for r in records]
+    run_col: list[str] = []
+    steps: list[int] = []
+    names: list[str] = []
+    values: list[float] = []
+    times: list[float] = []
+    for run_id, run_dir in dirs:
+        points = read_metrics_file(run_dir / "metrics.jsonl", keys=keys, superseded=superseded)
+        run_col.extend([run_id] * len(points))
+        for step, key, value, stamp in points:
+            steps.append(step)
+            names.append(key)
+            values.append(value)
+            times.append(stamp)
+    return pd.DataFrame(
+        {
+            "run": pd.Series(run_col, dtype=object),
+            "step": pd.Series(steps, dtype="int64"),
+            "key": pd.Series(names, dtype=object),
+            "value": pd.Series(values, dtype="float64"),
+            "time": pd.Series(times, dtype="float64"),
+        }
+    )

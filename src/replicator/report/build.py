@@ -1,0 +1,338 @@
+"""Build a report for one experiment: results table, plots, runs, environment, methods.
+
+:func:`build_report` gathers everything from the store; :func:`render_report` turns it into one
+self-contained HTML page (plots inlined as base64 PNG, styles inline, no scripts, nothing fetched
+from the network) or the table alone in Markdown, LaTeX or CSV. Runs that did not complete
+(failed, crashed, interrupted, still running) are excluded from the numbers and listed with
+their status.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._io import atomic_write
+from .._version import __version__
+from ..errors import UsageError
+from ..stats._common import column
+from .results import ResultsTable, results_table
+from .tables import to_csv, to_html, to_latex, to_markdown
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..store import Store
+
+__all__ = ["FORMATS", "Report", "build_report", "render_report", "write_report"]
+
+FORMATS = ("html", "md", "latex", "csv")
+_ENV_FILES = ("environment.json", "hardware.json")
+# Big or private parts of environment.json that do not belong in a summary table.
+_ENV_SKIP = ("packages", "env", "environ", "variables", "lock", "argv", "path", "files")
+
+
+@dataclass(frozen=True)
+class Figure:
+    title: str
+    uri: str
+    caption: str
+
+
+@dataclass(frozen=True)
+class Report:
+    experiment: str
+    table: ResultsTable
+    runs: pd.DataFrame
+    excluded: tuple[tuple[str, str, str], ...]
+    figures: tuple[Figure, ...]
+    environment: tuple[tuple[str, str], ...]
+    by: str | None
+    metric: str
+    generated: str
+    store: str
+
+
+def _pick_metric(runs: pd.DataFrame, metric: str | None) -> str:
+    if metric:
+        return metric
+    names = [c.removeprefix("summary.") for c in runs.columns if c.startswith("summary.")]
+    if len(names) == 1:
+        return names[0]
+    raise UsageError(
+        f"Choose the metric to report with --metric; these runs record: {', '.join(names) or '(none)'}."
+    )
+
+
+def _pick_group(runs: pd.DataFrame, by: str | None) -> str | None:
+    if by:
+        return by
+    varying = [
+        c.removeprefix("config.")
+        for c in runs.columns
+        if c.startswith("config.")
+        and "seed" not in c.lower()
+        and runs[c].map(lambda v: json.dumps(v, sort_keys=True, default=str)).nunique() > 1
+    ]
+    if len(varying) <= 1:
+        return varying[0] if varying else None
+    raise UsageError(
+        f"Several config keys vary across these runs ({', '.join(varying)}); choose one with --group-by."
+    )
+
+
+def _leaves(obj: Any, prefix: str, out: dict[str, str], depth: int = 0) -> None:
+    """Scalar facts of a JSON document, flattened, skipping bulky or private branches."""
+    if depth > 3:
+        return
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if any(s in str(k).lower() for s in _ENV_SKIP):
+                continue
+            _leaves(v, f"{prefix}{k}.", out, depth + 1)
+    elif isinstance(obj, list):
+        if obj and len(obj) <= 8 and all(isinstance(v, dict) for v in obj):
+            for i, v in enumerate(obj):
+                _leaves(v, f"{prefix}{i}.", out, depth + 1)
+        elif obj and len(obj) <= 8 and all(isinstance(v, str | int | float | bool) for v in obj):
+            out[prefix.rstrip(".")] = ", ".join(map(str, obj))
+    elif isinstance(obj, str | int | float | bool) and len(str(obj)) <= 120:
+        out[prefix.rstrip(".")] = str(obj)
+
+
+def environment_summary(run_dirs: list[str], *, limit: int = 60) -> tuple[tuple[str, str], ...]:
+    """Facts from each run's environment.json/hardware.json: one value, or the values and counts."""
+    per_key: dict[str, Counter[str]] = {}
+    readable = 0
+    for d in run_dirs:
+        found = False
+        for name in _ENV_FILES:
+            try:
+                doc = json.loads((Path(d) / name).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # missing or damaged: the report goes on without it
+            found = True
+            facts: dict[str, str] = {}
+            _leaves(doc, f"{name.removesuffix('.json')}.", facts)
+            for k, v in facts.items():
+                per_key.setdefault(k, Counter())[v] += 1
+        readable += found
+    rows = []
+    for key in sorted(per_key)[:limit]:
+        counts = per_key[key]
+        if len(counts) == 1 and sum(counts.values()) == readable:
+            rows.append((key, next(iter(counts))))
+        else:
+            rows.append(
+                (
+                    key,
+                    "; ".join(
+                        f"{v} ({c} run{'s' if c != 1 else ''})" for v, c in counts.most_common(5)
+                    ),
+                )
+            )
+    if readable < len(run_dirs):
+        rows.append(("(runs without environment facts)", str(len(run_dirs) - readable)))
+    return tuple(rows)
+
+
+def build_report(
+    experiment: str,
+    *,
+    store: Store | str | os.PathLike[str] | None = None,
+    by: str | None = None,
+    metric: str | None = None,
+    mode: str = "max",
+    baseline: str | None = None,
+    test: str = "welch",
+    correction: str = "holm",
+    level: float = 0.95,
+    seed: int | None = 0,
+    plots: bool = True,
+) -> Report:
+    """Gather the table, plots, run list and environment facts of ``experiment``."""
+    from ..analysis import load_metrics, load_runs
+    from ..store import Store as _Store
+
+    opened = store if isinstance(store, _Store) else _Store(store) if store else _Store.open()
+    every = load_runs(experiment=experiment, store=opened, status=None)
+    if every.empty:
+        raise UsageError(
+            f"No runs of experiment '{experiment}' in {opened.root}. `replicator ls` lists them."
+        )
+    done = every[every["status"] == "completed"].reset_index(drop=True)
+    excluded = tuple(
+        (str(r.id), str(r.status), "did not complete" if r.status != "running" else "still running")
+        for r in every[every["status"] != "completed"].itertuples()
+    )
+    if done.empty:
+        raise UsageError(
+            f"None of the {len(every)} runs of '{experiment}' completed "
+            f"({', '.join(sorted(set(every['status'])))}); nothing to report."
+        )
+    metric = _pick_metric(done, metric)
+    by = _pick_group(done, by)
+    table = results_table(
+        done,
+        metric=metric,
+        by=by,
+        mode=mode,
+        baseline=baseline,
+        test=test,
+        correction=correction,
+        level=level,
+        seed=seed,
+    )
+    figures: list[Figure] = []
+    if plots:
+        from .plots import data_uri, plot_intervals, plot_learning_curves
+
+        figures.append(
+            Figure(f"{metric} per group", data_uri(plot_intervals(table)), table.caption)
+        )
+        history = load_metrics(runs=done, store=opened)
+        if not history.empty:
+            steps = history.groupby("key")["step"].nunique()
+            curves = sorted(k for k, c in steps.items() if c > 1)  # one point is no curve
+            keys = [metric] if metric in curves else curves[:2]
+            for key in keys:
+                fig = plot_learning_curves(history, done, key=key, by=by, level=level, seed=seed)
+                figures.append(
+                    Figure(
+                        f"{key} over steps",
+                        data_uri(fig),
+                        f"Mean over seeds with a {int(level * 100)}% t-interval per step (band).",
+                    )
+                )
+    return Report(
+        experiment=experiment,
+        table=table,
+        runs=done,
+        excluded=excluded,
+        figures=tuple(figures),
+        environment=environment_summary(list(done["dir"])),
+        by=by,
+        metric=metric,
+        generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        store=str(opened.root),
+    )
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:60rem;
+color:#222;line-height:1.45;padding:0 1rem}
+h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
+th,td{padding:.25rem .6rem;border-bottom:1px solid #e4e4e4;text-align:right}
+th:first-child,td:first-child{text-align:left}caption{caption-side:top;text-align:left;color:#555;
+font-size:.85rem;padding-bottom:.3rem}tr.baseline td{background:#f6f6f6}
+.methods{background:#f3f7fb;border-left:3px solid #4a7ab5;padding:.6rem .8rem}
+.warning{background:#fff5e6;border-left:3px solid #d08a1a;padding:.4rem .8rem}
+figure{margin:1rem 0}figure img{max-width:100%;height:auto}figcaption{color:#555;font-size:.85rem}
+code{font-size:.85rem}.muted{color:#777}
+"""
+
+
+def _cell(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return html.escape(str(v))
+
+
+def _runs_table(report: Report) -> str:
+    df = report.runs
+    mcol = column(df, report.metric, prefixes=("summary.",))
+    cols = ["id", "name", "seed"]
+    if report.by:
+        cols.append(column(df, report.by, prefixes=("config.",)))
+    cols += ["duration", mcol]
+    head = "".join(
+        f"<th>{html.escape(c.removeprefix('config.').removeprefix('summary.'))}</th>" for c in cols
+    )
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(row[c])}</td>" for c in cols) + "</tr>"
+        for _, row in df.iterrows()
+    )
+    return f'<table class="runs"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def render_html(report: Report) -> str:
+    t = report.table
+    e = html.escape
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        # no network: forbid every fetch except inline data
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        "img-src data:; style-src 'unsafe-inline'\">",
+        f"<title>{e(report.experiment)}: {e(report.metric)} — replicator report</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>Experiment {e(report.experiment)}: {e(report.metric)}</h1>",
+        f'<p class="muted">{len(report.runs)} completed run(s), {len(report.excluded)} excluded; '
+        f"store <code>{e(report.store)}</code>; generated {e(report.generated)} by replicator "
+        f"{e(__version__)}.</p>",
+        "<h2>Methods</h2>",
+        f'<p class="methods">{e(t.methods)} Runs that failed, crashed, were interrupted or are '
+        "still running are excluded from every number and listed below.</p>",
+        "<h2>Results</h2>",
+        to_html(t, methods=False),
+    ]
+    if report.figures:
+        parts.append("<h2>Plots</h2>")
+        for f in report.figures:
+            parts.append(
+                f'<figure><img src="{f.uri}" alt="{e(f.title)}"><figcaption>{e(f.title)}. '
+                f"{e(f.caption)}</figcaption></figure>"
+            )
+    parts += ["<h2>Runs</h2>", _runs_table(report)]
+    parts.append("<h2>Excluded runs</h2>")
+    if report.excluded:
+        parts.append(
+            '<table class="excluded"><thead><tr><th>id</th><th>status</th><th>reason</th></tr></thead><tbody>'
+        )
+        parts += [
+            f"<tr><td>{e(i)}</td><td>{e(s)}</td><td>{e(r)}</td></tr>" for i, s, r in report.excluded
+        ]
+        parts.append("</tbody></table>")
+    else:
+        parts.append("<p>None: every run of this experiment completed.</p>")
+    parts.append("<h2>Environment</h2>")
+    if report.environment:
+        parts.append('<table class="environment"><tbody>')
+        parts += [f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in report.environment]
+        parts.append("</tbody></table>")
+    else:
+        parts.append("<p>No environment.json or hardware.json in these runs.</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def render_report(report: Report, format: str = "html") -> str:
+    """The report as ``html`` (the whole page) or the results table as ``md``, ``latex``, ``csv``."""
+    if format == "html":
+        return render_html(report)
+    if format == "md":
+        return to_markdown(report.table)
+    if format == "latex":
+        return to_latex(report.table)
+    if format == "csv":
+        return to_csv(report.table)
+    raise UsageError(f"format must be one of {', '.join(FORMATS)}; got {format!r}.")
+
+
+def write_report(
+    experiment: str, path: str | os.PathLike[str], *, format: str = "html", **options: Any
+) -> Path:
+    """Build the report of ``experiment`` and write it to ``path`` atomically."""
+    report = build_report(experiment, plots=format == "html", **options)
+    return atomic_write(Path(path), render_report(report, format))
