@@ -20,11 +20,26 @@ def step(title: str, args: list[str]) -> None:
 
 def main() -> None:
     started = time.perf_counter()
-    step("train", ["run", "-c", "examples/digits/config.yaml", "--experiment", "digits", "--seeds", "3",
-                   "--", str(Path(sys.executable)), "examples/digits/train.py"])
+    step(
+        "train",
+        [
+            "run",
+            "-c",
+            "examples/digits/config.yaml",
+            "--experiment",
+            "digits",
+            "--seeds",
+            "3",
+            "--",
+            str(Path(sys.executable)),
+            "examples/digits/train.py",
+        ],
+    )
     step("list", ["ls", "--experiment", "digits", "--limit", "3"])
     step("show", ["show", "last"])
-    print(f"\ndemo finished in {time.perf_counter() - started:.1f} s; the runs are in {ROOT / '.replicator'}")
+    print(
+        f"\ndemo finished in {time.perf_counter() - started:.1f} s; the runs are in {ROOT / '.replicator'}"
+    )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ GIT_IDENTITY = {
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the caller's replicator run, store or git identity."""
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees the caller's replicator run, store, git identity or working directory."""
+    monkeypatch.chdir(tmp_path)
     for name in list(os.environ):
         if name.startswith("REPLICATOR_"):
             monkeypatch.delenv(name)
@@ -50,13 +51,23 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     """The real `replicator` command in a subprocess."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "replicator", *args], cwd=cwd, env=full_env, capture_output=True,
-        text=True, timeout=timeout, input=input,
+        [sys.executable, "-m", "replicator", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
     )
 
 

@@ -21,8 +21,14 @@ def write(path: Path, text: str) -> Path:
 
 @pytest.fixture
 def configs(tmp_path: Path) -> Path:
-    write(tmp_path / "base.yaml", "# base\noptim:\n  lr: 0.001   # learning rate\n  name: adam\nmodel:\n  width: 32\n  use_bias: true\n")
-    write(tmp_path / "mlp.yaml", "extends: base.yaml\nmodel:\n  width: 64\nsteps: 10\nlabel: 'lr=${optim.lr}'\n")
+    write(
+        tmp_path / "base.yaml",
+        "# base\noptim:\n  lr: 0.001   # learning rate\n  name: adam\nmodel:\n  width: 32\n  use_bias: true\n",
+    )
+    write(
+        tmp_path / "mlp.yaml",
+        "extends: base.yaml\nmodel:\n  width: 64\nsteps: 10\nlabel: 'lr=${optim.lr}'\n",
+    )
     return tmp_path
 
 
@@ -48,18 +54,24 @@ def test_overrides_set_add_force_delete(configs: Path) -> None:
 
 
 def test_override_values_are_yaml(configs: Path) -> None:
-    cfg = replicator.load_config(configs / "mlp.yaml", overrides=["+layers=[1, 2]", "optim.name=null"])
+    cfg = replicator.load_config(
+        configs / "mlp.yaml", overrides=["+layers=[1, 2]", "optim.name=null"]
+    )
     assert list(cfg.layers) == [1, 2]
     assert cfg.optim.name is None
 
 
 def test_unknown_key_is_rejected_with_a_suggestion(configs: Path) -> None:
-    with pytest.raises(ConfigError, match=r"no key 'optim\.l'.*Did you mean 'optim\.lr'.*\+optim\.l=0\.1"):
+    with pytest.raises(
+        ConfigError, match=r"no key 'optim\.l'.*Did you mean 'optim\.lr'.*\+optim\.l=0\.1"
+    ):
         replicator.load_config(configs / "mlp.yaml", overrides=["optim.l=0.1"])
 
 
 def test_wrong_type_names_file_and_line(configs: Path) -> None:
-    with pytest.raises(ConfigError, match=r"Config key 'optim\.lr' in .*base\.yaml:3 must be a number, got 'fast'"):
+    with pytest.raises(
+        ConfigError, match=r"Config key 'optim\.lr' in .*base\.yaml:3 must be a number, got 'fast'"
+    ):
         replicator.load_config(configs / "mlp.yaml", overrides=["optim.lr=fast"])
     with pytest.raises(ConfigError, match=r"'model' in .*mlp\.yaml:2 is a section"):
         replicator.load_config(configs / "mlp.yaml", overrides=["model=3"])
@@ -136,7 +148,14 @@ def test_flatten_hash_and_hparams() -> None:
     assert config_hash(data) == config_hash(reordered)
     assert config_hash(data) != config_hash({**data, "a": 2})
     csv_text = hparams_csv(data)
-    assert csv_text.splitlines() == ["key,value", "b.y,2", 'b.x,"[1, 2]"', "a,1", "flag,true", "none,null"]
+    assert csv_text.splitlines() == [
+        "key,value",
+        "b.y,2",
+        'b.x,"[1, 2]"',
+        "a,1",
+        "flag,true",
+        "none,null",
+    ]
 
 
 def test_capture_args_records_namespace_and_updates_it(monkeypatch: pytest.MonkeyPatch) -> None:

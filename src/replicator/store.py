@@ -72,16 +72,25 @@ def find_project_root(start: str | os.PathLike[str] | None = None) -> Path:
     return here
 
 
-def new_run_id(now: float | None = None) -> str:
-    """``YYYYMMDD-HHMMSS-xxxx``: sortable by time to the millisecond; the low 6 bits are random.
+_last_id: tuple[str, int] = ("", -1)
 
-    Uniqueness across concurrent starts comes from creating the directory with ``mkdir``
-    (which fails when the name exists) and retrying; see :meth:`Store.create_run_dir`.
+
+def new_run_id(now: float | None = None) -> str:
+    """``YYYYMMDD-HHMMSS-xxxx``: sortable by time to the millisecond.
+
+    The suffix is the millisecond (high 10 bits) and 6 random bits; ids issued by one process
+    never go backwards. Uniqueness across concurrent starts comes from creating the directory
+    with ``mkdir`` (which fails when the name exists) and retrying; see
+    :meth:`Store.create_run_dir`.
     """
+    global _last_id
     now = time.time() if now is None else now
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
     millis = int((now % 1) * 1000) % 1000
     suffix = (millis << 6) | random.getrandbits(6)
+    if stamp == _last_id[0] and suffix <= _last_id[1]:
+        suffix = min(_last_id[1] + 1, 0xFFFF)
+    _last_id = (stamp, suffix)
     return f"{stamp}-{suffix:04x}"
 
 

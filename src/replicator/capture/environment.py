@@ -98,10 +98,9 @@ def interpreter_facts(executable: str | None = None) -> dict[str, Any]:
 
 
 def _same_file(a: str, b: str) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
+    # Not os.path.samefile: every venv's python is a symlink to the same base interpreter, but
+    # each venv has its own site-packages. The path itself tells the environments apart.
+    return os.path.abspath(a) == os.path.abspath(b)
 
 
 def _normalise(name: str) -> str:

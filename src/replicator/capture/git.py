@@ -58,7 +58,14 @@ def _git(
     check: bool = True,
     binary: bool = False,
 ) -> Any:
-    full_env = {**os.environ, **(env or {}), "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+    full_env = {
+        **os.environ,
+        **(env or {}),
+        "GIT_TERMINAL_PROMPT": "0",
+        "LC_ALL": "C",
+        # `git status` must not refresh the user's index behind their back
+        "GIT_OPTIONAL_LOCKS": "0",
+    }
     proc = subprocess.run(["git", *args], cwd=cwd, env=full_env, capture_output=True, check=False)
     if check and proc.returncode != 0:
         raise subprocess.CalledProcessError(

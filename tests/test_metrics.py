@@ -1,0 +1,91 @@
+"""Metric logging: buffered appends, strict JSON lines, torn lines, superseded lines, patterns."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import pytest
+
+from replicator.errors import ConfigError
+from replicator.metrics import MetricPattern, MetricsWriter, read_metrics
+
+
+def test_writer_flushes_in_the_background_within_a_second(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    writer = MetricsWriter(path, interval=0.2)
+    writer.log({"loss": 1.0, "acc": 0.5}, step=3)
+    writer.log({"loss": 0.5})
+    deadline = time.time() + 1.0
+    while time.time() < deadline and len(read_metrics(path)) < 3:
+        time.sleep(0.05)
+    assert [(m["step"], m["key"], m["value"]) for m in read_metrics(path)] == [
+        (3, "loss", 1.0),
+        (3, "acc", 0.5),
+        (4, "loss", 0.5),
+    ]
+    writer.close()
+
+
+def test_values_are_strict_json_and_nonfinite_round_trip(tmp_path: Path) -> None:
+    import numpy as np
+
+    path = tmp_path / "m.jsonl"
+    writer = MetricsWriter(path)
+    writer.log(
+        {"nan": float("nan"), "inf": float("inf"), "np": np.float32(0.25), "flag": True}, step=0
+    )
+    writer.close()
+    for line in path.read_text().splitlines():
+        json.loads(line, parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}"))
+    values = {m["key"]: m["value"] for m in read_metrics(path)}
+    assert math.isnan(values["nan"]) and values["inf"] == math.inf
+    assert values["np"] == 0.25 and values["flag"] == 1
+
+
+def test_torn_last_line_is_skipped_and_earlier_lines_never_rewritten(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    writer = MetricsWriter(path)
+    writer.log({"a": 1}, step=0)
+    writer.flush()
+    before = path.read_bytes()
+    with open(path, "ab") as f:
+        f.write(b'{"step": 1, "key": "a", "val')  # a kill in the middle of a write
+    writer.log({"a": 2}, step=2)
+    writer.close()
+    assert path.read_bytes().startswith(before)
+    assert [m["step"] for m in read_metrics(path)] == [0]  # the torn line took the next one with it
+    assert "a" in writer.last
+
+
+def test_resume_marker_supersedes_later_steps_without_deleting(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    writer = MetricsWriter(path)
+    for step in range(5):
+        writer.log({"loss": float(step)}, step=step)
+    writer.write_event({"event": "resume", "step": 2})
+    writer.log({"loss": 30.0}, step=3)
+    writer.close()
+    assert [(m["step"], m["value"]) for m in read_metrics(path)] == [
+        (0, 0.0),
+        (1, 1.0),
+        (2, 2.0),
+        (3, 30.0),
+    ]
+    everything = read_metrics(path, include_superseded=True)
+    assert [m["step"] for m in everything if m.get("superseded")] == [3, 4]
+
+
+def test_metric_pattern_parses_and_validates() -> None:
+    pattern = MetricPattern.compile(
+        r"step (?P<step>\d+) \| loss (?P<loss>[-0-9.e]+)(?: \| acc (?P<acc>[0-9.]+))?"
+    )
+    assert pattern.parse("step 100 | loss 2.41") == (100, {"loss": 2.41})
+    assert pattern.parse("step 7 | loss 1e-3 | acc 0.5") == (7, {"loss": 0.001, "acc": 0.5})
+    assert pattern.parse("nothing here") is None
+    with pytest.raises(ConfigError, match="not a valid regular expression"):
+        MetricPattern.compile("step (")
+    with pytest.raises(ConfigError, match="no named group"):
+        MetricPattern.compile(r"loss (\d+)")
