@@ -113,7 +113,6 @@ def test_torch_build_is_read_as_text_without_importing(tmp_path: Path) -> None:
         "__version__ = '2.11.0+cu130'\ncuda: Optional[str] = '13.0'\nhip = None\n"
     )
     env = capture_environment(executable=None, env={})
-    assert "torch" not in sys.modules or True
     from replicator.capture.environment import _torch_build
 
     facts = _torch_build([str(tmp_path / "site")])
