@@ -211,3 +211,37 @@ def test_exit_codes_through_the_real_entry_point(tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == 0 and proc.stdout.startswith("unchanged (5 files)")
+
+
+def test_recorded_edge_cases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = tmp_path / "store"
+    monkeypatch.setenv("REPLICATOR_STORE", str(store))
+    _tree(tmp_path / "d")
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "x").write_text("x")
+    blake = fingerprint_datasets({"d": "d", "e": "e"}, store=store, base_dir=tmp_path)
+    md5 = fingerprint_datasets({"d": {"path": "d", "algo": "md5"}}, store=store, base_dir=tmp_path)
+    assert md5["d"]["algo"] == "md5"
+    changes = diff_recorded(blake, md5, store=store)
+    assert changes["d"].status == "unknown" and "different algorithms" in changes["d"].note
+    assert changes["e"].status == "removed" and changes["e"].summary() == "e: only in run a"
+    # A manifest deleted from the store degrades to a digest comparison with a note.
+    _change(tmp_path / "d")
+    later = fingerprint_datasets({"d": "d"}, store=store, base_dir=tmp_path)
+    from replicator.data.fingerprint import manifest_path
+
+    manifest_path(store, later["d"]["manifest"]).unlink()
+    change = diff_recorded(blake, later, store=store)["d"]
+    assert change.status == "changed" and change.diff is None and "is missing" in change.note
+    with pytest.raises(UsageError, match="needs a 'path'"):
+        fingerprint_datasets({"bad": {"algo": "md5"}}, store=store, base_dir=tmp_path)
+    with pytest.raises(UsageError, match=r"Dataset 'gone' \(nope\): .*no such file"):
+        fingerprint_datasets({"gone": "nope"}, store=store, base_dir=tmp_path)
+    # verify against a run with several datasets: --name picks one, a path checks it there.
+    _write_run(store, "20260101-000003-dddd", blake)
+    report = verify(against="20260101-000003-dddd", name="e")
+    assert [c.name for c in report.checks] == ["e"] and report.ok
+    report = verify(tmp_path / "e", against="20260101-000003-dddd")
+    assert [c.name for c in report.checks] == ["e"] and report.ok
+    with pytest.raises(UsageError, match="has no dataset 'zzz'"):
+        verify(against="20260101-000003-dddd", name="zzz")

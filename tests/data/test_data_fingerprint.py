@@ -148,7 +148,7 @@ def test_edit_right_after_hashing_is_caught_by_racy_window(tmp_path: Path) -> No
     st = f.stat()
     row = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, "x", now)
     assert not is_fresh(row, st)
-    assert is_fresh(row[:5] + (max(st.st_mtime_ns, st.st_ctime_ns) + RACY_WINDOW_NS + 1,), st)
+    assert is_fresh((*row[:5], max(st.st_mtime_ns, st.st_ctime_ns) + RACY_WINDOW_NS + 1), st)
 
 
 def test_cache_survives_damage_as_a_note(tmp_path: Path) -> None:
@@ -222,7 +222,7 @@ def test_missing_path_broken_link_and_loop(tmp_path: Path) -> None:
         fingerprint(tree, store=store)
     os.unlink(tree / "loop")
     os.symlink(tree / "gone", tree / "dangling")
-    with pytest.raises(FingerprintError, match="Broken symlink .*dangling -> .*gone"):
+    with pytest.raises(FingerprintError, match=r"Broken symlink .*dangling -> .*gone"):
         fingerprint(tree, store=store)
 
 
@@ -266,7 +266,7 @@ def test_permission_denied(tmp_path: Path) -> None:
     secret.chmod(0)
     try:
         if os.geteuid() != 0:
-            with pytest.raises(FingerprintError, match="Permission denied.*inner.bin"):
+            with pytest.raises(FingerprintError, match=r"Permission denied.*inner\.bin"):
                 fingerprint(tree, store=tmp_path / "store")
             return
         # Root reads 0o000 files; drop CAP_DAC_OVERRIDE in a real subprocess instead.
@@ -291,3 +291,32 @@ def test_fingerprint_equality_ignores_how_it_was_made() -> None:
     a = Fingerprint("d.dir", "md5", 1, 1, "dir", (), hashed_files=1, notes=("x",))
     b = Fingerprint("d.dir", "md5", 1, 1, "dir", (), hashed_files=0)
     assert a == b and str(a) == "md5:d.dir"
+
+
+def test_names_that_are_not_utf8_are_hashed_but_not_cached(tmp_path: Path) -> None:
+    tree = tmp_path / "d"
+    tree.mkdir()
+    raw = os.fsencode(tree) + b"/bad\xff\xfename"
+    with open(raw, "wb") as f:
+        f.write(b"x")
+    store = tmp_path / "store"
+    fp = fingerprint(tree, algo="md5", store=store)
+    assert fp.entries[0].relpath == "bad\udcff\udcfename" and not fp.notes
+    assert load_manifest(store, fp.manifest_id) == fp
+    assert fingerprint(tree, algo="md5", store=store) == fp
+
+
+def test_concurrent_fingerprints_share_one_store(tmp_path: Path) -> None:
+    tree = _tree(tmp_path / "d", n=300)
+    env = {**os.environ, "REPLICATOR_STORE": str(tmp_path / "store")}
+    cmd = [sys.executable, "-m", "replicator", "data", "fingerprint", str(tree), "--json"]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        for _ in range(3)
+    ]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    import json
+
+    digests = {json.loads(out)["digest"] for out, _ in outs}
+    assert digests == {fingerprint(tree, store=tmp_path / "store").digest}

@@ -125,9 +125,12 @@ def diff_command(
     required=True,
     help="A dvc.lock, a .dvc file, or a run id whose recorded datasets to check.",
 )
+@click.option("--name", default=None, help="Dataset name, when verifying against a run.")
 @click.option("--limit", default=20, show_default=True, help="Changed files to list per entry.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def verify_command(path: str | None, against: str, limit: int, as_json: bool) -> None:
+def verify_command(
+    path: str | None, against: str, name: str | None, limit: int, as_json: bool
+) -> None:
     """Check data against dvc.lock, a .dvc file or a run; exit 1 if anything differs.
 
     DVC 2's legacy md5-dos2unix entries (no 'hash:' key) are checked the way DVC 2 hashed them.
@@ -140,7 +143,7 @@ def verify_command(path: str | None, against: str, limit: int, as_json: bool) ->
     """
     from ..data.dvc import verify
 
-    report = verify(path, against=against)
+    report = verify(path, against=against, name=name)
     if as_json:
         _print_json(report.as_dict())
     else:

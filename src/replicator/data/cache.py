@@ -98,7 +98,7 @@ class StatCache:
     def get(self, path: str, algo: str) -> CacheRow | None:
         """The row for one file, or None."""
         conn = self._connect()
-        if conn is None:
+        if conn is None or not _encodable(path):
             return None
         try:
             row = conn.execute(
@@ -106,10 +106,10 @@ class StatCache:
                 "WHERE path = ? AND algo = ?",
                 (path, algo),
             ).fetchone()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeError) as exc:
             self._fail(exc)
             return None
-        return tuple(row) if row else None  # type: ignore[return-value]
+        return tuple(row) if row else None
 
     def load_tree(self, root: str, algo: str) -> dict[str, CacheRow]:
         """Every row under directory ``root`` (absolute, no trailing slash), keyed by path.
@@ -128,10 +128,10 @@ class StatCache:
                 "WHERE algo = ? AND path >= ? AND path < ?",
                 (algo, lo, hi),
             ).fetchall()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeError) as exc:
             self._fail(exc)
             return {}
-        return {r[0]: tuple(r[1:]) for r in rows}  # type: ignore[misc]
+        return {r[0]: tuple(r[1:]) for r in rows}
 
     def put_many(
         self,
@@ -141,8 +141,9 @@ class StatCache:
         forget: Iterable[str] = (),
     ) -> None:
         """Insert or replace rows ``(path, row)`` and delete ``forget`` paths, in one transaction."""
-        rows = list(rows)
-        forget = list(forget)
+        # Names that are not valid UTF-8 (surrogate escapes) cannot be stored: never cached.
+        rows = [(p, r) for p, r in rows if _encodable(p)]
+        forget = [p for p in forget if _encodable(p)]
         if not rows and not forget:
             return
         conn = self._connect()
@@ -178,6 +179,14 @@ class StatCache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _encodable(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def now_ns() -> int:

@@ -296,11 +296,13 @@ def verify(
     *,
     against: str | os.PathLike[str],
     store: Store | str | os.PathLike[str] | None = None,
+    name: str | None = None,
 ) -> VerifyReport:
     """Check data against a ``dvc.lock``, a ``.dvc`` file or a run's recorded datasets.
 
-    ``path`` restricts the check to the entries at or under it (for a run: checks the run's
-    dataset against ``path`` instead of its recorded location when the run recorded one).
+    ``path`` restricts the check to the entries at or under it. Against a run, ``path`` is
+    checked instead of the dataset's recorded location: the dataset recorded at ``path``, else
+    the one called ``name``, else the run's only dataset.
     """
     st = _open_store(store)
     ref = os.fspath(against)
@@ -315,17 +317,17 @@ def verify(
     if as_file.suffix in (".dvc", ".lock") or as_file.name == "dvc.lock":
         raise UsageError(f"{ref}: no such file. Give a dvc.lock, a .dvc file or a run id.")
     run_id, data = run_datasets(st, ref)
+    if not data:
+        raise UsageError(f"Run {run_id} recorded no datasets; nothing to verify.")
+    if name is not None:
+        data = {name: _pick(data, name, f"Run {run_id}")}
     if selected is not None:
         matching = {n: r for n, r in data.items() if Path(str(r.get("abspath", ""))) == selected}
-        if matching:
-            items = list(matching.items())
-        else:
+        if not matching:
             record = _pick(data, None, f"Run {run_id}")
-            items = [(next(iter(data)), record)]
-        checks = [_check_record(n, r, selected, st) for n, r in items]
+            matching = {n: r for n, r in data.items() if r is record}
+        checks = [_check_record(n, r, selected, st) for n, r in matching.items()]
     else:
-        if not data:
-            raise UsageError(f"Run {run_id} recorded no datasets; nothing to verify.")
         checks = [_check_record(n, r, _record_path(r, st), st) for n, r in sorted(data.items())]
     return VerifyReport(f"run {run_id}", tuple(checks))
 

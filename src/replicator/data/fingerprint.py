@@ -59,10 +59,11 @@ IGNORED_DIRS = frozenset({".git", ".hg", ".dvc"})
 IGNORED_FILES = frozenset({".git"})
 # Files at least this big are hashed one at a time (BLAKE3: mmap + all cores).
 LARGE_FILE = 8 << 20
-BUFFER_SIZE = 1 << 20
+BUFFER_SIZE = 8 << 20
 # Below this many files to hash, starting worker processes costs more than it saves.
 POOL_MIN_FILES = 512
 POOL_MIN_BYTES = 4 << 20
+POOL_WORKERS: int | None = None  # default: two per CPU, at most 8
 
 
 class FingerprintError(ReplicatorError):
@@ -193,16 +194,51 @@ def _hash_path(path: str, algo: str, *, allow_mmap: bool) -> tuple[str, os.stat_
 
 
 def _read_into(fd: int, h: Any) -> int:
-    """Feed a file to ``h`` through one reused buffer; returns the byte count."""
-    buf = bytearray(BUFFER_SIZE)
-    view = memoryview(buf)
+    """Feed a file to ``h`` through three reused buffers; returns the byte count.
+
+    A reader thread fills one buffer while ``h`` hashes another: both ``readv`` and the
+    hashers release the GIL, so reading overlaps hashing (BLAKE3 without mmap: ~1.5x).
+    """
+    import queue
+
+    free: queue.Queue[bytearray | None] = queue.Queue()
+    full: queue.Queue[tuple[bytearray, int] | BaseException] = queue.Queue()
+    for _ in range(3):
+        free.put(bytearray(BUFFER_SIZE))
+
+    def reader() -> None:
+        try:
+            while True:
+                buf = free.get()
+                if buf is None:  # the hashing side gave up
+                    return
+                n = os.readv(fd, [buf])
+                full.put((buf, n))
+                if not n:
+                    return
+        except BaseException as exc:  # handed to the hashing thread, which re-raises it
+            full.put(exc)
+
+    thread = threading.Thread(target=reader, name="replicator-read", daemon=True)
+    thread.start()
     total = 0
-    while True:
-        n = os.readv(fd, [buf])
-        if not n:
-            break
-        h.update(view[:n])
-        total += n
+    finished = False
+    try:
+        while True:
+            item = full.get()
+            if isinstance(item, BaseException):
+                raise item
+            buf, n = item
+            if not n:
+                finished = True
+                break
+            h.update(memoryview(buf)[:n])
+            total += n
+            free.put(buf)
+    finally:
+        if not finished:
+            free.put(None)
+        thread.join()
     return total
 
 
@@ -371,7 +407,8 @@ def _hash_in_pool(
 ) -> None:
     from concurrent.futures import ProcessPoolExecutor
 
-    workers = min(cpus, 8)
+    # Twice the CPUs: cold small files wait on I/O, and more requests in flight help there.
+    workers = POOL_WORKERS or min(2 * cpus, 8)
     chunk = max(64, min(1024, len(small) // (workers * 8) or 1))
     batches = [small[i : i + chunk] for i in range(0, len(small), chunk)]
     with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
@@ -573,7 +610,8 @@ def save_manifest(fp: Fingerprint, store_root: str | os.PathLike[str]) -> str:
         "nfiles": fp.nfiles,
         "entries": [list(e) for e in fp.entries],
     }
-    atomic_write(target, json.dumps(body, separators=(",", ":"), ensure_ascii=False) + "\n")
+    # ensure_ascii: names that are not valid UTF-8 (surrogate escapes) still serialise.
+    atomic_write(target, json.dumps(body, separators=(",", ":")) + "\n")
     return manifest_id
 
 
