@@ -112,7 +112,7 @@ def test_resolve_by_id_prefix_suffix_name_and_last(tmp_path: Path) -> None:
     assert store.resolve(first.name) == first
     assert store.resolve("last") == second
     assert store.resolve(second.name[-4:]) == second
-    with pytest.raises(RunNotFoundError, match="No run 'zzzz'.*replicator ls"):
+    with pytest.raises(RunNotFoundError, match=r"No run 'zzzz'.*replicator ls"):
         store.resolve("zzzz")
     with pytest.raises(RunNotFoundError, match=r"matches 2 runs"):
         store.resolve(first.name[:8])
