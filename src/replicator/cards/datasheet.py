@@ -100,6 +100,7 @@ class Datasheet:
 
 
 def _facts(path: Path, store: Any) -> dict[str, Any]:
+    fingerprint: Any
     try:
         from ..data import fingerprint
     except ImportError:  # the data package is optional in a trimmed install

@@ -98,7 +98,7 @@ def format_sarif(report: CheckReport) -> str:
     for f in report.findings:
         if f.rule not in rules:
             rules.append(f.rule)
-    level_of = {}
+    level_of: dict[str, str] = {}
     for f in report.findings:
         level_of.setdefault(f.rule, f.severity)
     driver_rules = [

@@ -14,7 +14,7 @@ import json
 import math
 import re
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -260,7 +260,7 @@ def _iter_notebook(nb: dict) -> Iterator[tuple[str, str]]:
                 yield _join([f"{t}\n" for t in output["traceback"]]), where
 
 
-def _raw_line_finder(raw: str):  # type: ignore[no-untyped-def]
+def _raw_line_finder(raw: str) -> Callable[[str], int | None]:
     """Map a text line of a cell back to its line in the .ipynb file (first unused occurrence)."""
     raw_lines = raw.splitlines()
     used: dict[str, int] = {}
