@@ -1,0 +1,496 @@
+"""One checkpoint file: a safetensors file whose metadata holds everything that is not a tensor.
+
+A checkpoint is written as a standard safetensors file (8-byte little-endian header length, a JSON
+header, raw little-endian tensor bytes), readable by any safetensors reader. Torch tensors and
+numpy arrays become its tensors; the rest of the state (numbers, strings, lists, tuples, dicts
+with any keys, bytes) is encoded as tagged JSON in the header's ``__metadata__["replicator"]``,
+with each tensor replaced by a reference to its name. Nothing is ever pickled.
+
+Writing streams each tensor's memory to the file (no serialised copy) while a second thread
+hashes the same bytes with BLAKE3, so the content hash costs no extra pass. Reading checks the
+hash against the manifest before parsing, validates the header strictly (dtypes, shapes, offsets
+that tile the data exactly) and builds tensors over one buffer without copying.
+
+A file that is not such a checkpoint (a pickle, a ``torch.save`` zip) is refused unless the caller
+passes ``trust_pickle=True`` for a file it trusts; that opt-in is logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import math
+import os
+import struct
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import CheckpointError
+
+logger = logging.getLogger("replicator.checkpoints")
+
+MAGIC = "replicator-checkpoint/1"
+MAX_HEADER = 100 * 2**20  # the safetensors reference limit
+CHUNK = 64 * 2**20  # hash/write pipeline granularity
+
+_TORCH_DTYPES = {
+    "float64": "F64",
+    "float32": "F32",
+    "float16": "F16",
+    "bfloat16": "BF16",
+    "int64": "I64",
+    "int32": "I32",
+    "int16": "I16",
+    "int8": "I8",
+    "uint8": "U8",
+    "bool": "BOOL",
+    "uint16": "U16",
+    "uint32": "U32",
+    "uint64": "U64",
+    "float8_e4m3fn": "F8_E4M3",
+    "float8_e5m2": "F8_E5M2",
+}
+_NUMPY_DTYPES = {
+    "float64": "F64",
+    "float32": "F32",
+    "float16": "F16",
+    "int64": "I64",
+    "int32": "I32",
+    "int16": "I16",
+    "int8": "I8",
+    "uint64": "U64",
+    "uint32": "U32",
+    "uint16": "U16",
+    "uint8": "U8",
+    "bool": "BOOL",
+}
+_ITEMSIZE = {
+    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
+    "BOOL": 1, "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1,
+}  # fmt: skip
+
+
+class CheckpointHashError(CheckpointError):
+    """A checkpoint file's content does not match the hash its manifest recorded."""
+
+
+def _is_torch_tensor(obj: Any) -> bool:
+    return type(obj).__module__.startswith("torch") and hasattr(obj, "untyped_storage")
+
+
+def _is_ndarray(obj: Any) -> bool:
+    return type(obj).__name__ == "ndarray" and type(obj).__module__ == "numpy"
+
+
+def _is_numpy_scalar(obj: Any) -> bool:
+    return type(obj).__module__ == "numpy" and hasattr(obj, "dtype") and hasattr(obj, "item")
+
+
+class _Encoder:
+    """Turn a state tree into tagged JSON plus a list of (name, array-like) to store as tensors."""
+
+    def __init__(self, *, copy: bool) -> None:
+        self.copy = copy  # asynchronous saves copy tensors to host memory now
+        self.arrays: list[tuple[str, str, Any]] = []  # (name, safetensors dtype, object)
+        self.names: set[str] = set()
+
+    def _name(self, path: str) -> str:
+        name = path or "tensor"
+        n = 1
+        while name in self.names:
+            n += 1
+            name = f"{path}#{n}"
+        self.names.add(name)
+        return name
+
+    def encode(self, obj: Any, path: str) -> Any:
+        if obj is None or isinstance(obj, (bool, str)):
+            return obj
+        if isinstance(obj, int):
+            return int(obj)
+        if isinstance(obj, float):
+            if math.isfinite(obj):
+                return float(obj)
+            return {"$float": "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")}
+        if _is_torch_tensor(obj):
+            return self._tensor(obj, path)
+        if _is_ndarray(obj) or _is_numpy_scalar(obj):
+            return self._ndarray(obj, path)
+        if isinstance(obj, (bytes, bytearray)):
+            return {"$bytes": base64.b64encode(bytes(obj)).decode("ascii")}
+        if isinstance(obj, tuple):
+            return {"$tuple": [self.encode(v, f"{path}.{i}") for i, v in enumerate(obj)]}
+        if isinstance(obj, list):
+            return [self.encode(v, f"{path}.{i}") for i, v in enumerate(obj)]
+        if isinstance(obj, Mapping):
+            items = list(obj.items())
+            if all(isinstance(k, str) and not k.startswith("$") for k, _ in items):
+                return {k: self.encode(v, _join(path, k)) for k, v in items}
+            return {
+                "$dict": [
+                    [self.encode(k, f"{path}.key"), self.encode(v, _join(path, str(k)))]
+                    for k, v in items
+                ]
+            }
+        raise CheckpointError(
+            f"state{_where(path)} is a {type(obj).__module__}.{type(obj).__qualname__}, which a "
+            "checkpoint cannot hold without pickling. A checkpoint holds tensors, numpy arrays, "
+            "numbers, strings, bytes, None and lists/tuples/dicts of these: save its "
+            ".state_dict() or convert it to plain data."
+        )
+
+    def _tensor(self, t: Any, path: str) -> dict[str, Any]:
+        import torch
+
+        if t.layout != torch.strided or t.is_quantized:
+            raise CheckpointError(
+                f"state{_where(path)} is a {t.layout} tensor; store it dense (.to_dense())."
+            )
+        code = _TORCH_DTYPES.get(str(t.dtype).removeprefix("torch."))
+        if code is None:
+            raise CheckpointError(
+                f"state{_where(path)} has dtype {t.dtype}, which safetensors cannot store; "
+                "convert it (e.g. torch.view_as_real for complex tensors)."
+            )
+        device = str(t.device)
+        t = t.detach()
+        if t.device.type != "cpu":
+            t = t.to("cpu")
+        elif self.copy:
+            t = t.clone(memory_format=torch.contiguous_format)
+        t = t.contiguous()
+        name = self._name(path)
+        self.arrays.append((name, code, t))
+        return {"$tensor": name, "device": device}
+
+    def _ndarray(self, a: Any, path: str) -> dict[str, Any]:
+        import numpy as np
+
+        scalar = not _is_ndarray(a)
+        arr = np.asarray(a)
+        code = _NUMPY_DTYPES.get(arr.dtype.name)
+        if code is None:
+            raise CheckpointError(
+                f"state{_where(path)} is a numpy array of dtype {arr.dtype}, which safetensors "
+                "cannot store; convert it to a numeric dtype or a list."
+            )
+        if arr.dtype.byteorder == ">":
+            arr = arr.astype(arr.dtype.newbyteorder("<"))
+        arr = np.array(arr, copy=True, order="C") if self.copy else np.ascontiguousarray(arr)
+        name = self._name(path)
+        self.arrays.append((name, code, arr))
+        entry: dict[str, Any] = {"$ndarray": name}
+        if scalar:
+            entry["scalar"] = True
+        return entry
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _where(path: str) -> str:
+    return "".join(f"[{p!r}]" for p in path.split(".")) if path else ""
+
+
+def _raw_bytes(obj: Any) -> memoryview:
+    """The bytes of a contiguous CPU tensor or array, without copying."""
+    if _is_ndarray(obj):
+        return memoryview(obj.reshape(-1).view("uint8"))
+    import torch
+
+    flat = obj.reshape(-1)
+    if flat.numel() == 0:
+        return memoryview(b"")
+    return memoryview(flat.view(torch.uint8).numpy())
+
+
+class Snapshot:
+    """A state encoded for writing: the JSON metadata and the tensors (copied if ``copy``)."""
+
+    def __init__(self, tree: Mapping[str, Any], *, copy: bool) -> None:
+        encoder = _Encoder(copy=copy)
+        self.meta = json.dumps({"format": MAGIC, **encoder.encode(dict(tree), "")}, allow_nan=False)
+        # Wider dtypes first: every tensor then starts at an offset aligned to its item size.
+        self.arrays = sorted(encoder.arrays, key=lambda a: -_ITEMSIZE[a[1]])
+
+    def write(self, path: Path, *, fsync: bool = True) -> tuple[int, str]:
+        """Write the file; returns (size, ``blake3:<hex>``) of exactly the bytes written."""
+        import blake3
+
+        header: dict[str, Any] = {"__metadata__": {"format": MAGIC, "replicator": self.meta}}
+        views = []
+        offset = 0
+        for name, code, obj in self.arrays:
+            view = _raw_bytes(obj)
+            header[name] = {
+                "dtype": code,
+                "shape": list(obj.shape),
+                "data_offsets": [offset, offset + view.nbytes],
+            }
+            offset += view.nbytes
+            views.append(view)
+        text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+        text += b" " * (-(8 + len(text)) % 8)  # data starts 8-byte aligned
+        head = struct.pack("<Q", len(text)) + text
+        hasher = blake3.blake3()
+        pieces: list[memoryview] = [memoryview(head)]
+        for view in views:
+            pieces.extend(view[i : i + CHUNK] for i in range(0, view.nbytes, CHUNK))
+        hashed: list[memoryview | None] = []
+        ready = threading.Condition()
+
+        def hash_all() -> None:
+            # BLAKE3 releases the GIL: hashing piece i overlaps writing piece i.
+            i = 0
+            while True:
+                with ready:
+                    while len(hashed) <= i:
+                        ready.wait()
+                    piece = hashed[i]
+                if piece is None:
+                    return
+                hasher.update(piece)
+                i += 1
+
+        worker = threading.Thread(target=hash_all, name="replicator-hash", daemon=True)
+        worker.start()
+        size = 0
+        try:
+            with open(path, "wb") as f:
+                for piece in pieces:
+                    with ready:
+                        hashed.append(piece)
+                        ready.notify()
+                    f.write(piece)
+                    size += piece.nbytes
+                if fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+        finally:
+            with ready:
+                hashed.append(None)
+                ready.notify()
+            worker.join()
+        if os.stat(path).st_size != size:
+            raise CheckpointError(f"Checkpoint {path} has the wrong size after writing.")
+        return size, "blake3:" + hasher.hexdigest()
+
+
+def hash_file(path: str | os.PathLike[str]) -> str:
+    """``blake3:<hex>`` of a file's bytes (memory-mapped, multi-threaded)."""
+    import blake3
+
+    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    if os.path.getsize(path) == 0:
+        return "blake3:" + hasher.hexdigest()
+    hasher.update_mmap(os.fspath(path))
+    return "blake3:" + hasher.hexdigest()
+
+
+def read_checkpoint_file(
+    path: str | os.PathLike[str],
+    *,
+    expected_hash: str | None = None,
+    trust_pickle: bool = False,
+    map_location: Any = None,
+) -> dict[str, Any]:
+    """Read one checkpoint file and return its decoded tree (``state``, ``rng``, ...).
+
+    Raises :class:`CheckpointHashError` when ``expected_hash`` does not match, and
+    :class:`CheckpointError` when the file is damaged or is not a replicator checkpoint.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            buf = bytearray(size)
+            if f.readinto(buf) != size:
+                raise CheckpointError(f"Checkpoint {path} changed while it was read.")
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"Checkpoint file {path} is missing.") from exc
+    if expected_hash is not None:
+        import blake3
+
+        actual = "blake3:" + blake3.blake3(buf, max_threads=blake3.blake3.AUTO).hexdigest()
+        if actual != expected_hash:
+            raise CheckpointHashError(
+                f"Checkpoint {path} does not match its manifest: content hash {actual[:19]}..., "
+                f"recorded {expected_hash[:19]}... ({size} bytes on disk). The file was "
+                "truncated or altered after it was written."
+            )
+    header = _parse_header(buf, path)
+    if header is None:
+        if not trust_pickle:
+            kind = _looks_like(buf)
+            raise CheckpointError(
+                f"{path} is not a replicator checkpoint ({kind}). It is not loaded because "
+                "unpickling can run arbitrary code. If you trust this file, load it with "
+                "trust_pickle=True (the opt-in is logged)."
+            )
+        return _unpickle(path, map_location)
+    meta, entries, data_start = header
+    arrays = _tensors(buf, entries, data_start, path)
+    tree = json.loads(meta)
+    tree.pop("format", None)
+    return _Decoder(arrays, map_location, path).decode(tree)  # type: ignore[no-any-return]
+
+
+def _looks_like(buf: bytearray) -> str:
+    if buf[:1] == b"\x80":
+        return "it looks like a Python pickle"
+    if buf[:2] == b"PK":
+        return "it looks like a torch.save zip archive, which holds a pickle"
+    return "its header cannot be parsed"
+
+
+def _unpickle(path: Path, map_location: Any) -> dict[str, Any]:
+    logger.warning("Unpickling %s because trust_pickle=True was given: it can run code.", path)
+    try:
+        import torch
+
+        obj = torch.load(path, map_location=map_location, weights_only=False)
+    except ImportError:
+        import pickle
+
+        with open(path, "rb") as f:
+            obj = pickle.load(f)  # an explicit opt-in by the caller
+    return {"state": obj, "rng": None, "pickled": True}
+
+
+def _parse_header(buf: bytearray, path: Path) -> tuple[str, dict[str, Any], int] | None:
+    """(metadata JSON, tensor entries, data start) or None when this is no replicator file."""
+    if len(buf) < 8:
+        return None
+    (n,) = struct.unpack("<Q", bytes(buf[:8]))
+    if n > MAX_HEADER or 8 + n > len(buf):
+        return None
+    try:
+        header = json.loads(bytes(buf[8 : 8 + n]).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(header, dict):
+        return None
+    meta = header.pop("__metadata__", None)
+    if not isinstance(meta, dict) or meta.get("format") != MAGIC:
+        return None
+    data_len = len(buf) - 8 - n
+    spans = []
+    for name, entry in header.items():
+        try:
+            code = entry["dtype"]
+            shape = [int(s) for s in entry["shape"]]
+            begin, end = (int(x) for x in entry["data_offsets"])
+            count = math.prod(shape)
+            ok = code in _ITEMSIZE and min(shape, default=0) >= 0 and 0 <= begin <= end
+            ok = ok and end - begin == count * _ITEMSIZE[code]
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise CheckpointError(f"Checkpoint {path}: tensor '{name}' has an invalid header.")
+        spans.append((begin, end))
+    position = 0
+    for begin, end in sorted(spans):
+        if begin != position:
+            raise CheckpointError(f"Checkpoint {path}: tensor data overlaps or has holes.")
+        position = end
+    if position != data_len:
+        raise CheckpointError(
+            f"Checkpoint {path} holds {data_len} bytes of tensor data, its header describes "
+            f"{position}: the file is truncated or padded."
+        )
+    return str(meta.get("replicator")), header, 8 + n
+
+
+def _tensors(
+    buf: bytearray, entries: dict[str, Any], start: int, path: Path
+) -> dict[str, tuple[str, list[int], memoryview]]:
+    view = memoryview(buf)
+    out = {}
+    for name, entry in entries.items():
+        begin, end = entry["data_offsets"]
+        out[name] = (entry["dtype"], entry["shape"], view[start + begin : start + end])
+    return out
+
+
+class _Decoder:
+    def __init__(
+        self, arrays: dict[str, tuple[str, list[int], memoryview]], map_location: Any, path: Path
+    ) -> None:
+        self.arrays = arrays
+        self.map_location = map_location
+        self.path = path
+
+    def _raw(self, name: str) -> tuple[str, list[int], memoryview]:
+        try:
+            return self.arrays[name]
+        except KeyError:
+            raise CheckpointError(
+                f"Checkpoint {self.path} refers to tensor '{name}', which it does not hold."
+            ) from None
+
+    def decode(self, obj: Any) -> Any:
+        if isinstance(obj, list):
+            return [self.decode(v) for v in obj]
+        if not isinstance(obj, dict):
+            return obj
+        if "$tensor" in obj:
+            return self._tensor(obj)
+        if "$ndarray" in obj:
+            return self._ndarray(obj)
+        if "$tuple" in obj:
+            return tuple(self.decode(v) for v in obj["$tuple"])
+        if "$dict" in obj:
+            return {_hashable(self.decode(k)): self.decode(v) for k, v in obj["$dict"]}
+        if "$float" in obj:
+            return float(obj["$float"])
+        if "$bytes" in obj:
+            return base64.b64decode(obj["$bytes"])
+        return {k: self.decode(v) for k, v in obj.items()}
+
+    def _ndarray(self, obj: dict[str, Any]) -> Any:
+        import numpy as np
+
+        code, shape, view = self._raw(obj["$ndarray"])
+        dtype = np.dtype({v: k for k, v in _NUMPY_DTYPES.items()}[code]).newbyteorder("<")
+        if view.nbytes and _misaligned(view, dtype.itemsize):
+            view = memoryview(bytearray(view))
+        arr = np.frombuffer(view, dtype=dtype).reshape(shape)
+        return arr[()] if obj.get("scalar") else arr
+
+    def _tensor(self, obj: dict[str, Any]) -> Any:
+        import torch
+
+        code, shape, view = self._raw(obj["$tensor"])
+        dtype = getattr(torch, {v: k for k, v in _TORCH_DTYPES.items()}[code])
+        if view.nbytes == 0:
+            t = torch.empty(shape, dtype=dtype)
+        else:
+            if _misaligned(view, _ITEMSIZE[code]):
+                view = memoryview(bytearray(view))
+            t = torch.frombuffer(view, dtype=dtype).reshape(shape)
+        device = self.map_location if self.map_location is not None else obj.get("device", "cpu")
+        if str(device) != "cpu":
+            try:
+                t = t.to(device)
+            except (RuntimeError, AssertionError) as exc:
+                raise CheckpointError(
+                    f"Checkpoint {self.path}: cannot put tensor '{obj['$tensor']}' on {device} "
+                    f"({exc}). Load with map_location='cpu'."
+                ) from exc
+        return t
+
+
+def _misaligned(view: memoryview, itemsize: int) -> bool:
+    import numpy as np
+
+    return bool(np.frombuffer(view, dtype=np.uint8).ctypes.data % itemsize)
+
+
+def _hashable(key: Any) -> Any:
+    if isinstance(key, list):
+        return tuple(_hashable(k) for k in key)
+    return key

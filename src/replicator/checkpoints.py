@@ -1,0 +1,640 @@
+"""Checkpoints: a true latest plus the top-k best, atomic writes, hashes in a manifest, exact resume.
+
+A :class:`CheckpointManager` owns one directory::
+
+    checkpoints/
+      manifest.json                     what exists: each checkpoint's step, epoch, metrics, size,
+                                        content hash, config hash and time; latest and best
+      events.jsonl                      fallbacks, superseded checkpoints, pickle opt-ins
+      step000000120-000007.safetensors  one file per checkpoint (step, then save counter)
+
+``save(state, step=...)`` adds every RNG stream (:func:`replicator.rng.rng_state`) to the user's
+state, writes a safetensors file (see :mod:`replicator._checkpoint_file`) under a temporary name
+with fsync, renames it into place and fsyncs the directory, then commits a new manifest
+atomically, and only then deletes the files that are no longer kept.
+
+Retention (documented in docs/checkpoints.md):
+
+* *latest* is the most recent save; it is always kept, whatever its metrics.
+* *last*: the ``keep_last`` most recent saves (``None`` keeps every checkpoint).
+* *best*: the ``keep_best`` checkpoints with the best value of ``monitor`` (``mode`` "max" or
+  "min"). A checkpoint whose monitored value is NaN, missing or not a number is never best. On a
+  tie the earlier checkpoint ranks first (a later equal value does not displace it).
+
+Resume reads the manifest, never file times. Loading a checkpoint re-hashes it; one that does not
+match its manifest is refused, and ``load("latest")`` falls back to the newest valid one with a
+warning, recording the fallback in ``events.jsonl``. Saving at step ``s`` after a resume
+supersedes the checkpoints of the dead process with a step at or after ``s`` (and after the
+loaded checkpoint's step): they leave the manifest and are deleted once the new file is safe.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import threading
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._checkpoint_file import (
+    CheckpointHashError,
+    Snapshot,
+    hash_file,
+    read_checkpoint_file,
+)
+from ._io import append_lines, atomic_write_json, fsync_dir, read_json
+from .errors import CheckpointError, UsageError
+
+__all__ = [
+    "Checkpoint",
+    "CheckpointFallbackWarning",
+    "CheckpointHashError",
+    "CheckpointInfo",
+    "CheckpointManager",
+    "VerifyReport",
+    "describe_checkpoints",
+    "read_checkpoint",
+]
+
+logger = logging.getLogger("replicator.checkpoints")
+MANIFEST = "manifest.json"
+EVENTS = "events.jsonl"
+FORMAT = 1
+_FILE_RE = re.compile(r"^step(\d+)-(\d+)\.safetensors$")
+
+
+class CheckpointFallbackWarning(RuntimeWarning):
+    """A requested checkpoint failed its check and an older valid one was loaded instead."""
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """One checkpoint as the manifest records it."""
+
+    file: str
+    path: Path
+    seq: int
+    step: int
+    epoch: int | None
+    metrics: dict[str, Any]
+    size: int
+    hash: str
+    config_hash: str | None
+    time: float
+
+    @classmethod
+    def from_entry(cls, directory: Path, entry: Mapping[str, Any]) -> CheckpointInfo:
+        return cls(
+            file=str(entry["file"]),
+            path=directory / str(entry["file"]),
+            seq=int(entry["seq"]),
+            step=int(entry["step"]),
+            epoch=entry.get("epoch"),
+            metrics={k: _decode(v) for k, v in dict(entry.get("metrics") or {}).items()},
+            size=int(entry["size"]),
+            hash=str(entry["hash"]),
+            config_hash=entry.get("config_hash"),
+            time=float(entry["time"]),
+        )
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded checkpoint: the user's ``state``, its ``step`` and the manifest ``info``."""
+
+    state: Any
+    step: int
+    epoch: int | None
+    metrics: dict[str, Any]
+    info: CheckpointInfo | None
+    rng: dict[str, Any] | None = field(default=None, repr=False)
+    fallback_from: str | None = None  # the file that failed, when this is a fallback
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Result of re-hashing every checkpoint of a manifest."""
+
+    directory: Path
+    results: tuple[dict[str, Any], ...]  # file, step, status (ok|missing|mismatch), hashes
+    orphans: tuple[str, ...]  # checkpoint files on disk that no manifest entry names
+
+    @property
+    def ok(self) -> bool:
+        return all(r["status"] == "ok" for r in self.results)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "directory": str(self.directory),
+            "ok": self.ok,
+            "checkpoints": list(self.results),
+            "orphans": list(self.orphans),
+        }
+
+
+def _encode(value: Any) -> Any:
+    from .metrics import encode_value
+
+    return encode_value(value)
+
+
+def _decode(value: Any) -> Any:
+    from .metrics import decode_value
+
+    return decode_value(value)
+
+
+def _rank_value(value: Any) -> float | None:
+    """The monitored value as a float, or None when it cannot rank (missing, NaN, text)."""
+    value = _decode(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+class CheckpointManager:
+    """Save, retain, verify and load the checkpoints of one directory (see the module docstring).
+
+    ``every=N`` saves only at steps that are multiples of N (``save`` returns None otherwise,
+    unless ``force=True``). ``async_save=True`` blocks only while the state is copied to host
+    memory and writes in a background thread; at most one write is pending (a new save waits
+    for it), and :meth:`wait`/:meth:`close` wait for it and raise its error, if any.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        monitor: str | None = None,
+        mode: str = "max",
+        keep_best: int | None = None,
+        keep_last: int | None = 1,
+        every: int | None = None,
+        config_hash: str | None = None,
+        async_save: bool = False,
+    ) -> None:
+        if mode not in ("max", "min"):
+            raise UsageError(f"Checkpoint mode must be 'max' or 'min', got {mode!r}.")
+        if keep_best is not None and keep_best > 0 and monitor is None:
+            raise UsageError(
+                f"keep_best={keep_best} needs a metric to rank by: pass monitor='val_acc' (a "
+                "key of the metrics given to save())."
+            )
+        if keep_last is not None and keep_last < 1:
+            raise UsageError(
+                f"keep_last must be at least 1 (the latest checkpoint is always kept), got "
+                f"{keep_last}; use None to keep every checkpoint."
+            )
+        if every is not None and every < 1:
+            raise UsageError(f"every must be a positive number of steps, got {every}.")
+        self.directory = Path(directory)
+        self.monitor = monitor
+        self.mode = mode
+        self.keep_best = (1 if monitor else 0) if keep_best is None else max(0, keep_best)
+        self.keep_last = keep_last
+        self.every = every
+        self.config_hash = config_hash
+        self.async_save = async_save
+        self._lock = threading.Lock()
+        self._pending: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._fork_step: int | None = None
+        self._cleaned = False
+        self._saved_here = False
+        self._manifest = self._read_manifest()
+
+    # -- manifest -------------------------------------------------------------------------
+
+    def _read_manifest(self) -> dict[str, Any]:
+        path = self.directory / MANIFEST
+        if not path.exists():
+            return {"format": FORMAT, "next_seq": 1, "checkpoints": [], "latest": None}
+        try:
+            data = read_json(path)
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(
+                f"Checkpoint manifest {path} cannot be read ({exc}). It is written atomically, "
+                "so this is damage from outside; restore it or move the directory away."
+            ) from exc
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise CheckpointError(f"Checkpoint manifest {path} has an unknown format.")
+        return data
+
+    def _entries(self) -> list[dict[str, Any]]:
+        return list(self._manifest.get("checkpoints") or [])
+
+    def checkpoints(self) -> list[CheckpointInfo]:
+        """Every checkpoint in the manifest, oldest save first."""
+        self.wait()
+        return [CheckpointInfo.from_entry(self.directory, e) for e in self._entries()]
+
+    @property
+    def latest(self) -> CheckpointInfo | None:
+        """The most recent save (as the manifest says; not checked against the disk)."""
+        self.wait()
+        entries = self._entries()
+        return CheckpointInfo.from_entry(self.directory, entries[-1]) if entries else None
+
+    @property
+    def best(self) -> list[CheckpointInfo]:
+        """The kept best checkpoints, best first (empty without ``monitor``)."""
+        self.wait()
+        return [CheckpointInfo.from_entry(self.directory, e) for e in self._best(self._entries())]
+
+    def _best(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not self.monitor or self.keep_best == 0:
+            return []
+        ranked = []
+        for entry in entries:
+            value = _rank_value((entry.get("metrics") or {}).get(self.monitor))
+            if value is not None:
+                ranked.append((-value if self.mode == "max" else value, int(entry["seq"]), entry))
+        ranked.sort(key=lambda r: (r[0], r[1]))  # ties: the earlier save ranks first
+        return [r[2] for r in ranked[: self.keep_best]]
+
+    def _event(self, event: dict[str, Any]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"time": round(time.time(), 6), **event}, default=str)
+        append_lines(self.directory / EVENTS, [line], fsync=True)
+
+    # -- saving ---------------------------------------------------------------------------
+
+    def save(
+        self,
+        state: Mapping[str, Any],
+        *,
+        step: int,
+        epoch: int | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        force: bool = False,
+    ) -> CheckpointInfo | None:
+        """Save ``state`` plus every RNG stream as the checkpoint of ``step``.
+
+        Returns the new checkpoint's info (for an asynchronous save: once written, from
+        :attr:`latest`; this call returns None), or None when ``every`` skips this step.
+        """
+        from .rng import rng_state
+
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise UsageError(f"A checkpoint's step must be a non-negative integer, got {step!r}.")
+        if not isinstance(state, Mapping):
+            raise UsageError(
+                f"A checkpoint's state must be a dict (e.g. {{'model': model.state_dict()}}), "
+                f"got {type(state).__name__}."
+            )
+        if self.every and step % self.every and not force:
+            return None
+        self.wait()  # at most one write in flight; raises the previous write's error
+        encoded_metrics = {str(k): _encode(v) for k, v in dict(metrics or {}).items()}
+        tree = {
+            "state": dict(state),
+            "rng": rng_state(),
+            "step": step,
+            "epoch": epoch,
+            "metrics": encoded_metrics,
+        }
+        snapshot = Snapshot(tree, copy=self.async_save)
+        entry = {
+            "step": step,
+            "epoch": epoch,
+            "metrics": encoded_metrics,
+            "config_hash": self.config_hash,
+        }
+        if not self.async_save:
+            return self._write(snapshot, entry)
+        thread = threading.Thread(
+            target=self._write_in_background,
+            args=(snapshot, entry),
+            name=f"replicator-checkpoint-{step}",
+            daemon=False,  # the interpreter waits for a pending write at exit
+        )
+        self._pending = thread
+        thread.start()
+        return None
+
+    def _write_in_background(self, snapshot: Snapshot, entry: dict[str, Any]) -> None:
+        try:
+            self._write(snapshot, entry)
+        except BaseException as exc:  # re-raised in the training thread by wait()
+            self._error = exc
+
+    def _write(self, snapshot: Snapshot, entry: dict[str, Any]) -> CheckpointInfo:
+        with self._lock:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            if not self._cleaned:
+                self._remove_leftovers()
+                self._cleaned = True
+            seq = int(self._manifest.get("next_seq", 1))
+            name = f"step{entry['step']:09d}-{seq:06d}.safetensors"
+            final = self.directory / name
+            tmp = self.directory / f".{name}.tmp"
+            try:
+                size, digest = snapshot.write(tmp)
+                os.replace(tmp, final)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+            fsync_dir(self.directory)
+            entry = {"file": name, "seq": seq, **entry, "size": size, "hash": digest}
+            entry["time"] = round(time.time(), 6)
+            self._commit(entry)
+            self._saved_here = True
+            return CheckpointInfo.from_entry(self.directory, entry)
+
+    def _commit(self, new: dict[str, Any]) -> None:
+        """Write the manifest with ``new`` as latest, then delete what is no longer kept."""
+        step = int(new["step"])
+        fork = self._fork_step
+        entries, superseded = [], []
+        for entry in self._entries():
+            stale = int(entry["step"]) >= step or (fork is not None and entry["step"] > fork)
+            (superseded if stale else entries).append(entry)
+        entries.append(new)
+        keep = {id(new)}
+        if self.keep_last is None:
+            keep.update(id(e) for e in entries)
+        else:
+            keep.update(id(e) for e in entries[-self.keep_last :])
+        best = self._best(entries)
+        keep.update(id(e) for e in best)
+        kept = [e for e in entries if id(e) in keep]
+        dropped = [e for e in entries if id(e) not in keep] + superseded
+        manifest = {
+            "format": FORMAT,
+            "monitor": self.monitor,
+            "mode": self.mode,
+            "keep_best": self.keep_best,
+            "keep_last": self.keep_last,
+            "config_hash": self.config_hash,
+            "next_seq": int(new["seq"]) + 1,
+            "latest": new["file"],
+            "best": [e["file"] for e in best],
+            "checkpoints": kept,
+        }
+        atomic_write_json(self.directory / MANIFEST, manifest)
+        self._manifest = manifest
+        self._fork_step = None
+        if superseded:
+            self._event(
+                {
+                    "event": "superseded",
+                    "by": new["file"],
+                    "files": [e["file"] for e in superseded],
+                    "reason": "a later save rewrote history from this step (resume)",
+                }
+            )
+        for entry in dropped:
+            try:
+                os.unlink(self.directory / entry["file"])
+            except FileNotFoundError:
+                pass
+        if dropped:
+            fsync_dir(self.directory)
+
+    def _remove_leftovers(self) -> None:
+        """Delete temporary files of a killed write and files the manifest never committed."""
+        named = {e["file"] for e in self._entries()}
+        for path in self.directory.iterdir():
+            leftover = path.name.startswith(".step") and path.name.endswith(".tmp")
+            orphan = _FILE_RE.match(path.name) is not None and path.name not in named
+            if leftover or orphan:
+                try:
+                    path.unlink()
+                except OSError:
+                    pass
+
+    def wait(self) -> None:
+        """Wait for a pending asynchronous write; raise its error, if it failed."""
+        thread = self._pending
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+            self._pending = None
+        error, self._error = self._error, None
+        if error is not None:
+            raise CheckpointError(f"An asynchronous checkpoint save failed: {error}") from error
+
+    def close(self) -> None:
+        """Wait for pending writes (a run calls this when it finishes)."""
+        self.wait()
+
+    # -- loading --------------------------------------------------------------------------
+
+    def load(
+        self,
+        which: str | int = "latest",
+        *,
+        restore_rng: bool = True,
+        trust_pickle: bool = False,
+        map_location: Any = None,
+    ) -> Checkpoint | None:
+        """Load ``"latest"`` (default), ``"best"`` or the checkpoint of a step; None if none.
+
+        The file is re-hashed against the manifest first. For "latest" and "best", one that
+        fails is skipped for the next newest (or next best) valid one, with a
+        :class:`CheckpointFallbackWarning` and an entry in events.jsonl; a requested step that
+        fails raises :class:`CheckpointError`. ``restore_rng`` restores every RNG stream
+        (raising :class:`~replicator.errors.RNGRestoreError` when one cannot be).
+        """
+        self.wait()
+        entries = self._entries()
+        if which == "latest":
+            candidates = list(reversed(entries))
+        elif which == "best":
+            if not self.monitor:
+                raise UsageError(
+                    "load('best') needs the metric the checkpoints are ranked by: create the "
+                    "manager with monitor='...' (replicator.start(checkpoints={'monitor': ...}))."
+                )
+            candidates = self._best(entries)
+        elif isinstance(which, int) and not isinstance(which, bool):
+            candidates = [e for e in reversed(entries) if int(e["step"]) == which][:1]
+            if not candidates:
+                steps = ", ".join(str(e["step"]) for e in entries) or "none"
+                raise CheckpointError(
+                    f"No checkpoint of step {which} in {self.directory} (kept steps: {steps})."
+                )
+        else:
+            raise UsageError(f"load() takes 'latest', 'best' or a step number, got {which!r}.")
+        failed: list[tuple[str, str]] = []
+        for entry in candidates:
+            info = CheckpointInfo.from_entry(self.directory, entry)
+            try:
+                tree = read_checkpoint_file(
+                    info.path,
+                    expected_hash=info.hash,
+                    trust_pickle=trust_pickle,
+                    map_location=map_location,
+                )
+            except CheckpointError as exc:
+                if not isinstance(which, str):
+                    raise
+                failed.append((info.file, str(exc)))
+                self._event({"event": "invalid", "file": info.file, "reason": str(exc)})
+                continue
+            if failed:
+                message = (
+                    f"Checkpoint {failed[0][0]} in {self.directory} failed its check "
+                    f"({failed[0][1]}); loaded {info.file} (step {info.step}) instead."
+                )
+                self._event(
+                    {
+                        "event": "fallback",
+                        "wanted": which,
+                        "failed": [f for f, _ in failed],
+                        "loaded": info.file,
+                    }
+                )
+                warnings.warn(message, CheckpointFallbackWarning, stacklevel=2)
+            return self._finish_load(tree, info, restore_rng, failed[0][0] if failed else None)
+        if failed:
+            raise CheckpointError(
+                f"No valid checkpoint in {self.directory}: every candidate failed its check "
+                f"({'; '.join(f'{f}: {r}' for f, r in failed)})."
+            )
+        return None
+
+    def _finish_load(
+        self, tree: dict[str, Any], info: CheckpointInfo, restore_rng: bool, fallback: str | None
+    ) -> Checkpoint:
+        from .rng import restore_rng_state
+
+        if info.config_hash and self.config_hash and info.config_hash != self.config_hash:
+            logger.warning(
+                "Checkpoint %s was saved with config %s; this run's config is %s.",
+                info.file,
+                info.config_hash[:12],
+                self.config_hash[:12],
+            )
+        rng = tree.get("rng")
+        if restore_rng and rng is not None:
+            restore_rng_state(rng)
+        if not self._saved_here:
+            # Loaded before this process saved anything: a resume. The next save rewrites
+            # history after this step. (A load in the middle of training is an evaluation.)
+            self._fork_step = info.step
+        return Checkpoint(
+            state=tree.get("state"),
+            step=info.step,
+            epoch=info.epoch,
+            metrics=info.metrics,
+            info=info,
+            rng=rng,
+            fallback_from=fallback,
+        )
+
+    # -- checking -------------------------------------------------------------------------
+
+    def verify(self) -> VerifyReport:
+        """Re-hash every checkpoint in the manifest and list files it does not name."""
+        self.wait()
+        results = []
+        for entry in self._entries():
+            path = self.directory / entry["file"]
+            result = {"file": entry["file"], "step": entry["step"], "expected": entry["hash"]}
+            if not path.exists():
+                result.update(status="missing", actual=None)
+            else:
+                actual = hash_file(path)
+                result.update(status="ok" if actual == entry["hash"] else "mismatch")
+                result["actual"] = actual
+                result["size"] = path.stat().st_size
+            results.append(result)
+        named = {e["file"] for e in self._entries()}
+        orphans = ()
+        if self.directory.is_dir():
+            orphans = tuple(
+                sorted(
+                    p.name
+                    for p in self.directory.iterdir()
+                    if _FILE_RE.match(p.name) and p.name not in named
+                )
+            )
+        return VerifyReport(directory=self.directory, results=tuple(results), orphans=orphans)
+
+    def __repr__(self) -> str:
+        return (
+            f"CheckpointManager('{self.directory}', monitor={self.monitor!r}, mode={self.mode!r}, "
+            f"keep_best={self.keep_best}, keep_last={self.keep_last})"
+        )
+
+
+def read_checkpoint(
+    path: str | os.PathLike[str],
+    *,
+    trust_pickle: bool = False,
+    map_location: Any = None,
+    restore_rng: bool = False,
+) -> Checkpoint:
+    """Read one checkpoint file outside a manager (no manifest hash to check against).
+
+    A file that is not a replicator checkpoint (a pickle, a ``torch.save`` archive) is refused
+    unless ``trust_pickle=True``; then it is unpickled with ``torch.load(weights_only=False)``
+    and the opt-in is logged.
+    """
+    tree = read_checkpoint_file(path, trust_pickle=trust_pickle, map_location=map_location)
+    if tree.get("pickled"):
+        return Checkpoint(state=tree["state"], step=-1, epoch=None, metrics={}, info=None)
+    if restore_rng and tree.get("rng") is not None:
+        from .rng import restore_rng_state
+
+        restore_rng_state(tree["rng"])
+    return Checkpoint(
+        state=tree.get("state"),
+        step=int(tree.get("step", -1)),
+        epoch=tree.get("epoch"),
+        metrics={k: _decode(v) for k, v in dict(tree.get("metrics") or {}).items()},
+        info=None,
+        rng=tree.get("rng"),
+    )
+
+
+def describe_checkpoints(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The checkpoints of a run as plain dicts for ``replicator show``, oldest first.
+
+    Each has file, step, epoch, metrics, size, hash, time and ``roles`` (``latest``, ``best1``,
+    ``best2``..., ``last``); the monitored metric is in ``monitor`` when there is one. Reads the
+    manifest only (no hashing); an unreadable manifest gives an empty list.
+    """
+    directory = Path(run_dir) / "checkpoints"
+    try:
+        manifest = read_json(directory / MANIFEST)
+    except (OSError, ValueError):
+        return []
+    best = list(manifest.get("best") or [])
+    monitor = manifest.get("monitor")
+    out = []
+    for entry in manifest.get("checkpoints") or []:
+        roles = []
+        if entry.get("file") == manifest.get("latest"):
+            roles.append("latest")
+        if entry.get("file") in best:
+            roles.append(f"best{best.index(entry['file']) + 1}")
+        if not roles:
+            roles.append("last")
+        item = {
+            "file": entry.get("file"),
+            "step": entry.get("step"),
+            "epoch": entry.get("epoch"),
+            "metrics": {k: _decode(v) for k, v in dict(entry.get("metrics") or {}).items()},
+            "size": entry.get("size"),
+            "hash": entry.get("hash"),
+            "time": entry.get("time"),
+            "roles": roles,
+            "exists": (directory / str(entry.get("file"))).exists(),
+        }
+        if monitor:
+            item["monitor"] = monitor
+            item["monitor_value"] = item["metrics"].get(monitor)
+        out.append(item)
+    return out
