@@ -12,6 +12,8 @@ message and exits with ``exit_code``; it never shows a traceback for these.
     ├── StoreError                  the store or a run directory cannot be read or written
     ├── CaptureError                capturing code, environment or hardware failed
     ├── SeedingError                a framework could not be seeded as asked
+    ├── CheckpointError             a checkpoint cannot be saved, verified or loaded
+    │   └── RNGRestoreError         a random stream in a checkpoint cannot be restored
     └── MissingDependencyError      an optional extra is needed (names the pip command)
 """
 
@@ -19,9 +21,11 @@ from __future__ import annotations
 
 __all__ = [
     "CaptureError",
+    "CheckpointError",
     "ConfigError",
     "MissingDependencyError",
     "QueryError",
+    "RNGRestoreError",
     "ReplicatorError",
     "RunNotFoundError",
     "SeedingError",
@@ -64,6 +68,14 @@ class CaptureError(ReplicatorError):
 
 class SeedingError(ReplicatorError):
     """A framework could not be seeded or made deterministic as asked."""
+
+
+class CheckpointError(ReplicatorError):
+    """A checkpoint cannot be saved, verified or loaded (damaged, altered, unsafe, missing)."""
+
+
+class RNGRestoreError(CheckpointError):
+    """A random stream saved in a checkpoint cannot be restored, so a resume would not be exact."""
 
 
 class MissingDependencyError(ReplicatorError):
