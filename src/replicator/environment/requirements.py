@@ -1,0 +1,199 @@
+"""Turn a run's recorded packages into installable requirements, origins kept.
+
+``environment.json`` lists every installed distribution with its origin (PEP 610): from an index,
+editable, a VCS checkout, a local directory or an archive. A plain ``pip freeze`` turns all of them
+into ``name==version`` pins, which cannot be installed for editable or VCS packages. Here:
+
+- index packages are pinned exactly; a local version label that names a build (``+cpu``,
+  ``+cu130``, ``+rocm6.2``) keeps the label and names the index that serves it;
+- a VCS package becomes ``name @ git+URL@COMMIT``;
+- an editable or local package becomes a path install (``-e PATH``), with its recorded commit and
+  dirty flag in a comment; :func:`snapshot_editable_packages` records an editable package's
+  uncommitted changes as a snapshot commit in its own repository, so that a reproduction can
+  install exactly what ran.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "TOOLING",
+    "Requirement",
+    "build_index",
+    "requirements_from_environment",
+    "requirements_text",
+    "snapshot_editable_packages",
+]
+
+# Installers, not dependencies: a uv-made venv has no pip, a pip-made one has no uv.
+TOOLING = frozenset({"pip", "uv", "setuptools", "wheel", "distribute", "pkg-resources"})
+PYTORCH_INDEX = "https://download.pytorch.org/whl/{label}"
+_BUILD_LABEL = re.compile(r"^(cpu|cu\d{2,3}|rocm\d+(\.\d+)*|xpu)$")
+_TORCH_FAMILY = ("torch", "torchvision", "torchaudio", "torchtext", "torchdata", "triton")
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One package of a recorded environment as an install instruction.
+
+    ``line`` is the requirements-file line (None when the package cannot be installed from the
+    record alone); ``index_url`` is an extra index the line needs; ``source`` is the local
+    directory of an editable or local install; ``git`` holds the recorded commit, dirty flag and
+    snapshot of that directory's repository.
+    """
+
+    name: str
+    version: str
+    origin: str
+    line: str | None
+    index_url: str | None = None
+    source: str | None = None
+    git: Mapping[str, Any] | None = None
+    note: str = ""
+
+    @property
+    def is_local(self) -> bool:
+        return self.origin in ("editable", "local") and self.source is not None
+
+
+def build_index(name: str, version: str) -> str | None:
+    """The index serving a build-labelled version (``torch==2.9.0+cu130``), or None."""
+    _, _, label = version.partition("+")
+    if not label or not _BUILD_LABEL.match(label):
+        return None
+    if name in _TORCH_FAMILY or name.startswith("torch"):
+        return PYTORCH_INDEX.format(label=label)
+    return None
+
+
+def _one(key: str, info: Mapping[str, Any]) -> Requirement:
+    name = str(info.get("name") or key)
+    version = str(info.get("version") or "")
+    origin = str(info.get("origin") or "index")
+    if origin == "vcs":
+        url = str(info.get("url") or "")
+        commit = info.get("commit")
+        vcs = str(info.get("vcs") or "git")
+        if not url or "***" in url or not commit:
+            return Requirement(
+                name,
+                version,
+                origin,
+                None,
+                note=f"VCS install without a usable URL or commit recorded ({url or 'no URL'})",
+            )
+        return Requirement(name, version, origin, f"{name} @ {vcs}+{url}@{commit}")
+    if origin in ("editable", "local") and info.get("path"):
+        path = str(info["path"])
+        git = info.get("git") or None
+        note = ""
+        if git:
+            note = f"recorded at commit {str(git.get('commit'))[:12]}"
+            if git.get("dirty"):
+                note += (
+                    f", with uncommitted changes (snapshot {str(git.get('snapshot'))[:12]})"
+                    if git.get("snapshot")
+                    else ", with uncommitted changes that were not recorded"
+                )
+        line = f"-e {path}" if origin == "editable" else f"{name} @ file://{path}"
+        return Requirement(name, version, origin, line, source=path, git=git, note=note)
+    if origin in ("archive", "local"):
+        url = str(info.get("url") or "")
+        if url and "***" not in url:
+            return Requirement(name, version, origin, f"{name} @ {url}", note="archive install")
+        return Requirement(name, version, origin, None, note="archive without a usable URL")
+    index = build_index(name, version)
+    note = f"build {version.partition('+')[2]} from {index}" if index else ""
+    if "+" in version and index is None:
+        note = "local version label: install from the index or wheel it was built for"
+    return Requirement(name, version, origin, f"{name}=={version}", index_url=index, note=note)
+
+
+def requirements_from_environment(
+    environment: Mapping[str, Any], *, include_tooling: bool = False
+) -> list[Requirement]:
+    """Every recorded package of ``environment.json`` as a :class:`Requirement`, by name."""
+    packages = environment.get("packages") or {}
+    out = []
+    for key, info in sorted(packages.items()):
+        if not include_tooling and key in TOOLING:
+            continue
+        out.append(_one(key, info or {}))
+    return out
+
+
+def requirements_text(
+    requirements: list[Requirement],
+    *,
+    header: str = "",
+    skip_local: bool = False,
+    find_links: tuple[str, ...] = (),
+) -> str:
+    """A requirements.txt: extra indexes first, one pin per line, notes as comments.
+
+    ``skip_local`` comments out path installs (for container builds, which cannot see the
+    host's directories).
+    """
+    lines = [f"# {line}" for line in header.splitlines()] if header else []
+    indexes = sorted({r.index_url for r in requirements if r.index_url})
+    lines += [f"--extra-index-url {url}" for url in indexes]
+    lines += [f"--find-links {path}" for path in find_links]
+    for req in requirements:
+        comment = f"  # {req.note}" if req.note else ""
+        if req.line is None:
+            lines.append(f"# {req.name}=={req.version}: not installable from the record{comment}")
+        elif skip_local and req.is_local:
+            lines.append(f"# {req.line}: a local directory; copy it in and install it{comment}")
+        elif req.line.startswith("-e "):
+            # pip forbids trailing comments on some option lines; keep the note on its own line
+            if req.note:
+                lines.append(f"# {req.name} {req.version}: {req.note}")
+            lines.append(req.line)
+        else:
+            lines.append(req.line + comment)
+    return "\n".join(lines) + "\n"
+
+
+def snapshot_editable_packages(
+    packages: Mapping[str, Mapping[str, Any]],
+    *,
+    run_id: str,
+    project_repo: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Record the uncommitted changes of editable packages as snapshot commits.
+
+    For every editable package whose source lives in a git repository other than the run's own
+    (``project_repo``), a snapshot commit of that repository's working tree is made (same
+    mechanism as the run's code snapshot: temporary index, ``commit-tree``, a ref under
+    ``refs/replicator/snapshots/``) and its id stored under ``git.snapshot``. Returns the
+    packages with those fields added; meant to be called by capture after
+    :func:`~replicator.capture.environment.capture_environment`.
+    """
+    from pathlib import Path
+
+    from ..capture.git import capture_code
+
+    out: dict[str, dict[str, Any]] = {}
+    for key, info in packages.items():
+        record = dict(info)
+        git = dict(record.get("git") or {})
+        if record.get("origin") == "editable" and git.get("repo") and record.get("path"):
+            same = (
+                project_repo is not None
+                and Path(git["repo"]).resolve() == Path(project_repo).resolve()
+            )
+            if not same:
+                state = capture_code(record["path"], run_id=f"{run_id}-pkg-{key}")
+                if state.snapshot:
+                    git.update(
+                        snapshot=state.snapshot,
+                        snapshot_ref=state.snapshot_ref,
+                        snapshot_tree=state.snapshot_tree,
+                    )
+                    record["git"] = git
+        out[key] = record
+    return out

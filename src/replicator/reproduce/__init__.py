@@ -1,0 +1,46 @@
+"""Re-run a recorded run in a fresh worktree and environment, and say whether it reproduced.
+
+reproduce(ref, env="fresh"|"current", rtol=, atol=, metrics=, keep=) -> Reproduction
+format_verdict(reproduction)                                        -> text lines
+write_ci_workflow(run, root=...)                                    -> .github/workflows/...
+"""
+
+from __future__ import annotations
+
+from .checkout import Checkout, checkout_code, checkout_commit
+from .ci import WORKFLOW_PATH, ci_workflow, write_ci_workflow
+from .compare import (
+    Check,
+    compare_histories,
+    compare_outputs,
+    compare_summaries,
+    compare_values,
+    verdict_of,
+)
+from .core import Reproduction, StageResult, format_verdict, reproduce
+from .errors import STAGES, ReproduceError
+from .fresh_env import FreshEnv, build_fresh_env, find_uv
+
+__all__ = [
+    "STAGES",
+    "WORKFLOW_PATH",
+    "Check",
+    "Checkout",
+    "FreshEnv",
+    "ReproduceError",
+    "Reproduction",
+    "StageResult",
+    "build_fresh_env",
+    "checkout_code",
+    "checkout_commit",
+    "ci_workflow",
+    "compare_histories",
+    "compare_outputs",
+    "compare_summaries",
+    "compare_values",
+    "find_uv",
+    "format_verdict",
+    "reproduce",
+    "verdict_of",
+    "write_ci_workflow",
+]

@@ -1,0 +1,600 @@
+"""``replicator reproduce RUN``: re-run a recorded run from its snapshot, in a fresh environment,
+on the same data, with the same seed, config, command and variables, and say whether it
+reproduced.
+
+Stages, each reported through ``on_stage`` (and a progress sink), each failing with a
+:class:`~replicator.reproduce.errors.ReproduceError` that names it:
+
+host         compare the machine with the recorded one (CPU instruction sets, GPU, driver)
+checkout     ``git worktree add --detach`` of the snapshot commit in a temporary directory
+environment  ``--env fresh``: a new venv with the recorded packages (uv, else venv + pip);
+             ``--env current``: the command's interpreter as it is now, after a check
+data         verify the recorded dataset fingerprints (refuse, or warn with
+             ``allow_data_change``); link data kept outside git into the checkout
+run          :func:`replicator.launch.launch` as a new run, linked by ``reproduction_of``
+compare      summary metrics, histories, output and checkpoint hashes -> a verdict
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from .._io import atomic_write_json, read_json
+from .._progress import NullProgress, Progress
+from ..diff import read_part
+from ..errors import ReplicatorError, UsageError
+from ..store import Store, read_run
+from .checkout import Checkout, checkout_code
+from .compare import (
+    Check,
+    compare_checkpoints,
+    compare_histories,
+    compare_outputs,
+    compare_summaries,
+    verdict_of,
+)
+from .errors import STAGES, ReproduceError
+
+__all__ = ["Reproduction", "StageResult", "format_verdict", "reproduce"]
+
+# Set by launch() itself for every run; the recorded values belong to the original run.
+_LAUNCH_SETS = frozenset(
+    {
+        "REPLICATOR_RUN_DIR",
+        "REPLICATOR_RUN_ID",
+        "REPLICATOR_SEED",
+        "REPLICATOR_OVERRIDES",
+        "REPLICATOR_CONFIG",
+        "REPLICATOR_RESUME",
+        "REPLICATOR_DETERMINISTIC",
+        "PYTHONHASHSEED",
+        "PYTHONUNBUFFERED",
+    }
+)
+_PYTHON = re.compile(r"python(\d+(\.\d+)?)?")
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What one stage did and how long it took."""
+
+    name: str
+    seconds: float
+    detail: str
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """The outcome: the new run, the verdict, every check, and what may explain a mismatch."""
+
+    original: str
+    run_id: str | None
+    run_dir: Path | None
+    verdict: str
+    env_mode: str
+    rtol: float
+    atol: float
+    checks: tuple[Check, ...] = ()
+    causes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    stages: tuple[StageResult, ...] = ()
+    kept: tuple[Path, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def reproduced(self) -> bool:
+        return self.verdict in ("reproduced", "reproduced within tolerance")
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.reproduced else 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "original": self.original,
+            "run_id": self.run_id,
+            "run_dir": str(self.run_dir) if self.run_dir else None,
+            "verdict": self.verdict,
+            "reproduced": self.reproduced,
+            "env": self.env_mode,
+            "rtol": self.rtol,
+            "atol": self.atol,
+            "checks": [c.as_dict() for c in self.checks],
+            "causes": list(self.causes),
+            "warnings": list(self.warnings),
+            "stages": [
+                {"name": s.name, "seconds": round(s.seconds, 4), "detail": s.detail}
+                for s in self.stages
+            ],
+            "kept": [str(p) for p in self.kept],
+            **dict(self.extra),
+        }
+
+
+@contextlib.contextmanager
+def _cwd(path: Path) -> Iterator[None]:
+    # launch() runs the command in the working directory; it has no cwd parameter.
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+class _Stages:
+    """Times stages, reports them, and turns unexpected errors into stage errors."""
+
+    def __init__(
+        self, on_stage: Callable[[str, str], None] | None, progress: Progress | None
+    ) -> None:
+        self.done: list[StageResult] = []
+        self.on_stage = on_stage
+        self.progress = progress or NullProgress()
+        self.progress.set_total(len(STAGES))
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[list[str]]:
+        started = time.perf_counter()
+        detail: list[str] = []
+        if self.on_stage:
+            self.on_stage(name, "started")
+        try:
+            yield detail
+        except ReproduceError:
+            raise
+        except ReplicatorError as exc:
+            raise ReproduceError(name, str(exc)) from exc
+        except OSError as exc:
+            raise ReproduceError(name, f"{type(exc).__name__}: {exc}") from exc
+        text = "; ".join(detail)
+        self.done.append(StageResult(name, time.perf_counter() - started, text))
+        self.progress.advance(1)
+        if self.on_stage:
+            self.on_stage(name, text or "done")
+
+
+def _host_warnings(run_dir: Path) -> list[str]:
+    from ..capture.hardware import capture_hardware
+    from ..environment.compare import diff_environments
+
+    recorded = read_part(run_dir, "hardware.json")
+    if not recorded:
+        return ["no hardware.json recorded; the host cannot be compared"]
+    result = diff_environments({}, recorded, {}, capture_hardware(), a="recorded", b="this host")
+    return [f"host: {d.key}: {d.a} -> {d.b}" for d in result.differences if d.rank in (4, 5)]
+
+
+def _interpreter_of(command: Sequence[str]) -> bool:
+    return bool(command) and bool(_PYTHON.fullmatch(os.path.basename(command[0])))
+
+
+def _map_command(
+    command: Sequence[str],
+    *,
+    checkout: Checkout,
+    python: Path | None,
+    recorded_prefix: str | None,
+) -> list[str]:
+    """The recorded command with its interpreter and repository paths moved to the copies."""
+    out = list(command)
+    if python is not None and out:
+        first = out[0]
+        if _interpreter_of(out):
+            out[0] = str(python)
+        elif recorded_prefix and first.startswith(os.path.join(recorded_prefix, "bin") + os.sep):
+            out[0] = str(python.parent / os.path.basename(first))
+    for i, arg in enumerate(out):
+        if os.path.isabs(arg) and checkout.contains(arg):
+            out[i] = str(checkout.path_for(arg))
+    return out
+
+
+def _verify_data(
+    store: Store, run_dir: Path, meta: Mapping[str, Any], allow: bool, detail: list[str]
+) -> tuple[list[str], list[str]]:
+    """(warnings, causes) for the recorded datasets; raises when data changed and not allowed."""
+    data = meta.get("data") or {}
+    if not data:
+        detail.append("no datasets declared by the run (nothing to verify)")
+        return [], []
+    from ..data import verify
+
+    report = verify(against=str(run_dir), store=store)
+    problems = []
+    for check in report.checks:
+        if check.status == "match":
+            continue
+        what = check.diff.summary() if check.diff is not None else check.note or "digest differs"
+        problems.append(f"data: dataset '{check.name}' at {check.path} {check.status}: {what}")
+    detail.append(f"{len(report.checks) - len(problems)}/{len(report.checks)} datasets match")
+    if problems and not allow:
+        raise ReproduceError(
+            "data",
+            "; ".join(problems),
+            hint="Restore the data, or pass --allow-data-change to run on the changed data.",
+        )
+    return problems, problems
+
+
+def _link_data(meta: Mapping[str, Any], checkout: Checkout) -> None:
+    """Datasets inside the repository but outside git (ignored) are linked into the checkout."""
+    for record in (meta.get("data") or {}).values():
+        path = record.get("abspath")
+        if not path or not checkout.contains(path) or not os.path.exists(path):
+            continue
+        target = checkout.path_for(path)
+        if not os.path.lexists(target):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(path)
+
+
+def _child_env(
+    meta: Mapping[str, Any], environment: Mapping[str, Any], checkout: Checkout
+) -> dict[str, str]:
+    env: dict[str, str] = {}
+    relevant = environment.get("relevant_env") or {}
+    for source in (relevant, meta.get("child_env") or {}):
+        for key, value in source.items():
+            if key in _LAUNCH_SETS or "***" in str(value):
+                continue
+            env[key] = str(value)
+    if "PYTHONPATH" in env:
+        env["PYTHONPATH"] = os.pathsep.join(
+            str(checkout.path_for(p)) if p and checkout.contains(p) else p
+            for p in env["PYTHONPATH"].split(os.pathsep)
+        )
+    return env
+
+
+def _config_path(meta: Mapping[str, Any], checkout: Checkout, run_dir: Path) -> str | None:
+    """The config file given with ``-c``, moved into the checkout (else the stored copy)."""
+    given = (meta.get("child_env") or {}).get("REPLICATOR_CONFIG")
+    if not given:
+        return None
+    moved = checkout.path_for(given)
+    if moved.is_file():
+        return str(moved)
+    copy = run_dir / "config" / "raw" / Path(given).name
+    if copy.is_file():
+        return str(copy)
+    raise ReproduceError(
+        "run", f"the run's config file {given} is neither in the snapshot nor stored."
+    )
+
+
+def reproduce(
+    ref: str,
+    *,
+    store: Store | None = None,
+    env: str = "fresh",
+    rtol: float = 0.0,
+    atol: float = 0.0,
+    metrics: Sequence[str] | None = None,
+    keep: bool = False,
+    allow_data_change: bool = False,
+    workdir: str | os.PathLike[str] | None = None,
+    use_uv: bool | None = None,
+    stdout: IO[bytes] | None = None,
+    stderr: IO[bytes] | None = None,
+    on_stage: Callable[[str, str], None] | None = None,
+    progress: Progress | None = None,
+) -> Reproduction:
+    """Re-run the recorded run ``ref`` and compare the new run with it (see the module doc)."""
+    if env not in ("fresh", "current"):
+        raise UsageError(f"--env must be 'fresh' or 'current', got '{env}'.")
+    if rtol < 0 or atol < 0:
+        raise UsageError("--rtol and --atol must not be negative.")
+    store = store or Store.open()
+    run_dir = store.resolve(ref)
+    record = read_run(run_dir)
+    if record.status == "running":
+        raise UsageError(f"Run {record.id} is still running; reproduce it once it has finished.")
+    meta = read_json(run_dir / "run.json")
+    environment = read_part(run_dir, "environment.json")
+    code = read_part(run_dir, "code.json")
+    stages = _Stages(on_stage, progress)
+    warnings: list[str] = []
+    causes: list[str] = []
+    base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="replicator-reproduce-"))
+    base.mkdir(parents=True, exist_ok=True)
+    checkouts: list[Checkout] = []
+    try:
+        with stages.stage("host") as detail:
+            host = _host_warnings(run_dir)
+            warnings += host
+            detail.append(
+                f"{len(host)} differences from the recorded host" if host else "same CPU and GPU"
+            )
+        with stages.stage("checkout") as detail:
+            checkout = checkout_code(code, base / "code", patch=run_dir / "code.patch")
+            checkouts.append(checkout)
+            detail.append(f"{checkout.method} {checkout.commit[:12]} at {checkout.root}")
+            if not checkout.matches_record:
+                files = ", ".join(checkout.changed_files[:10]) or "unknown files"
+                causes.append(
+                    f"code: the checked-out tree {checkout.tree[:12]} differs from the recorded "
+                    f"{str(checkout.recorded_tree)[:12]} ({files})"
+                )
+        python: Path | None
+        with stages.stage("environment") as detail:
+            if env == "fresh":
+                if not environment.get("packages"):
+                    raise ReproduceError(
+                        "environment",
+                        f"run {record.id} recorded no packages (environment.json).",
+                        hint="Reproduce with --env current.",
+                    )
+                from .fresh_env import build_fresh_env
+
+                fresh = build_fresh_env(
+                    environment,
+                    dest=base / "venv",
+                    project=checkout,
+                    workdir=base,
+                    use_uv=use_uv,
+                )
+                checkouts += fresh.checkouts
+                warnings += [f"environment: {n}" for n in fresh.notes]
+                python = fresh.python
+                detail.append(f"{fresh.tool} venv in {fresh.seconds:.1f}s at {fresh.prefix}")
+            else:
+                python = _current_python(meta, environment, warnings)
+                from ..environment.compare import check_environment
+
+                result = check_environment(run_dir, python=python)
+                top = result.within(3)
+                warnings += [f"environment: {d.key}: {d.a} -> {d.b}" for d in top]
+                detail.append(
+                    f"{python}; {len(top)} differences in ranks 1-3"
+                    if top
+                    else f"{python}; ranks 1-3 match"
+                )
+        with stages.stage("data") as detail:
+            data_warnings, data_causes = _verify_data(
+                store, run_dir, meta, allow_data_change, detail
+            )
+            warnings += data_warnings
+            causes += data_causes
+            _link_data(meta, checkout)
+        with stages.stage("run") as detail:
+            result_run = _rerun(
+                meta,
+                record.id,
+                environment,
+                checkout,
+                run_dir,
+                python=python if env == "fresh" else None,
+                fresh_prefix=(python.parent.parent if env == "fresh" and python else None),
+                store=store,
+                stdout=stdout,
+                stderr=stderr,
+            )
+            detail.append(
+                f"run {result_run.run_id} {result_run.status} (exit {result_run.exit_code})"
+            )
+        with stages.stage("compare") as detail:
+            new_dir = result_run.dir
+            checks = _compare(run_dir, new_dir, rtol=rtol, atol=atol, metrics=metrics)
+            verdict = verdict_of(checks, run_status=result_run.status)
+            if verdict == "failed":
+                causes.insert(
+                    0,
+                    f"run: the command {result_run.status} with exit code {result_run.exit_code}{_stderr_tail(new_dir)}",
+                )
+            causes += _explain(run_dir, new_dir, meta, env)
+            detail.append(verdict)
+    except BaseException:
+        if not keep:
+            for c in checkouts:
+                c.remove()
+            shutil.rmtree(base, ignore_errors=True)
+        raise
+    kept: tuple[Path, ...] = ()
+    if keep:
+        kept = (base,)
+    else:
+        for c in checkouts:
+            c.remove()
+        shutil.rmtree(base, ignore_errors=True)
+    outcome = Reproduction(
+        original=record.id,
+        run_id=result_run.run_id,
+        run_dir=new_dir,
+        verdict=verdict,
+        env_mode=env,
+        rtol=rtol,
+        atol=atol,
+        checks=tuple(checks),
+        causes=tuple(causes)
+        if verdict != "reproduced"
+        else tuple(c for c in causes if c.startswith("data")),
+        warnings=tuple(warnings),
+        stages=tuple(stages.done),
+        kept=kept,
+    )
+    atomic_write_json(new_dir / "verdict.json", outcome.as_dict())
+    return outcome
+
+
+def _current_python(
+    meta: Mapping[str, Any], environment: Mapping[str, Any], warnings: list[str]
+) -> Path:
+    command = list(meta.get("command") or [])
+    recorded = (environment.get("python") or {}).get("executable")
+    if _interpreter_of(command) and os.path.isabs(command[0]) and os.path.exists(command[0]):
+        return Path(command[0])
+    if recorded and os.path.exists(str(recorded)):
+        return Path(str(recorded))
+    warnings.append(
+        f"environment: the recorded interpreter {recorded} is gone; using {sys.executable}"
+    )
+    return Path(sys.executable)
+
+
+def _rerun(
+    meta: Mapping[str, Any],
+    original_id: str,
+    environment: Mapping[str, Any],
+    checkout: Checkout,
+    run_dir: Path,
+    *,
+    python: Path | None,
+    fresh_prefix: Path | None,
+    store: Store,
+    stdout: IO[bytes] | None,
+    stderr: IO[bytes] | None,
+) -> Any:
+    from ..launch import RunSpec, launch
+    from ..redact import REDACTED
+
+    command = list(meta.get("command") or [])
+    if not command:
+        raise ReproduceError("run", f"run {original_id} recorded no command.")
+    if any(REDACTED in part for part in command):
+        raise ReproduceError(
+            "run",
+            f"run {original_id}'s command held a secret and was redacted when it was recorded.",
+            hint="Re-run it by hand with `replicator run`.",
+        )
+    recorded_prefix = (environment.get("python") or {}).get("prefix")
+    mapped = _map_command(
+        command, checkout=checkout, python=python, recorded_prefix=recorded_prefix
+    )
+    code = read_part(run_dir, "code.json")
+    cwd = (
+        checkout.root / str(code["relative_cwd"])
+        if code.get("relative_cwd") not in (None, "")
+        else checkout.path_for(str(meta.get("cwd") or checkout.repo))
+    )
+    extra_env = _child_env(meta, environment, checkout)
+    if fresh_prefix is not None:
+        extra_env["VIRTUAL_ENV"] = str(fresh_prefix)
+        extra_env["PATH"] = f"{fresh_prefix / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+        extra_env.setdefault("PYTHONPATH", "")
+    outputs = read_part(run_dir, "outputs.json")
+    declared = outputs.get("declared") if outputs.get("mode") == "declared" else None
+    spec = RunSpec(
+        command=tuple(mapped),
+        config_path=_config_path(meta, checkout, run_dir),
+        overrides=tuple(meta.get("overrides") or ()),
+        seed=int(meta["seed"]),
+        experiment=str(meta.get("experiment") or "default"),
+        outputs=tuple(declared or ()),
+        metric_pattern=meta.get("metric_pattern"),
+        deterministic=bool(meta.get("deterministic")),
+        env=extra_env,
+    )
+
+    def link(run_id: str, new_dir: Path, seed: int) -> None:
+        # Written before the command starts so that a crashed reproduction still links back.
+        _mark(new_dir, original_id)
+
+    with _cwd(cwd):
+        results = launch(
+            spec,
+            store=store,
+            stdout=stdout or sys.stdout.buffer,
+            stderr=stderr or sys.stderr.buffer,
+            on_start=link,
+        )
+    result = results[0]
+    # launch() rewrites run.json when the run ends; put the link back.
+    _mark(result.dir, original_id)
+    return result
+
+
+def _mark(run_dir: Path, original_id: str) -> None:
+    meta = read_json(run_dir / "run.json")
+    meta["reproduction_of"] = original_id
+    atomic_write_json(run_dir / "run.json", meta)
+
+
+def _stderr_tail(run_dir: Path) -> str:
+    try:
+        text = (run_dir / "stderr.log").read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return ""
+    lines = text.splitlines()[-3:]
+    return (": " + " | ".join(lines))[:400] if lines else ""
+
+
+def _compare(
+    original: Path, new: Path, *, rtol: float, atol: float, metrics: Sequence[str] | None
+) -> list[Check]:
+    from ..metrics import read_metrics
+
+    a, b = read_run(original), read_run(new)
+    checks = compare_summaries(a.summary, b.summary, rtol=rtol, atol=atol, metrics=metrics)
+    checks += compare_histories(
+        read_metrics(original / "metrics.jsonl"),
+        read_metrics(new / "metrics.jsonl"),
+        rtol=rtol,
+        atol=atol,
+        metrics=metrics,
+    )
+    checks += compare_outputs(read_part(original, "outputs.json"), read_part(new, "outputs.json"))
+    checks += compare_checkpoints(original, new)
+    return checks
+
+
+def _explain(original: Path, new: Path, meta: Mapping[str, Any], env: str) -> list[str]:
+    """Recorded differences between the original and the reproduction, most likely cause first."""
+    from ..environment.compare import diff_run_environments
+
+    causes = []
+    new_meta = read_part(new, "run.json")
+    if meta.get("config_hash") != new_meta.get("config_hash"):
+        causes.append(
+            f"config: hash {str(meta.get('config_hash'))[:12]} -> "
+            f"{str(new_meta.get('config_hash'))[:12]}"
+        )
+    code_a, code_b = read_part(original, "code.json"), read_part(new, "code.json")
+    if code_a.get("snapshot_tree") and code_a.get("snapshot_tree") != code_b.get("snapshot_tree"):
+        causes.append(
+            f"code: snapshot tree {str(code_a.get('snapshot_tree'))[:12]} -> "
+            f"{str(code_b.get('snapshot_tree'))[:12]}"
+        )
+    result = diff_run_environments(original, new)
+    for d in result.differences:
+        if d.rank <= 6 or (d.key.startswith("package ") and not d.key.endswith(" path")):
+            note = f" ({d.note})" if d.note else ""
+            causes.append(f"environment [{d.rank}] {d.key}: {d.a} -> {d.b}{note}")
+    return causes
+
+
+def format_verdict(rep: Reproduction) -> list[str]:
+    """The verdict table as text lines: one line per check, then warnings and causes."""
+    lines = [f"Reproduction of {rep.original} as run {rep.run_id} (--env {rep.env_mode})"]
+    width = max((len(f"{c.kind} {c.name}") for c in rep.checks), default=10)
+    for c in rep.checks:
+        label = f"{c.kind} {c.name}".ljust(width)
+        values = (
+            ""
+            if c.original is None and c.reproduced is None
+            else f"  {c.original} -> {c.reproduced}"
+        )
+        detail = f"  ({c.detail})" if c.detail else ""
+        lines.append(f"  {label}  {c.status:<16}{values}{detail}")
+    if not rep.checks:
+        lines.append("  (the run recorded no metrics and no output hashes)")
+    for w in rep.warnings:
+        lines.append(f"warning: {w}")
+    if rep.causes:
+        lines.append("Differences that may explain it:")
+        lines += [f"  - {c}" for c in rep.causes]
+    tol = f" (rtol {rep.rtol:g}, atol {rep.atol:g})" if rep.rtol or rep.atol else ""
+    lines.append(f"Verdict: {rep.verdict.upper()}{tol}")
+    for path in rep.kept:
+        lines.append(f"kept: {path}")
+    return lines
