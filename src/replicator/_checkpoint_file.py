@@ -179,7 +179,8 @@ class _Encoder:
             )
         if arr.dtype.byteorder == ">":
             arr = arr.astype(arr.dtype.newbyteorder("<"))
-        arr = np.array(arr, copy=True, order="C") if self.copy else np.ascontiguousarray(arr)
+        if self.copy or not arr.flags.c_contiguous:
+            arr = np.array(arr, copy=True, order="C")  # (ascontiguousarray makes 0-d 1-d)
         name = self._name(path)
         self.arrays.append((name, code, arr))
         entry: dict[str, Any] = {"$ndarray": name}
@@ -193,7 +194,10 @@ def _join(path: str, key: str) -> str:
 
 
 def _where(path: str) -> str:
-    return "".join(f"[{p!r}]" for p in path.split(".")) if path else ""
+    parts = path.split(".") if path else []
+    if parts[:1] == ["state"]:
+        parts = parts[1:]  # paths are shown relative to the user's state
+    return "".join(f"[{p!r}]" for p in parts)
 
 
 def _raw_bytes(obj: Any) -> memoryview:
@@ -349,11 +353,13 @@ def _looks_like(buf: bytearray) -> str:
 
 def _unpickle(path: Path, map_location: Any) -> dict[str, Any]:
     logger.warning("Unpickling %s because trust_pickle=True was given: it can run code.", path)
-    try:
+    import zipfile
+
+    if zipfile.is_zipfile(path):  # torch.save's format
         import torch
 
         obj = torch.load(path, map_location=map_location, weights_only=False)
-    except ImportError:
+    else:
         import pickle
 
         with open(path, "rb") as f:

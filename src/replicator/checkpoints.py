@@ -211,6 +211,30 @@ class CheckpointManager:
         self._saved_here = False
         self._manifest = self._read_manifest()
 
+    @classmethod
+    def open(cls, directory: str | os.PathLike[str]) -> CheckpointManager:
+        """A manager for an existing directory, with the options its manifest recorded.
+
+        ``directory`` may be a checkpoint directory or a run directory holding ``checkpoints/``.
+        """
+        path = Path(directory)
+        if not (path / MANIFEST).exists() and (path / "checkpoints" / MANIFEST).exists():
+            path = path / "checkpoints"
+        if not (path / MANIFEST).exists():
+            raise CheckpointError(
+                f"No checkpoint manifest in {path}: nothing was saved there (run.checkpoint() "
+                "or CheckpointManager.save() writes checkpoints/manifest.json)."
+            )
+        data = read_json(path / MANIFEST)
+        return cls(
+            path,
+            monitor=data.get("monitor"),
+            mode=data.get("mode") or "max",
+            keep_best=data.get("keep_best"),
+            keep_last=data.get("keep_last", 1),
+            config_hash=data.get("config_hash"),
+        )
+
     # -- manifest -------------------------------------------------------------------------
 
     def _read_manifest(self) -> dict[str, Any]:

@@ -1,0 +1,104 @@
+"""``replicator checkpoint``: list a run's checkpoints and re-hash them against the manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+def _directory(run: str) -> Path:
+    """A run id (or prefix) in the store, a run directory, or a checkpoint directory."""
+    path = Path(run)
+    if (path / "manifest.json").exists() or (path / "checkpoints").is_dir():
+        return path
+    from ..store import Store
+
+    return Store.open().resolve(run)
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return f"{n} B"
+
+
+@click.group("checkpoint")
+def checkpoint_group() -> None:
+    """List a run's checkpoints and check them against their manifest.
+
+    \b
+    Example:
+      replicator checkpoint ls 20261126-141503-7f3a
+      replicator checkpoint verify 20261126-141503-7f3a
+    """
+
+
+@checkpoint_group.command("ls")
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Print the checkpoints as JSON.")
+def ls_command(run: str, as_json: bool) -> None:
+    """List the checkpoints of RUN: step, roles (latest, best1...), metrics, size.
+
+    RUN is a run id (or a unique prefix), a run directory or a checkpoint directory.
+
+    \b
+    Example:
+      replicator checkpoint ls 20261126-141503-7f3a
+      replicator checkpoint ls runs/ckpt --json
+    """
+    from ..checkpoints import describe_checkpoints
+
+    directory = _directory(run)
+    run_dir = directory.parent if (directory / "manifest.json").exists() else directory
+    rows = describe_checkpoints(run_dir)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        click.echo(f"No checkpoints in {run_dir}.")
+        return
+    for row in rows:
+        metrics = ", ".join(
+            f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in row["metrics"].items()
+        )
+        missing = "" if row["exists"] else "  MISSING"
+        click.echo(
+            f"step {row['step']:>8}  {','.join(row['roles']):<14} {_size(row['size']):>9}  "
+            f"{metrics}{missing}"
+        )
+
+
+@checkpoint_group.command("verify")
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify_command(run: str, as_json: bool) -> None:
+    """Re-hash every checkpoint of RUN against its manifest; exit 1 if any fails.
+
+    RUN is a run id (or a unique prefix), a run directory or a checkpoint directory.
+
+    \b
+    Example:
+      replicator checkpoint verify 20261126-141503-7f3a
+      replicator checkpoint verify 20261126-141503-7f3a --json
+    """
+    from ..checkpoints import CheckpointManager
+
+    report = CheckpointManager.open(_directory(run)).verify()
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        for r in report.results:
+            click.echo(f"{r['status']:<9} step {r['step']:>8}  {r['file']}")
+        for name in report.orphans:
+            click.echo(f"orphan    {name} (not in the manifest; removed at the next save)")
+        ok = sum(r["status"] == "ok" for r in report.results)
+        click.echo(f"{ok} of {len(report.results)} checkpoint(s) match the manifest.")
+    if not report.ok:
+        raise click.exceptions.Exit(1)
