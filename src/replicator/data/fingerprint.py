@@ -27,7 +27,6 @@ import errno
 import hashlib
 import os
 import stat
-import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -368,15 +367,17 @@ def _hash_one(f: _File, algo: str, now: int) -> tuple[str, os.stat_result]:
     raise AssertionError("unreachable")
 
 
-def _pool_context() -> Any:
+def _can_fork() -> bool:
+    """Whether worker processes can be forked safely from here.
+
+    Only ``fork`` is used: ``spawn`` and ``forkserver`` re-import the parent's ``__main__`` in
+    each worker, which would re-run a training script that lacks an ``if __name__ ==
+    "__main__"`` guard. Forking is safe only while no other Python thread could hold a lock
+    the child needs; otherwise the files are hashed in this process.
+    """
     import multiprocessing as mp
 
-    # fork is cheapest, but forking a process that runs threads (a training script) can
-    # deadlock and warns on Python >= 3.12; forkserver is safe there.
-    if sys.platform.startswith("linux") and threading.active_count() == 1:
-        return mp.get_context("fork")
-    methods = mp.get_all_start_methods()
-    return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+    return "fork" in mp.get_all_start_methods() and threading.active_count() == 1
 
 
 def _hash_many(
@@ -386,16 +387,13 @@ def _hash_many(
     results: dict[str, Any] = {}
     small = [f for f in todo if f.st.st_size < LARGE_FILE]
     large = [f for f in todo if f.st.st_size >= LARGE_FILE]
-    for f in large:
-        digest, st = _hash_one(f, algo, now)
-        results[f.relpath] = (digest, st)
-        progress.advance(st.st_size)
     cpus = os.cpu_count() or 1
     small_bytes = sum(f.st.st_size for f in small)
-    if cpus > 1 and len(small) >= POOL_MIN_FILES and small_bytes >= POOL_MIN_BYTES:
+    # Small files first: hashing large ones with BLAKE3 starts its native thread pool.
+    if cpus > 1 and len(small) >= POOL_MIN_FILES and small_bytes >= POOL_MIN_BYTES and _can_fork():
         _hash_in_pool(small, algo, now, cpus, progress, results)
-    else:
-        for f in small:
+    for f in small + large:
+        if f.relpath not in results:  # all of them, unless the pool did the small ones
             digest, st = _hash_one(f, algo, now)
             results[f.relpath] = (digest, st)
             progress.advance(st.st_size)
@@ -405,26 +403,52 @@ def _hash_many(
 def _hash_in_pool(
     small: list[_File], algo: str, now: int, cpus: int, progress: Progress, results: dict[str, Any]
 ) -> None:
+    """Hash small files in forked worker processes; any pool failure leaves the rest to the caller."""
+    import multiprocessing as mp
+    import warnings
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     # Twice the CPUs: cold small files wait on I/O, and more requests in flight help there.
     workers = POOL_WORKERS or min(2 * cpus, 8)
     chunk = max(64, min(1024, len(small) // (workers * 8) or 1))
     batches = [small[i : i + chunk] for i in range(0, len(small), chunk)]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
-        futures = [pool.submit(_hash_batch, [f.abspath for f in b], algo) for b in batches]
-        for batch, future in zip(batches, futures):
-            for f, res in zip(batch, future.result()):
-                if res[0] == "ok":
-                    results[f.relpath] = (res[1], res[2:])
-                    progress.advance(res[3])
-                elif res[0] == "oserror":
-                    exc = OSError(res[1], res[2], res[3])
-                    raise _os_error(exc, f.abspath, "read")
-                else:  # changed or special: one more careful try here
-                    digest, st = _hash_one(f, algo, now)
-                    results[f.relpath] = (digest, st)
-                    progress.advance(st.st_size)
+    try:
+        with warnings.catch_warnings():
+            # Python >= 3.12 warns about forking with native threads (BLAKE3's pool, BLAS);
+            # the children only run plain hashing code, which never touches those threads.
+            warnings.filterwarnings(
+                "ignore", message=".*multi-threaded.*", category=DeprecationWarning
+            )
+            with ProcessPoolExecutor(
+                max_workers=workers, mp_context=mp.get_context("fork")
+            ) as pool:
+                futures = [pool.submit(_hash_batch, [f.abspath for f in b], algo) for b in batches]
+                for batch, future in zip(batches, futures):
+                    _collect(batch, future.result(), algo, now, progress, results)
+    except (BrokenProcessPool, OSError):
+        # No semaphores (/dev/shm), a worker killed by the OOM killer...: finish serially.
+        return
+
+
+def _collect(
+    batch: list[_File],
+    answers: list[tuple[Any, ...]],
+    algo: str,
+    now: int,
+    progress: Progress,
+    results: dict[str, Any],
+) -> None:
+    for f, res in zip(batch, answers):
+        if res[0] == "ok":
+            results[f.relpath] = (res[1], res[2:])
+            progress.advance(res[3])
+        elif res[0] == "oserror":
+            raise _os_error(OSError(res[1], res[2], res[3]), f.abspath, "read")
+        else:  # changed or special: one more careful try here
+            digest, st = _hash_one(f, algo, now)
+            results[f.relpath] = (digest, st)
+            progress.advance(st.st_size)
 
 
 def _stat_key(st: os.stat_result | tuple[int, int, int, int]) -> tuple[int, int, int, int]:
