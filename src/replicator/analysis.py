@@ -21,6 +21,8 @@ line; non-finite values are written as the strings ``"NaN"``, ``"Infinity"``, ``
 into a long DataFrame ``run, step, key, value, time``. Lines marked ``"superseded": true`` (steps
 re-logged after a resume) are dropped unless asked for; a torn last line left by a crash is
 skipped.
+
+``run_notebook`` executes a parameterised notebook with papermill and records it as a run.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +41,16 @@ from .store import RunRecord, Store
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["BASE_COLUMNS", "flatten", "load_metrics", "load_runs", "metric_column"]
+__all__ = [
+    "BASE_COLUMNS",
+    "NotebookRun",
+    "flatten",
+    "load_metrics",
+    "load_runs",
+    "metric_column",
+    "parse_parameters",
+    "run_notebook",
+]
 
 BASE_COLUMNS = ("id", "experiment", "name", "status", "seed", "started", "ended", "duration", "dir")
 # Statuses a finished, usable run has; everything else is excluded from statistics by default.
@@ -261,3 +273,141 @@ def load_metrics(
             "time": pd.Series(times, dtype="float64"),
         }
     )
+
+
+# --------------------------------------------------------------------------- notebooks
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """A notebook executed as a run: its id and directory, the executed copy, the final status."""
+
+    run_id: str
+    run_dir: Path
+    executed: Path
+    output: Path | None
+    status: str
+    parameters: Mapping[str, Any]
+
+
+def parse_parameters(pairs: Iterable[str]) -> dict[str, Any]:
+    """``["lr=0.01", "model=mlp", "layers=[64, 64]"]`` -> typed values (parsed as YAML scalars)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise UsageError(
+                f"Parameter {pair!r} must be KEY=VALUE with KEY a Python name, e.g. -p lr=0.01."
+            )
+        try:
+            out[key] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            out[key] = raw
+    return out
+
+
+def run_notebook(
+    notebook: str | os.PathLike[str],
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    output: str | os.PathLike[str] | None = None,
+    experiment: str | None = None,
+    name: str | None = None,
+    seed: int | None = None,
+    kernel: str | None = None,
+    store: Store | str | os.PathLike[str] | None = None,
+) -> NotebookRun:
+    """Execute a parameterised notebook with papermill and record it as a run.
+
+    The run (opened with :func:`replicator.start`) records the parameters as its config, the
+    seed, the environment and the code snapshot like any run; the executed notebook is kept in the
+    run directory as ``notebook.ipynb`` (and copied to ``output`` if given), with ``notebook.json``
+    naming the source and its hash. The kernel inherits ``REPLICATOR_RUN_DIR``, so a notebook
+    that calls ``replicator.start()`` joins this run and its ``run.log`` / ``run.summary`` land
+    here. A declared ``seed`` parameter that was not given receives the run's seed. A failing
+    cell marks the run failed and raises :class:`ReplicatorError` naming the cell.
+    """
+    import shutil
+
+    from ._io import atomic_write_json, read_json
+    from .config import ENV_RUN_DIR, ENV_SEED
+    from .errors import MissingDependencyError, ReplicatorError
+    from .outputs import hash_file
+    from .run import start
+
+    try:
+        import papermill as pm
+    except ImportError as exc:
+        raise MissingDependencyError("papermill", "notebook", purpose="Running notebooks") from exc
+    source = Path(notebook)
+    if not source.is_file():
+        raise UsageError(f"Notebook {source} does not exist.")
+    params = dict(parameters or {})
+    try:
+        declared = pm.inspect_notebook(str(source))
+    except Exception as exc:  # a notebook that cannot be parsed is the user's input
+        raise UsageError(f"{source} cannot be read as a notebook ({exc}).") from exc
+    inject = dict(params)
+    stem = source.stem
+    run = start(params, experiment=experiment or stem, name=name or stem, seed=seed, store=store)
+    if "seed" in declared and "seed" not in params:
+        inject["seed"] = run.seed
+    executed = run.dir / "notebook.ipynb"
+    saved = {k: os.environ.get(k) for k in (ENV_RUN_DIR, ENV_SEED)}
+    failure: BaseException | None = None
+    with run:
+        os.environ[ENV_RUN_DIR] = str(run.dir)
+        os.environ[ENV_SEED] = str(run.seed)
+        try:
+            pm.execute_notebook(
+                str(source),
+                str(executed),
+                parameters=inject,
+                kernel_name=kernel,
+                cwd=str(source.resolve().parent),
+                progress_bar=False,
+                log_output=False,
+            )
+        except pm.PapermillExecutionError as exc:
+            failure = exc
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            # what the kernel recorded (run.summary inside the notebook) is kept, not overwritten
+            try:
+                kept = read_json(run.dir / "summary.json")
+                if isinstance(kept, dict):
+                    run.summary.update(kept)
+            except (OSError, ValueError):
+                pass
+            atomic_write_json(
+                run.dir / "notebook.json",
+                {
+                    "source": str(source.resolve()),
+                    "source_blake3": hash_file(source),
+                    "executed": executed.name,
+                    "parameters": inject,
+                    "kernel": kernel or "(notebook's own)",
+                },
+            )
+        if failure is not None:
+            run.finish("failed", error=str(failure).strip().splitlines()[0][:300])
+    copied = None
+    if output is not None and executed.is_file():
+        copied = Path(output)
+        shutil.copyfile(executed, copied)
+    if failure is not None:
+        exc = failure
+        cell = getattr(exc, "exec_count", None)
+        raise ReplicatorError(
+            f"Notebook {source} failed in cell {cell}: {getattr(exc, 'ename', '')}: "
+            f"{getattr(exc, 'evalue', '')}. Run {run.id} is marked failed; the executed notebook "
+            f"with the error is {executed}."
+        ) from exc
+    return NotebookRun(run.id, run.dir, executed, copied, "completed", inject)
