@@ -79,7 +79,9 @@ def _gone(pid: int, timeout: float = 30) -> None:
 
 
 def _history(run_dir: Path) -> list[tuple[int, str, float]]:
-    return sorted((e["step"], e["key"], e["value"]) for e in read_metrics(run_dir / "metrics.jsonl"))
+    return sorted(
+        (e["step"], e["key"], e["value"]) for e in read_metrics(run_dir / "metrics.jsonl")
+    )
 
 
 def _statuses(run_dir: Path) -> list[str]:
@@ -133,7 +135,9 @@ def _kill_and_resume(tmp_path: Path, script: str, steps: int, victim: str) -> tu
 
 @pytest.mark.slow
 @pytest.mark.parametrize("victim", ["child", "recorder"])
-def test_torch_training_killed_and_resumed_is_bitwise_identical(tmp_path: Path, victim: str) -> None:
+def test_torch_training_killed_and_resumed_is_bitwise_identical(
+    tmp_path: Path, victim: str
+) -> None:
     torch = pytest.importorskip("torch")
     pytest.importorskip("safetensors")
     from safetensors.torch import load_file
