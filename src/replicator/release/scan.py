@@ -10,6 +10,7 @@ no secret. A match is reported with its value masked (see :func:`~.findings.mask
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import re
@@ -51,11 +52,37 @@ _KEYWORD = (
     r"(?:api[_\-]?key|apikey|secret|token(?!i[sz])|passw(?:or)?d|pwd|credential|"
     r"auth[_\-]?key|access[_\-]?key|private[_\-]?key|client[_\-]?secret)"
 )
-_GENERIC = re.compile(
-    r"(?i)(?P<name>[\w.\-]*" + _KEYWORD + r"[\w.\-]*)['\"]?\]?"
-    r"(?:\s*(?::=|=>|[=:,])\s*|\s+)(?:[rbuf]?['\"]|`)?"
+# Keyword first: a pattern that starts with [\w.-]* would retry at every character of the text.
+# It runs case-sensitively on the lower-cased text (5x faster than (?i)); the value is then read
+# from the original text at the same offsets.
+_GENERIC_TAIL = (
+    r"[\w.\-]*['\"]?\]?(?:[ \t]*(?::=|=>|[=:,])[ \t]*|[ \t]+)(?:[rbuf]?['\"]|`)?"
     r"(?P<secret>[A-Za-z0-9+/=_\-.~]{16,})"
 )
+_GENERIC = re.compile(_KEYWORD + _GENERIC_TAIL)
+_GENERIC_ANYCASE = re.compile(r"(?i)" + _KEYWORD + _GENERIC_TAIL)
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+# Literal fragments one of which every match of a rule contains: a rule runs only on a text that
+# holds one, since a substring test is far cheaper than a regex pass. Rules not listed always run.
+_NEEDLES: dict[str, tuple[tuple[str, ...], bool]] = {  # rule -> (fragments, case-insensitive)
+    "private-key": (("PRIVATE KEY",), False),
+    "wandb-api-key-v1": (("wandb_v1_",), False),
+    "wandb-api-key": (("wandb",), True),
+    "neptune-api-token": (("eyJhcGlf",), False),
+    "comet-api-key": (("comet",), True),
+    "huggingface-token": (("hf_",), False),
+    "huggingface-org-token": (("api_org_",), False),
+    "openai-api-key": (("sk-",), False),
+    "openai-project-key": (("sk-",), False),
+    "aws-access-key-id": (("AKIA", "ASIA"), False),
+    "aws-secret-access-key": (("aws",), True),
+    "github-token": (("ghp_", "gho_", "ghs_", "ghu_", "ghr_"), False),
+    "github-fine-grained-pat": (("github_pat_",), False),
+    "google-api-key": (("AIza",), False),
+    "slack-token": (("xox",), False),
+    "slack-app-token": (("xapp-",), False),
+}
+_GENERIC_NEEDLES = ("key", "secret", "token", "passw", "pwd", "credential")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _HASH_PREFIX = re.compile(r"^(?:sha1|sha224|sha256|sha384|sha512|md5|blake2b?|blake3|xxh\w*)[:\-]")
@@ -137,31 +164,46 @@ def _is_placeholder(value: str, rule: str) -> bool:
     return len(set(value)) < 8
 
 
-def _line_hits(line: str) -> list[_Hit]:
+def _text_hits(text: str) -> list[_Hit]:
+    """Every secret in ``text``, offsets into ``text``; overlapping matches keep the first rule."""
     hits: list[_Hit] = []
     taken: list[tuple[int, int]] = []
+    lower = text.lower()
 
     def free(a: int, b: int) -> bool:
         return all(b <= s or a >= e for s, e in taken)
 
     for pattern in SECRET_PATTERNS:
-        for m in pattern.regex.finditer(line):
-            group = "secret" if "secret" in pattern.regex.groupindex else 0
+        needles = _NEEDLES.get(pattern.rule)
+        if needles is not None:
+            words, folded = needles
+            hay = lower if folded else text
+            if not any(w in hay for w in words):
+                continue
+        group = "secret" if "secret" in pattern.regex.groupindex else 0
+        for m in pattern.regex.finditer(text):
             a, b = m.span(group)
             value = m.group(group)
             if not free(a, b) or _is_placeholder(value, pattern.rule):
                 continue
             taken.append((a, b))
             hits.append(_Hit(pattern.rule, pattern.description, a, b, value))
-    for m in _GENERIC.finditer(line):
-        a, b = m.span("secret")
-        value = m.group("secret").rstrip(".")
-        if line[b : b + 1] in ("(", "["):
-            continue  # a call or subscript such as base64.b64encode(...): code, not a value
-        if free(a, b) and _looks_random(value):
-            taken.append((a, b))
-            desc = f"high-entropy value assigned to '{m['name'][:40]}'"
-            hits.append(_Hit("high-entropy-secret", desc, a, a + len(value), value))
+    if any(w in lower for w in _GENERIC_NEEDLES):
+        # lower() keeps offsets for all but a few non-ASCII letters; then fall back to (?i)
+        same = len(lower) == len(text)
+        for m in _GENERIC.finditer(lower) if same else _GENERIC_ANYCASE.finditer(text):
+            a, b = m.span("secret")
+            value = text[a:b].rstrip(".")
+            if text[b : b + 1] in ("(", "["):
+                continue  # a call or subscript such as base64.b64encode(...): code, not a value
+            if free(a, b) and _looks_random(value):
+                taken.append((a, b))
+                start = m.start()
+                while start > 0 and text[start - 1] in _NAME_CHARS:
+                    start -= 1
+                name = text[start : m.start("secret")].strip(" \t'\"`=:,[]")[:40]
+                desc = f"high-entropy value assigned to '{name}'"
+                hits.append(_Hit("high-entropy-secret", desc, a, a + len(value), value))
     return hits
 
 
@@ -192,35 +234,46 @@ def _scan_lines(
     line_of: dict[int, int] | None = None,
     commit: str | None = None,
 ) -> Iterator[Finding]:
-    previous = ""
-    for index, line in enumerate(lines):
-        if len(line) > 100_000:
-            line = line[:100_000]  # minified blobs: the head is enough, the regexes stay linear
-        hits = _line_hits(line) if line.strip() else []
-        if hits:
-            silenced = suppressed_rules(line, previous) or set()
-            for hit in hits:
-                if silenced & {"*", "secret", hit.rule}:
-                    continue
-                severity, message = hit.severity, hit.description
-                if hit.rule == "private-key":
-                    after = "\n".join([hit.value, line[hit.end :], *lines[index + 1 : index + 4]])
-                    if not _PEM_BODY.search(after.split("-----", 2)[-1]):
-                        severity = "warning"
-                        message += " header without a key body (documentation?)"
-                lineno = (line_of or {}).get(index, index + 1)
-                yield Finding(
-                    file=path,
-                    line=lineno,
-                    rule=hit.rule,
-                    severity=severity,
-                    message=f"{message}{where}",
-                    snippet=_snippet(line, hit),
-                    fix=HISTORY_FIX if commit else ROTATE_FIX,
-                    fingerprint=fingerprint(hit.rule, path, hit.value),
-                    commit=commit,
-                )
-        previous = line
+    text = "\n".join(lines)
+    hits = _text_hits(text)
+    if not hits:
+        return
+    starts = [0]
+    for line in lines[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+    for hit in sorted(hits, key=lambda h: h.start):
+        index = bisect.bisect_right(starts, hit.start) - 1
+        line = lines[index]
+        previous = lines[index - 1] if index > 0 else ""
+        silenced = suppressed_rules(line, previous) or set()
+        if silenced & {"*", "secret", hit.rule}:
+            continue
+        severity, message = hit.severity, hit.description
+        if hit.rule == "private-key":
+            after = text[hit.start : hit.start + len(hit.value) + 600]
+            if not _PEM_BODY.search(after.split("-----", 2)[-1]):
+                severity = "warning"
+                message += " header without a key body (documentation?)"
+        offset = starts[index]
+        local = _Hit(
+            hit.rule,
+            hit.description,
+            hit.start - offset,
+            min(hit.end - offset, len(line)),
+            hit.value,
+        )
+        yield Finding(
+            file=path,
+            line=(line_of or {}).get(index, index + 1),
+            rule=hit.rule,
+            severity=severity,
+            message=f"{message}{where}",
+            snippet=_snippet(line, local),
+            fix=HISTORY_FIX if commit else ROTATE_FIX,
+            # whitespace-free for PEM blocks: a notebook or a diff may re-wrap the same key
+            fingerprint=fingerprint(hit.rule, path, "".join(hit.value.split())),
+            commit=commit,
+        )
 
 
 # ------------------------------------------------------------------ notebooks
@@ -412,5 +465,5 @@ def _json_string_line(text: str) -> str:
             value = json.loads(candidate)
         except ValueError:
             return text
-        return str(value)
+        return str(value).rstrip("\n")
     return text
