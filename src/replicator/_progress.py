@@ -81,7 +81,7 @@ class _RichProgress:
         )
 
         if self._unit == "bytes":
-            columns: list[Any] = [DownloadColumn(), TransferSpeedColumn()]
+            columns: list[Any] = [DownloadColumn(binary_units=True), TransferSpeedColumn()]
         else:
             columns = [MofNCompleteColumn(), _rate_column(self._unit)]
         self._bar = Progress(

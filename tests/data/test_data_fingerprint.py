@@ -57,12 +57,20 @@ def test_file_digests_match_reference_implementations(tmp_path: Path) -> None:
 def test_large_file_mmap_and_buffer_paths_agree(tmp_path: Path) -> None:
     import blake3
 
+    seen: list[int] = []
     f = tmp_path / "big.bin"
     data = os.urandom(9 << 20)  # above LARGE_FILE
     f.write_bytes(data)
     want = blake3.blake3(data).hexdigest()
     assert _hash_path(str(f), "blake3", allow_mmap=True)[0] == want
     assert _hash_path(str(f), "blake3", allow_mmap=False)[0] == want
+    assert _hash_path(str(f), "blake3", allow_mmap=True, advance=seen.append)[0] == want
+    assert sum(seen) == len(data)
+    seen.clear()
+    assert _hash_path(
+        str(f), "xxh3" if _has("xxhash") else "md5", allow_mmap=False, advance=seen.append
+    )
+    assert sum(seen) == len(data) and len(seen) > 1
     assert _hash_path(str(f), "md5", allow_mmap=True)[0] == hashlib.md5(data).hexdigest()
     assert fingerprint(f, store=tmp_path / "s").digest == want
 
@@ -175,10 +183,22 @@ def test_process_pool_matches_serial_loop(tmp_path: Path, monkeypatch: pytest.Mo
     tree.mkdir()
     for i in range(600):
         (tree / f"{i:04d}.bin").write_bytes(os.urandom(8192))
+    assert mod._can_fork()
     pooled = fingerprint(tree, algo="md5", store=tmp_path / "s1", use_cache=False)
     monkeypatch.setattr(mod, "POOL_MIN_FILES", 10**9)
     serial = fingerprint(tree, algo="md5", store=tmp_path / "s2", use_cache=False)
     assert pooled == serial and pooled.nfiles == 600
+    # With another Python thread alive (a training script's loader), no fork: same result.
+    monkeypatch.setattr(mod, "POOL_MIN_FILES", 512)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert not mod._can_fork()
+        assert fingerprint(tree, algo="md5", store=tmp_path / "s3", use_cache=False) == serial
+    finally:
+        stop.set()
+        other.join()
 
 
 def test_ignored_and_skipped_entries(tmp_path: Path) -> None:
@@ -320,3 +340,7 @@ def test_concurrent_fingerprints_share_one_store(tmp_path: Path) -> None:
 
     digests = {json.loads(out)["digest"] for out, _ in outs}
     assert digests == {fingerprint(tree, store=tmp_path / "store").digest}
+
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
