@@ -31,6 +31,13 @@ class Plant:
     value: str
     in_history_only: bool = False
 
+    @property
+    def secret(self) -> str:
+        """The part a scanner reports: the password of a URL, else the value itself."""
+        if self.kind == "url-credentials":
+            return self.value.split("://", 1)[1].rsplit("@", 1)[0].split(":", 1)[1]
+        return self.value
+
 
 def _r(rng: random.Random, alphabet: str, n: int) -> str:
     return "".join(rng.choice(alphabet) for _ in range(n))
@@ -80,6 +87,10 @@ def make_secrets(seed: int) -> dict[str, tuple[str, str]]:
         "generic-token": ("auth_token", _r(rng, HEX, 48)),
         "generic-password": ("db_password", _r(rng, ALNUM, 20)),
         "private-key": ("private_key", _pem(rng)),
+        "url-credentials": (
+            "database_url",
+            "postgres://ml" + ":" + _r(rng, ALNUM, 14) + "@db.lab.internal:5432/runs",
+        ),
     }
 
 
@@ -254,6 +265,9 @@ def _write_decoys(root: Path, commit: str) -> list[str]:
             f'hf_token = "{hf_placeholder}"',
             'WANDB_API_KEY = os.environ["WANDB_API_KEY"]',
             'api_key = "<your-api-key>"',
+            'DB_URL = "postgres://user:password@localhost:5432/db"',
+            'DOC_URL = "https://alice:Xk2v9Lq3Rt8@example.com/private"',
+            'CI_REPO = "https://oauth2:${CI_JOB_TOKEN}@gitlab.com/lab/project.git"',
             "tokenizer_name = 'bert-base-multilingual-uncased'",
             "max_tokens = 2048",
             f'checksum = "{sha256[0]}"',

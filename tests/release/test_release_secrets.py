@@ -13,7 +13,11 @@ from replicator.release import check_release
 from replicator.release.findings import fingerprint
 from replicator.release.scan import scan_secrets
 
-SECRET_RULES = {p.rule for p in SECRET_PATTERNS} | {"high-entropy-secret", "credential-file"}
+SECRET_RULES = {p.rule for p in SECRET_PATTERNS} | {
+    "high-entropy-secret",
+    "credential-file",
+    "url-credentials",
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +45,7 @@ def _found(report, plant) -> bool:
         elif plant.kind == "private-key":
             if f.rule == "private-key" and f.severity == "error":
                 return True
-        elif f.fingerprint in {fingerprint(r, plant.file, plant.value) for r in SECRET_RULES}:
+        elif f.fingerprint in {fingerprint(r, plant.file, plant.secret) for r in SECRET_RULES}:
             return True
     return False
 
@@ -51,7 +55,7 @@ def test_every_planted_secret_is_found(fixture_repo, history_report) -> None:
     missed = [(p.kind, p.file) for p in plants if not _found(history_report, p)]
     assert missed == []
     kinds = {p.kind for p in plants}
-    assert len(kinds) == 19  # 18 key kinds + credential files
+    assert len(kinds) == 20  # 19 key kinds + credential files
     assert {p.file.rsplit(".", 1)[-1] for p in plants} >= {
         "py",
         "yaml",
@@ -81,7 +85,7 @@ def test_secrets_never_printed_in_full(fixture_repo, history_report) -> None:
     outputs = (
         format_text(history_report) + format_json(history_report) + format_sarif(history_report)
     )
-    leaked = [p.kind for p in plants if p.value and p.value in outputs]
+    leaked = [p.kind for p in plants if p.secret and p.secret in outputs]
     assert leaked == []
     for line in next(iter(make_secrets(100).values()))[1:]:
         assert line not in outputs
@@ -92,7 +96,7 @@ def test_history_only_secrets_need_history_flag(fixture_repo, history_report) ->
     report = check_release(root, formatting=False)
     assert not [f for f in report.findings if f.file == "scripts/old_train.py"]
     old = [f for f in history_report.findings if f.file == "scripts/old_train.py"]
-    assert len(old) == 18
+    assert len(old) == 19
     first = subprocess.run(
         ["git", "rev-list", "--max-parents=0", "HEAD"], cwd=root, capture_output=True, text=True
     ).stdout.strip()
@@ -126,7 +130,7 @@ def test_line_numbers_in_plain_files(fixture_repo, history_report) -> None:
             f
             for f in history_report.findings
             if f.file == plant.file
-            and f.fingerprint in {fingerprint(r, plant.file, plant.value) for r in SECRET_RULES}
+            and f.fingerprint in {fingerprint(r, plant.file, plant.secret) for r in SECRET_RULES}
         )
         assert plant.value in lines[f.line - 1]
 

@@ -21,6 +21,7 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 RULE_HELP: dict[str, str] = {
     "high-entropy-secret": "A random-looking value assigned to a name such as key, token, secret "
     "or password.",
+    "url-credentials": "A password in a URL (scheme://user:password@host).",
     "credential-file": "A file that holds credentials (.env, .netrc, kaggle.json, SSH keys).",
     "absolute-path": "A hard-coded absolute path (home directory, cluster storage, drive letter).",
     "readme-missing": "The project has no README.",

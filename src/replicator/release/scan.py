@@ -82,6 +82,15 @@ _NEEDLES: dict[str, tuple[tuple[str, ...], bool]] = {  # rule -> (fragments, cas
     "slack-token": (("xox",), False),
     "slack-app-token": (("xapp-",), False),
 }
+# user:password@host in a URL; documentation and local hosts (RFC 2606) hold no real account.
+_URL_CREDENTIALS = re.compile(
+    r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s/@:'\"<>]*:(?P<secret>[^\s/@'\"<>]+)@(?P<host>[^\s/:'\"<>?#]+)"
+)
+_DOC_HOSTS = re.compile(
+    r"(?:^|\.)(?:example\.(?:com|org|net)|example|test|invalid|localhost|local)$|^127\.|^0\.0\.0\.0$",
+    re.IGNORECASE,
+)
+_URL_PLACEHOLDERS = frozenset({"password", "pass", "passwd", "pwd", "secret", "token", "x", "xxx"})
 _GENERIC_NEEDLES = ("key", "secret", "token", "passw", "pwd", "credential")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
@@ -155,6 +164,14 @@ def _looks_random(value: str) -> bool:
     return has_lower and has_upper and entropy >= 4.0
 
 
+def _url_placeholder(value: str) -> bool:
+    return (
+        value.lower() in _URL_PLACEHOLDERS
+        or value.startswith(("$", "{", "<", "%", "*"))
+        or bool(_PLACEHOLDER.search(value))
+    )
+
+
 def _is_placeholder(value: str, rule: str) -> bool:
     if rule == "private-key":
         return False
@@ -188,6 +205,16 @@ def _text_hits(text: str) -> list[_Hit]:
                 continue
             taken.append((a, b))
             hits.append(_Hit(pattern.rule, pattern.description, a, b, value))
+    if "://" in text and "@" in text:
+        for m in _URL_CREDENTIALS.finditer(text):
+            a, b = m.span("secret")
+            value = m["secret"]
+            if not free(a, b) or _DOC_HOSTS.search(m["host"]) or _url_placeholder(value):
+                continue
+            taken.append((a, b))
+            hits.append(
+                _Hit("url-credentials", "password in a URL (user:password@host)", a, b, value)
+            )
     if any(w in lower for w in _GENERIC_NEEDLES):
         # lower() keeps offsets for all but a few non-ASCII letters; then fall back to (?i)
         same = len(lower) == len(text)
