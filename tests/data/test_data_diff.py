@@ -18,6 +18,7 @@ from replicator.data import (
     diff_recorded,
     fingerprint,
     fingerprint_datasets,
+    format_record,
     verify,
 )
 from replicator.errors import UsageError
@@ -90,6 +91,8 @@ def test_recorded_datasets_diff_and_verify(tmp_path: Path, monkeypatch: pytest.M
     assert train["manifest"] == f"blake3/{train['digest']}"
     assert rec_a["labels"]["kind"] == "file" and rec_a["labels"]["manifest"] is None
     json.dumps(rec_a)  # JSON-ready
+    line = format_record("train", train)
+    assert line.startswith(f"train  blake3:{train['digest'][:12]}.dir  4.2 KiB, 5 files  data")
     _write_run(store, "20260101-000000-aaaa", rec_a)
 
     assert verify(against="20260101-000000-aaaa").ok
@@ -228,7 +231,7 @@ def test_recorded_edge_cases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     # A manifest deleted from the store degrades to a digest comparison with a note.
     _change(tmp_path / "d")
     later = fingerprint_datasets({"d": "d"}, store=store, base_dir=tmp_path)
-    from replicator.data.fingerprint import manifest_path
+    from replicator.data.manifest import manifest_path
 
     manifest_path(store, later["d"]["manifest"]).unlink()
     change = diff_recorded(blake, later, store=store)["d"]

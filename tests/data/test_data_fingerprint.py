@@ -16,7 +16,8 @@ import pytest
 
 from replicator.data import Fingerprint, FingerprintError, fingerprint, load_manifest
 from replicator.data.cache import RACY_WINDOW_NS, StatCache, cache_path, is_fresh
-from replicator.data.fingerprint import _hash_path, dir_digest, manifest_path
+from replicator.data.fingerprint import _hash_path, dir_digest
+from replicator.data.manifest import manifest_path
 from replicator.errors import StoreError, UsageError
 
 

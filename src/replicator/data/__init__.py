@@ -9,7 +9,15 @@ diff_recorded(a_data, b_data, store=...) -> DatasetChange per dataset name
 
 from __future__ import annotations
 
-from .diff import DataDiff, DatasetChange, diff, diff_fingerprints, diff_recorded
+from .diff import (
+    DataDiff,
+    DatasetChange,
+    diff,
+    diff_fingerprints,
+    diff_recorded,
+    fingerprint_datasets,
+    format_record,
+)
 from .dvc import EntryCheck, VerifyReport, legacy_md5, read_dvc_file, verify
 from .fingerprint import (
     ALGORITHMS,
@@ -17,9 +25,8 @@ from .fingerprint import (
     FingerprintError,
     ManifestEntry,
     fingerprint,
-    fingerprint_datasets,
-    load_manifest,
 )
+from .manifest import load_manifest, manifest_path
 
 __all__ = [
     "ALGORITHMS",
@@ -35,8 +42,10 @@ __all__ = [
     "diff_recorded",
     "fingerprint",
     "fingerprint_datasets",
+    "format_record",
     "legacy_md5",
     "load_manifest",
+    "manifest_path",
     "read_dvc_file",
     "verify",
 ]

@@ -1,5 +1,8 @@
 """What changed between two fingerprints: added, removed, modified and renamed files.
 
+Also the datasets a run records: :func:`fingerprint_datasets` makes the JSON records kept in
+``run.json["data"]``, :func:`diff_recorded` compares two runs' records from stored manifests.
+
 Sides can be :class:`Fingerprint` objects, paths (fingerprinted now), stored manifest ids
 (``blake3/<digest>.dir``) or runs (their datasets recorded in ``run.json`` under ``"data"``).
 A *rename* is a removed and an added file with the same digest (same content, new path); empty
@@ -10,17 +13,29 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import StoreError, UsageError
-from .fingerprint import ALGORITHMS, Fingerprint, ManifestEntry, fingerprint, load_manifest
+from ..errors import MissingDependencyError, ReplicatorError, StoreError, UsageError
+from .fingerprint import ALGORITHMS, Fingerprint, ManifestEntry, fingerprint
+from .manifest import load_manifest
 
 if TYPE_CHECKING:
+    from .._progress import Progress
     from ..store import Store
 
-__all__ = ["DataDiff", "DatasetChange", "diff", "diff_fingerprints", "diff_recorded", "format_size"]
+__all__ = [
+    "DataDiff",
+    "DatasetChange",
+    "diff",
+    "diff_fingerprints",
+    "diff_recorded",
+    "fingerprint_datasets",
+    "format_record",
+    "format_size",
+]
 
 
 def format_size(n: int) -> str:
@@ -31,6 +46,15 @@ def format_size(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     raise AssertionError("unreachable")
+
+
+def format_record(name: str, record: dict[str, Any]) -> str:
+    """One line for ``replicator show``: ``train  blake3:2dad2f16fca3  78.1 MiB, 20000 files  data``."""
+    digest = str(record.get("digest", "?"))
+    short = digest[:12] + (".dir" if digest.endswith(".dir") else "")
+    size = format_size(int(record.get("size") or 0))
+    files = f"{record.get('nfiles', '?')} file{'' if record.get('nfiles') == 1 else 's'}"
+    return f"{name}  {record.get('algo', '?')}:{short}  {size}, {files}  {record.get('path', '')}"
 
 
 @dataclass(frozen=True)
@@ -142,6 +166,56 @@ def diff_fingerprints(a: Fingerprint, b: Fingerprint) -> DataDiff:
 
 
 # --------------------------------------------------------------------------- recorded datasets
+def fingerprint_datasets(
+    data: Mapping[str, str | os.PathLike[str] | Mapping[str, Any]],
+    *,
+    store: Store | str | os.PathLike[str] | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
+    algo: str = "blake3",
+    progress: Progress | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Fingerprint a config's ``data:`` section (name -> path) into JSON-ready records.
+
+    Relative paths are taken from ``base_dir`` (default: the working directory). A value may
+    also be a mapping ``{"path": ..., "algo": "md5"}``. Each record holds ``path`` (as given),
+    ``abspath``, ``kind``, ``algo``, ``digest``, ``size``, ``nfiles``, ``manifest`` (the stored
+    manifest id, or None for a single file) and ``skipped``; ``run.json`` keeps them under
+    ``"data"`` so that :func:`replicator.data.diff_recorded` can say which files changed.
+    """
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    records: dict[str, dict[str, Any]] = {}
+    for name, spec in data.items():
+        chosen = algo
+        if isinstance(spec, Mapping):
+            if "path" not in spec:
+                raise UsageError(f"Dataset '{name}' in the config's data: section needs a 'path'.")
+            chosen = str(spec.get("algo", algo))
+            raw: Any = spec["path"]
+        else:
+            raw = spec
+        target = Path(os.path.expanduser(os.fspath(raw)))
+        if not target.is_absolute():
+            target = base / target
+        try:
+            fp = fingerprint(target, algo=chosen, store=store, progress=progress)
+        except MissingDependencyError:
+            raise
+        except ReplicatorError as exc:
+            raise type(exc)(f"Dataset '{name}' ({os.fspath(raw)}): {exc}") from exc
+        records[name] = {
+            "path": os.fspath(raw),
+            "abspath": str(fp.path),
+            "kind": fp.kind,
+            "algo": fp.algo,
+            "digest": fp.digest,
+            "size": fp.size,
+            "nfiles": fp.nfiles,
+            "manifest": fp.manifest_id,
+            "skipped": [{"relpath": r, "reason": why} for r, why in fp.skipped],
+        }
+    return records
+
+
 def _record_fingerprint(record: dict[str, Any], store_root: Path) -> Fingerprint | None:
     """The manifest behind a recorded dataset, or None when it cannot be had."""
     manifest = record.get("manifest")

@@ -33,8 +33,8 @@ from .fingerprint import (
     _walk,
     dir_digest,
     fingerprint,
-    load_manifest,
 )
+from .manifest import load_manifest
 
 if TYPE_CHECKING:
     from ..store import Store

@@ -28,7 +28,7 @@ import hashlib
 import os
 import stat
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -46,11 +46,7 @@ __all__ = [
     "ManifestEntry",
     "dir_digest",
     "fingerprint",
-    "fingerprint_datasets",
     "hash_bytes",
-    "load_manifest",
-    "manifest_path",
-    "save_manifest",
 ]
 
 ALGORITHMS = ("blake3", "md5", "xxh3")
@@ -504,7 +500,7 @@ def fingerprint(
 
     ``store`` (default: the store of the working directory, :meth:`Store.open`) holds the stat
     cache and, for directories, the manifest, saved content-addressed under
-    ``objects/<algo>/<digest[:2]>/<digest>.json``. ``use_cache=False`` hashes every file (and
+    ``objects/<algo>/<digest[:2]>/<digest>.json`` (see :mod:`replicator.data.manifest`). ``use_cache=False`` hashes every file (and
     still refreshes the cache). ``progress`` receives the byte total and increments.
 
     Example::
@@ -606,6 +602,8 @@ def fingerprint(
         notes=tuple(notes),
     )
     if kind == "dir" and keep_manifest and store_obj is not None:
+        from .manifest import save_manifest
+
         try:
             manifest_id = save_manifest(fp, store_obj.root)
         except OSError as exc:
@@ -632,128 +630,3 @@ def _open_store(store: Store | str | os.PathLike[str] | None) -> Store | None:
         return Store.open()
     except ReplicatorError:
         return None
-
-
-# --------------------------------------------------------------------------- manifests in the store
-def manifest_path(store_root: str | os.PathLike[str], manifest_id: str) -> Path:
-    """``<store>/objects/<algo>/<digest[:2]>/<digest>.json`` for id ``<algo>/<digest>``."""
-    algo, _, digest = manifest_id.partition("/")
-    if algo not in ALGORITHMS or not digest or "/" in digest or digest.startswith("."):
-        raise UsageError(f"'{manifest_id}' is not a manifest id (expected ALGO/DIGEST).")
-    return Path(store_root) / "objects" / algo / digest[:2] / f"{digest}.json"
-
-
-def save_manifest(fp: Fingerprint, store_root: str | os.PathLike[str]) -> str:
-    """Store a directory fingerprint's manifest content-addressed; returns its id ``algo/digest``.
-
-    The digest already names the content (paths and file digests), so an existing object is
-    never rewritten: a warm re-fingerprint writes nothing.
-    """
-    import json
-
-    from .._io import atomic_write
-
-    manifest_id = f"{fp.algo}/{fp.digest}"
-    target = manifest_path(store_root, manifest_id)
-    if target.is_file():
-        return manifest_id
-    target.parent.mkdir(parents=True, exist_ok=True)
-    body = {
-        "schema": 1,
-        "kind": fp.kind,
-        "algo": fp.algo,
-        "digest": fp.digest,
-        "size": fp.size,
-        "nfiles": fp.nfiles,
-        "entries": [list(e) for e in fp.entries],
-    }
-    # ensure_ascii: names that are not valid UTF-8 (surrogate escapes) still serialise.
-    atomic_write(target, json.dumps(body, separators=(",", ":")) + "\n")
-    return manifest_id
-
-
-def load_manifest(store_root: str | os.PathLike[str], manifest_id: str) -> Fingerprint:
-    """Read a stored manifest back as a :class:`Fingerprint` (``path`` is None); checks its digest."""
-    from .._io import read_json
-    from ..errors import StoreError
-
-    target = manifest_path(store_root, manifest_id)
-    try:
-        body = read_json(target)
-        entries = tuple(ManifestEntry(str(r), int(s), str(d)) for r, s, d in body["entries"])
-        algo = str(body["algo"])
-    except FileNotFoundError as exc:
-        raise StoreError(
-            f"Manifest {manifest_id} is not in the store {store_root} ({target} is missing). "
-            "Fingerprint the data again to recreate it."
-        ) from exc
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise StoreError(
-            f"Manifest {target} is damaged ({exc}); delete it and fingerprint again."
-        ) from exc
-    digest = dir_digest(entries, algo)
-    if f"{algo}/{digest}" != manifest_id:
-        raise StoreError(
-            f"Manifest {target} does not hash to its name (content {digest}); it is damaged. "
-            "Delete it and fingerprint the data again."
-        )
-    return Fingerprint(
-        digest=digest,
-        algo=algo,
-        size=sum(e.size for e in entries),
-        nfiles=len(entries),
-        kind="dir",
-        entries=entries,
-        manifest_id=manifest_id,
-    )
-
-
-# --------------------------------------------------------------------------- datasets of a run
-def fingerprint_datasets(
-    data: Mapping[str, str | os.PathLike[str] | Mapping[str, Any]],
-    *,
-    store: Store | str | os.PathLike[str] | None = None,
-    base_dir: str | os.PathLike[str] | None = None,
-    algo: str = "blake3",
-    progress: Progress | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Fingerprint a config's ``data:`` section (name -> path) into JSON-ready records.
-
-    Relative paths are taken from ``base_dir`` (default: the working directory). A value may
-    also be a mapping ``{"path": ..., "algo": "md5"}``. Each record holds ``path`` (as given),
-    ``abspath``, ``kind``, ``algo``, ``digest``, ``size``, ``nfiles``, ``manifest`` (the stored
-    manifest id, or None for a single file) and ``skipped``; ``run.json`` keeps them under
-    ``"data"`` so that :func:`replicator.data.diff_recorded` can say which files changed.
-    """
-    base = Path(base_dir) if base_dir is not None else Path.cwd()
-    records: dict[str, dict[str, Any]] = {}
-    for name, spec in data.items():
-        chosen = algo
-        if isinstance(spec, Mapping):
-            if "path" not in spec:
-                raise UsageError(f"Dataset '{name}' in the config's data: section needs a 'path'.")
-            chosen = str(spec.get("algo", algo))
-            raw: Any = spec["path"]
-        else:
-            raw = spec
-        target = Path(os.path.expanduser(os.fspath(raw)))
-        if not target.is_absolute():
-            target = base / target
-        try:
-            fp = fingerprint(target, algo=chosen, store=store, progress=progress)
-        except MissingDependencyError:
-            raise
-        except ReplicatorError as exc:
-            raise type(exc)(f"Dataset '{name}' ({os.fspath(raw)}): {exc}") from exc
-        records[name] = {
-            "path": os.fspath(raw),
-            "abspath": str(fp.path),
-            "kind": fp.kind,
-            "algo": fp.algo,
-            "digest": fp.digest,
-            "size": fp.size,
-            "nfiles": fp.nfiles,
-            "manifest": fp.manifest_id,
-            "skipped": [{"relpath": r, "reason": why} for r, why in fp.skipped],
-        }
-    return records
