@@ -246,5 +246,10 @@ def test_recorded_edge_cases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert [c.name for c in report.checks] == ["e"] and report.ok
     report = verify(tmp_path / "e", against="20260101-000003-dddd")
     assert [c.name for c in report.checks] == ["e"] and report.ok
+    with pytest.raises(UsageError, match=r"neither a dvc\.lock/\.dvc file nor a run"):
+        verify(against="no-such-run")
+    (tmp_path / "dvc.yaml").write_text("stages:\n  a:\n    cmd: echo\n    deps: [d]\n")
+    with pytest.raises(UsageError, match="has no hashed entries"):
+        verify(against=tmp_path / "dvc.yaml")
     with pytest.raises(UsageError, match="has no dataset 'zzz'"):
         verify(against="20260101-000003-dddd", name="zzz")

@@ -308,15 +308,23 @@ def verify(
     ref = os.fspath(against)
     selected = Path(path).resolve() if path is not None else None
     as_file = Path(ref)
-    if as_file.is_file() and (as_file.name == "dvc.lock" or as_file.suffix in (".dvc", ".lock")):
+    dvc_like = as_file.name == "dvc.lock" or as_file.suffix in (".dvc", ".lock", ".yaml", ".yml")
+    if as_file.is_file() and dvc_like:
         entries = [e for e in read_dvc_file(as_file) if _covers(selected, e.path)]
         if not entries:
             where = f" at or under {path}" if path is not None else ""
             raise UsageError(f"{ref} has no hashed entries{where}; nothing to verify.")
         return VerifyReport(ref, tuple(_check_dvc_entry(e, st) for e in entries))
-    if as_file.suffix in (".dvc", ".lock") or as_file.name == "dvc.lock":
+    if dvc_like:
         raise UsageError(f"{ref}: no such file. Give a dvc.lock, a .dvc file or a run id.")
-    run_id, data = run_datasets(st, ref)
+    from ..errors import RunNotFoundError
+
+    try:
+        run_id, data = run_datasets(st, ref)
+    except RunNotFoundError as exc:
+        raise RunNotFoundError(
+            f"--against '{ref}' is neither a dvc.lock/.dvc file nor a run: {exc}"
+        ) from exc
     if not data:
         raise UsageError(f"Run {run_id} recorded no datasets; nothing to verify.")
     if name is not None:
