@@ -199,3 +199,5 @@ def test_release_check_passes_on_a_non_git_directory(tmp_path: Path) -> None:
     (tmp_path / ".venv" / "leak.py").write_text(f'K = "{make_secrets(1)["github"][1]}"\n')
     report = check_release(tmp_path, formatting=False)
     assert report.files_checked == 3 and not report.failed("warning")
+    with pytest.raises(UsageError, match="--history needs a git repository"):
+        check_release(tmp_path, history=True)

@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from ..errors import UsageError
 from .files import ProjectFiles, list_project_files, read_text
 from .findings import (
     DEFAULT_BASELINE,
@@ -101,6 +102,11 @@ def check_release(
     """
     project = list_project_files(path)
     root = project.root
+    if history and not project.is_git:
+        raise UsageError(
+            f"--history needs a git repository, and {root} is not in one. "
+            "Run the check without --history, or from the repository."
+        )
     findings: list[Finding] = []
     texts: dict[str, str] = {}
     for rel in project.files:

@@ -15,6 +15,7 @@ import json
 import math
 import re
 import subprocess
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -444,9 +445,8 @@ def scan_history(root: str | Path, *, timeout: float = 600.0) -> list[Finding]:
         "--no-renames",
         "--format=%x00commit %H",
     ]
-    proc = subprocess.run(cmd, cwd=root, capture_output=True, timeout=timeout, check=False)
-    if proc.returncode != 0:
-        return []
+    # Streamed: the patch of a whole history can be far larger than memory should hold.
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     findings: dict[str, Finding] = {}
     commit = ""
     path: str | None = None
@@ -461,7 +461,13 @@ def scan_history(root: str | Path, *, timeout: float = 600.0) -> list[Finding]:
         block.clear()
         numbers.clear()
 
-    for raw in proc.stdout.decode("utf-8", "replace").splitlines():
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    for raw_bytes in proc.stdout:
+        if time.monotonic() > deadline:
+            proc.kill()
+            break
+        raw = raw_bytes.decode("utf-8", "replace").rstrip("\r\n")
         if raw.startswith("\x00commit "):
             flush()
             commit, path = raw[8:].strip(), None
@@ -481,6 +487,8 @@ def scan_history(root: str | Path, *, timeout: float = 600.0) -> list[Finding]:
             block.append(text)
             lineno += 1
     flush()
+    proc.stdout.close()
+    proc.wait()
     return list(findings.values())
 
 
