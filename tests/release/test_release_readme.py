@@ -182,3 +182,20 @@ def test_readme_cli(tmp_path: Path, run_cli) -> None:
     assert run_cli("readme", "score", str(tmp_path / "nope.md"))[0] == 2
     with pytest.raises(UsageError, match="does not exist"):
         score_readme(tmp_path / "nope.md")
+
+
+@pytest.mark.parametrize(
+    ("text", "passed"),
+    [
+        ("Checkpoints are described in [docs/checkpoints.md](docs/checkpoints.md).\n", False),
+        ("We train for 10 epochs and keep the best checkpoint.\n", False),
+        ("## Pretrained models\n\nGet them at https://zenodo.org/records/123\n", True),
+        ("## Weights\n\n- [ResNet-50](https://example.org/files/resnet50.pth)\n", True),
+        ('Load the pretrained model: `AutoModel.from_pretrained("lab/model")`\n', True),
+        ("Download the checkpoint: `wget https://example.org/best.ckpt`\n", True),
+    ],
+)
+def test_pretrained_models_need_a_published_link_or_command(
+    tmp_path: Path, text: str, passed: bool
+) -> None:
+    assert _passed(_score(tmp_path, "# X\n\n" + text))["pretrained"] is passed

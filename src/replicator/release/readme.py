@@ -230,19 +230,20 @@ def _code_item(
 
 
 def _pretrained(readme: _Readme, files: list[str]) -> ReadmeItem:
+    """A link to hosted weights or a download command, next to words such as 'pretrained'.
+
+    A link to a local document (``docs/checkpoints.md``) is not a published model.
+    """
     evidence: list[str] = []
+    heading = ""
     for number, line in enumerate(readme.lines, start=1):
+        if line.lstrip().startswith("#"):
+            heading = line
+        words = _WEIGHT_WORDS.search(line) or _WEIGHT_WORDS.search(heading)
         host = _WEIGHT_HOSTS.search(line) and _LINK.search(line)
-        words = _WEIGHT_WORDS.search(line)
         command = _DOWNLOAD_CMD.search(line)
-        if (
-            (words and (_LINK.search(line) or command))
-            or (host and words)
-            or (command and (words or host))
-        ):
-            evidence.append(_quote(readme, number, line))
-            break
-        if host and _WEIGHT_HOSTS.search(line) and "huggingface.co/" in line.lower():
+        remote = "://" in line and _WEIGHT_WORDS.search(heading)
+        if words and (host or command or remote):
             evidence.append(_quote(readme, number, line))
             break
     weights = [
