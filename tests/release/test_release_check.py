@@ -201,3 +201,18 @@ def test_release_check_passes_on_a_non_git_directory(tmp_path: Path) -> None:
     assert report.files_checked == 3 and not report.failed("warning")
     with pytest.raises(UsageError, match="--history needs a git repository"):
         check_release(tmp_path, history=True)
+
+
+def test_console_entry_point_exit_codes(tmp_path: Path) -> None:
+    import sys
+
+    value = make_secrets(8)["slack-bot"][1]
+    root = _repo(tmp_path / "r", {**CLEAN, "run.sh": f"export SLACK_TOKEN={value}\n"})
+    cmd = [sys.executable, "-m", "replicator", "release", "check", str(root), "--no-formatting"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
+    assert "run.sh:1: error[slack-token]" in proc.stdout and value not in proc.stdout
+    proc = subprocess.run([*cmd, "--fail-on", "never"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    proc = subprocess.run([*cmd, "--format", "xml"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "xml" in proc.stderr

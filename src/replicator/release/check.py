@@ -108,18 +108,23 @@ def check_release(
             "Run the check without --history, or from the repository."
         )
     findings: list[Finding] = []
-    texts: dict[str, str] = {}
+    # Only file heads (for whole-file suppressions) and notebooks are kept: a repository may
+    # track gigabytes of text data, which is scanned file by file and dropped.
+    heads: dict[str, str] = {}
+    notebooks: dict[str, str] = {}
     for rel in project.files:
         text = read_text(root / rel, limit=MAX_SCAN_BYTES)
         if text is None or rel == DEFAULT_BASELINE:
             continue
-        texts[rel] = text
+        heads[rel] = "\n".join(text[:2000].splitlines()[:5])
+        if rel.endswith(".ipynb"):
+            notebooks[rel] = text
         findings.extend(scan_secrets(text, rel))
         findings.extend(scan_paths(text, rel))
     findings.extend(credential_file_findings(project.files, _tracked(project)))
     findings.extend(_large_files(project))
-    findings.extend(_notebook_outputs(texts))
-    readme_score = _repository_files(project, texts, findings)
+    findings.extend(_notebook_outputs(notebooks))
+    readme_score = _repository_files(project, findings)
     formatter = None
     if formatting:
         formatter, fmt = _formatting(project)
@@ -131,7 +136,7 @@ def check_release(
     suppressed = 0
     kept: list[Finding] = []
     for f in findings:
-        if f.line is None and f.file in texts and _file_silenced(texts[f.file], f.rule):
+        if f.line is None and f.file in heads and _file_silenced(heads[f.file], f.rule):
             suppressed += 1
         else:
             kept.append(f)
@@ -177,9 +182,7 @@ def _repo_finding(file: str, rule: str, severity: str, message: str, fix: str) -
     )
 
 
-def _repository_files(
-    project: ProjectFiles, texts: dict[str, str], findings: list[Finding]
-) -> ReadmeScore | None:
+def _repository_files(project: ProjectFiles, findings: list[Finding]) -> ReadmeScore | None:
     top = [f for f in project.files if "/" not in f]
     readme = find_readme(project.root)
     score = None
@@ -219,7 +222,7 @@ def _repository_files(
                 "code; see choosealicense.com).",
             )
         )
-    readme_text = texts.get(readme.name, "") if readme else ""
+    readme_text = (read_text(readme, limit=MAX_SCAN_BYTES) or "") if readme else ""
     if not any(_CITATION.match(f) for f in top) and not _CITE_IN_README.search(readme_text):
         findings.append(
             _repo_finding(
