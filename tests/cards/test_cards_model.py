@@ -101,7 +101,12 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
             experiment="mlp",
             seed=100 + i,
             lr=0.01 if i < 2 else 0.1,
-            summary={"test_acc": acc, "loss": 0.1 * (i + 1), "note": "text is skipped"},
+            summary={
+                "test_acc": acc,
+                "loss": 0.1 * (i + 1),
+                "note": "text is skipped",
+                "val": {"acc": acc},
+            },
         )
     _write_run(
         root, "20261126-110000-0009", experiment="mlp", seed=9, lr=0.01, summary={}, status="failed"
@@ -134,7 +139,7 @@ def test_model_card_metadata_is_a_valid_model_index(store: Store) -> None:
     assert result["task"]["type"] == "image-classification"
     assert result["dataset"] == {"type": "cifar10", "name": "cifar10"}
     metrics = {m["type"]: m for m in result["metrics"]}
-    assert set(metrics) == {"test_acc", "loss"}
+    assert set(metrics) == {"test_acc", "loss", "val.acc"}
     acc = metrics["test_acc"]
     assert acc["value"] == pytest.approx(statistics.fmean(ACCS))
     assert "n=3" in acc["name"] and f"SD {statistics.stdev(ACCS):.4g}" in acc["name"]
@@ -149,7 +154,7 @@ def test_model_index_parses_with_huggingface_hub(store: Store) -> None:
     card = model_card("mlp", store=store)
     name, results = model_index_to_eval_results(card.metadata["model-index"])
     assert name == "mlp"
-    assert {r.metric_type for r in results} == {"test_acc", "loss"}
+    assert {r.metric_type for r in results} == {"test_acc", "loss", "val.acc"}
     parsed = hub.ModelCard(card.text)
     assert parsed.data.to_dict()["model-index"] == card.metadata["model-index"]
     assert (
@@ -178,7 +183,8 @@ def test_model_card_body_filled_from_records(store: Store) -> None:
     assert "[To be written by the author]" in text
     single = model_card("20261126-100001-0001", store=store)
     assert single.runs == ("20261126-100001-0001",)
-    assert "single run" not in single.text or "n=1" in single.text
+    names = [m["name"] for m in single.metadata["model-index"][0]["results"][0]["metrics"]]
+    assert "test_acc (one run, n=1)" in names
 
 
 def test_model_card_errors(store: Store) -> None:

@@ -125,14 +125,25 @@ def _numeric(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _flat(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested summary values as dotted keys: {"val": {"acc": 1}} -> [("val.acc", 1)]."""
+    out: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.extend(_flat(value, f"{prefix}{key}."))
+        else:
+            out.append((f"{prefix}{key}", value))
+    return out
+
+
 def summarise_metrics(records: Iterable[RunRecord]) -> list[MetricSummary]:
     """Every numeric summary metric, aggregated over the runs that report it."""
     values: dict[str, list[float]] = {}
     for r in records:
-        for key, value in r.summary.items():
+        for key, value in _flat(r.summary):
             number = _numeric(value)
             if number is not None:
-                values.setdefault(str(key), []).append(number)
+                values.setdefault(key, []).append(number)
     out = []
     for name in sorted(values):
         xs = values[name]

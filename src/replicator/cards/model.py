@@ -84,8 +84,11 @@ def _metadata(
                     {
                         "type": m.name,
                         "value": round(m.mean, 6),
-                        "name": f"{m.name} (mean over n={m.n} seeds"
-                        + (f", SD {m.sd:.4g})" if m.sd is not None else ")"),
+                        "name": (
+                            f"{m.name} (mean over n={m.n} seeds, SD {m.sd:.4g})"
+                            if m.sd is not None
+                            else f"{m.name} (one run, n=1)"
+                        ),
                         "verified": False,
                     }
                     for m in metrics
