@@ -181,3 +181,12 @@ def test_credential_file_untracked_but_not_ignored(tmp_path: Path) -> None:
     report = check_release(tmp_path, formatting=False)
     creds = [f for f in report.findings if f.rule == "credential-file"]
     assert [(f.file, "not ignored" in f.message) for f in creds] == [(".env", True)]
+
+
+def test_snippet_masks_every_secret_on_the_line() -> None:
+    secrets = make_secrets(12)
+    one, two = secrets["generic-secret"][1], secrets["generic-password"][1]
+    found = scan_secrets(f'client_secret = "{one}"; db_password = "{two}"', "a.py")
+    assert len(found) == 2
+    for f in found:
+        assert one not in f.snippet and two not in f.snippet

@@ -235,14 +235,26 @@ def _text_hits(text: str) -> list[_Hit]:
     return hits
 
 
-def _snippet(line: str, hit: _Hit) -> str:
+def _snippet(line: str, hit: _Hit, spans: list[tuple[int, int, str]]) -> str:
+    """The line around ``hit`` with every secret on it masked (not only this finding's)."""
     if hit.rule == "private-key":
         header = hit.value.split("-----", 2)
         return f"-----{header[1]}----- (key body not shown)" if len(header) > 2 else "PEM block"
-    masked = line[: hit.start] + mask(hit.value) + line[hit.end :]
-    start = max(0, hit.start - 50)
-    text = masked[start : start + 130].strip()
-    return redact_text(text)
+    pieces: list[str] = []
+    cursor = 0
+    here = 0
+    for a, b, value in sorted(spans):
+        if a < cursor:
+            continue
+        pieces.append(line[cursor:a])
+        if a == hit.start:
+            here = sum(len(p) for p in pieces)
+        pieces.append(mask(value))
+        cursor = b
+    pieces.append(line[cursor:])
+    masked = "".join(pieces)
+    start = max(0, here - 50)
+    return redact_text(masked[start : start + 130].strip())
 
 
 def scan_secrets(text: str, path: str) -> list[Finding]:
@@ -269,6 +281,12 @@ def _scan_lines(
     starts = [0]
     for line in lines[:-1]:
         starts.append(starts[-1] + len(line) + 1)
+    spans: dict[int, list[tuple[int, int, str]]] = {}
+    for hit in hits:
+        index = bisect.bisect_right(starts, hit.start) - 1
+        a = hit.start - starts[index]
+        b = min(hit.end - starts[index], len(lines[index]))
+        spans.setdefault(index, []).append((a, b, hit.value))
     for hit in sorted(hits, key=lambda h: h.start):
         index = bisect.bisect_right(starts, hit.start) - 1
         line = lines[index]
@@ -296,7 +314,7 @@ def _scan_lines(
             rule=hit.rule,
             severity=severity,
             message=f"{message}{where}",
-            snippet=_snippet(line, local),
+            snippet=_snippet(line, local, spans[index]),
             fix=HISTORY_FIX if commit else ROTATE_FIX,
             # whitespace-free for PEM blocks: a notebook or a diff may re-wrap the same key
             fingerprint=fingerprint(hit.rule, path, "".join(hit.value.split())),
