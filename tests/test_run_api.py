@@ -138,3 +138,16 @@ def test_start_seeds_python_numpy_and_exposes_a_generator(tmp_path: Path) -> Non
         with replicator.start({}, seed=123, store=tmp_path / "s") as run:
             draws.append((random.random(), np.random.rand(), run.rng.random()))
     assert draws[0] == draws[1]
+
+
+def test_numpy_imported_after_start_is_seeded_too(tmp_path: Path) -> None:
+    code = (
+        "import sys, replicator\nrun = replicator.start({}, seed=9, store='s')\n"
+        "assert 'numpy' not in sys.modules\nimport numpy as np\nprint(np.random.rand())\nrun.finish()\n"
+    )
+    outs = [py(tmp_path, code) for _ in range(2)]
+    assert all(o.returncode == 0 for o in outs), outs[0].stderr
+    import numpy as np
+
+    np.random.seed(9)
+    assert float(outs[0].stdout) == float(outs[1].stdout) == np.random.rand()

@@ -81,8 +81,9 @@ def new_run(
     }
     if extra:
         meta.update(extra)
-    atomic_write_json(run_dir / "run.json", meta)
-    append_lines(run_dir / "status.jsonl", [_status_line("running", now)], fsync=True)
+    # No fsync here: start() must be quick, and the final status write is fsync'ed.
+    atomic_write_json(run_dir / "run.json", meta, fsync=False)
+    append_lines(run_dir / "status.jsonl", [_status_line("running", now)])
     touch_heartbeat(run_dir)
     return run_id, run_dir, meta
 

@@ -25,7 +25,7 @@ from .config import ENV_RUN_DIR, ENV_SEED, config_hash, to_container
 from .errors import StoreError, UsageError
 from .metrics import MetricsWriter, encode_value
 from .recorder import capture_all, new_run, record_config, set_status, touch_heartbeat
-from .seeding import SeedReport, check_seed, draw_seeds, seed_everything
+from .seeding import SeedReport, check_seed, seed_everything, seed_loaded, stop_seeding_on_import
 from .store import Store
 
 __all__ = ["Run", "Summary", "active_run", "record_script_config", "start"]
@@ -83,6 +83,7 @@ class Run:
         self._closed = False
         self._capture_thread: threading.Thread | None = None
         self._checkpoints: Any = None
+        self._rng: Any = seed_report.generator if seed_report else None
         self._checkpoint_options: dict[str, Any] = {}
         existing = self.dir / "summary.json"
         if existing.exists():
@@ -95,8 +96,12 @@ class Run:
 
     @property
     def rng(self) -> Any:
-        """The numpy Generator seeded from the run's seed (None when seeding was turned off)."""
-        return self.seed_report.generator if self.seed_report else None
+        """A numpy Generator from ``SeedSequence(run.seed)`` (built on first use)."""
+        if self._rng is None:
+            import numpy as np
+
+            self._rng = np.random.default_rng(np.random.SeedSequence(self.seed))
+        return self._rng
 
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Record metric values at ``step`` (default: one past the previous step)."""
@@ -138,6 +143,9 @@ class Run:
         epoch: int | None = None,
     ) -> Any:
         """Save ``state`` (and every RNG stream) as a checkpoint at ``step``; see CheckpointManager."""
+        # Metrics up to this step must be on disk before the checkpoint is: a resume continues
+        # from the checkpoint and never logs the earlier steps again.
+        self._metrics.flush()
         return self.checkpoints.save(state, step=step, metrics=metrics, epoch=epoch)
 
     def load_checkpoint(self, which: str | int = "latest", **options: Any) -> Any:
@@ -175,6 +183,7 @@ class Run:
             set_status(self.dir, self._meta, status, **fields)
         if _active is self:
             _active = None
+            stop_seeding_on_import()
         _restore_handlers()
 
     def __enter__(self) -> Run:
@@ -399,8 +408,8 @@ def _open(
         seed = data.get("seed") if isinstance(data.get("seed"), int) else None
     seeding: dict[str, Any]
     if seed is None:
-        root, (seed,) = draw_seeds(1)
-        seeding = {"source": "drawn", "root": str(root)}
+        seed = int.from_bytes(os.urandom(4), "little")
+        seeding = {"source": "drawn (os.urandom)"}
     else:
         seed = check_seed(seed)
         seeding = {"source": "given"}
@@ -421,9 +430,9 @@ def _open(
     )
     files, overrides = _sources_of(config)
     meta["config"] = data
-    meta["config_hash"] = record_config(run_dir, data, files=files, overrides=overrides)
-    atomic_write_json(run_dir / "run.json", meta)
-    report = seed_everything(seed, deterministic=deterministic) if seed_frameworks else None
+    meta["config_hash"] = config_hash(data)
+    atomic_write_json(run_dir / "run.json", meta, fsync=False)
+    report = seed_loaded(seed, deterministic=deterministic) if seed_frameworks else None
     if report is not None:
         atomic_write_json(run_dir / "seeding.json", report.as_dict(), fsync=False)
     run = Run(
@@ -438,6 +447,7 @@ def _open(
     )
 
     def capture() -> None:
+        record_config(run_dir, data, files=files, overrides=overrides)
         code = capture_all(run_dir, run_id=run_id, cwd=cwd, store=store_obj)
         meta["code"] = code
         if not run._closed:

@@ -175,6 +175,97 @@ def seed_everything(seed: int, *, deterministic: bool = False, warn: bool = True
     )
 
 
+def seed_loaded(seed: int, *, deterministic: bool = False, warn: bool = True) -> SeedReport:
+    """Like :func:`seed_everything` without importing anything: used by ``replicator.start``.
+
+    ``random`` and the frameworks already imported are seeded now; numpy and torch, if the script
+    imports them later, are seeded the moment their import finishes (an import hook that
+    ``Run.finish`` removes). This keeps ``start()`` in milliseconds.
+    """
+    seed = check_seed(seed)
+    if "numpy" in sys.modules or deterministic:
+        return seed_everything(seed, deterministic=deterministic, warn=warn)
+    random.seed(seed)
+    seeded = ["random"]
+    flags: dict[str, Any] = {}
+    if "torch" in sys.modules:
+        seeded += _seed_torch(seed, deterministic, flags)
+    if "tensorflow" in sys.modules:
+        seeded += _seed_tensorflow(seed, deterministic, flags)
+    _SeedOnImport.install(seed, [m for m in ("numpy", "torch") if m not in sys.modules])
+    seeded += [f"{m} (when imported)" for m in _SeedOnImport.pending]
+    if warn:
+        warn_hash_randomization()
+    return SeedReport(
+        seed=seed,
+        seeded=tuple(seeded),
+        deterministic=deterministic,
+        flags=flags,
+        hash_seed_fixed=hash_seed_fixed(),
+    )
+
+
+class _SeedOnImport:
+    """A ``sys.meta_path`` finder that seeds numpy/torch right after their first import."""
+
+    seed = 0
+    pending: list[str] = []  # noqa: RUF012 - one hook per process, by design
+    _busy = False
+
+    @classmethod
+    def install(cls, seed: int, modules: list[str]) -> None:
+        cls.seed = seed
+        cls.pending = list(modules)
+        if modules and cls not in sys.meta_path:
+            sys.meta_path.insert(0, cls)  # type: ignore[arg-type]
+
+    @classmethod
+    def find_spec(cls, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname not in cls.pending or cls._busy:
+            return None
+        import importlib.util
+
+        cls._busy = True
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            cls._busy = False
+        if spec is None or spec.loader is None:
+            return None
+        cls.pending.remove(fullname)
+        spec.loader = _SeedingLoader(spec.loader, fullname)
+        return spec
+
+
+class _SeedingLoader:
+    def __init__(self, loader: Any, name: str) -> None:
+        self.loader = loader
+        self.name = name
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self.loader.exec_module(module)
+        seed = _SeedOnImport.seed
+        if self.name == "numpy":
+            import numpy.random
+
+            numpy.random.seed(seed)
+        elif self.name == "torch":
+            module.manual_seed(seed)
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self.loader, item)
+
+
+def stop_seeding_on_import() -> None:
+    """Remove the import hook of :func:`seed_loaded`."""
+    _SeedOnImport.pending = []
+    if _SeedOnImport in sys.meta_path:
+        sys.meta_path.remove(_SeedOnImport)  # type: ignore[arg-type]
+
+
 def _seed_torch(seed: int, deterministic: bool, flags: dict[str, Any]) -> list[str]:
     import torch
 
