@@ -32,9 +32,17 @@ test: $(VENV)/.installed-test
 	bash scripts/system-deps.sh
 	$(BIN)/python -m pytest -q -n 2 --timeout=600
 
-bench: $(VENV)/.installed-test
-	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e '.[bench]'
-	$(BIN)/python benchmarks/run_all.py
+# The benchmarks need the peers (MLflow, W&B, TensorBoard, ...): a venv of their own.
+BENCH_VENV ?= .venv-bench
+$(BENCH_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade uv
+	VIRTUAL_ENV=$(BENCH_VENV) $(BENCH_VENV)/bin/uv pip install --quiet -e '.[bench]'
+	$(BENCH_VENV)/bin/python -m pip install --quiet $(TORCH_SPEC)
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python benchmarks/run_all.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks examples
@@ -42,4 +50,4 @@ lint: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .replicator test-artifacts
+	rm -rf $(VENV) $(BENCH_VENV) .replicator test-artifacts
