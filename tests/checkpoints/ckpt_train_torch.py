@@ -38,7 +38,8 @@ class Noisy(Dataset):
 
 torch.set_num_threads(1)
 (MARKS / "pid").write_text(str(os.getpid()))
-with replicator.start(checkpoints={"keep_last": 2}) as run:
+# A checkpoint every 3 steps: a resume re-does the steps after the last one.
+with replicator.start(checkpoints={"keep_last": 2, "every": 3}) as run:
     model = torch.nn.Sequential(
         torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Dropout(0.3), torch.nn.Linear(16, 1)
     )

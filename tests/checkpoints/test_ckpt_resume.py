@@ -89,11 +89,23 @@ def _statuses(run_dir: Path) -> list[str]:
     return [json.loads(line)["status"] for line in lines]
 
 
-def _kill_and_resume(tmp_path: Path, script: str, steps: int, victim: str) -> tuple[Path, Path]:
-    """Run once uninterrupted, once killed at a random step and resumed; return both projects."""
-    reference = _project(tmp_path, "reference")
-    _finish(_launch(reference, script, _env(reference, steps, 0.0)))
+class _Reference:
+    """One uninterrupted run of ``script``, started now and running beside the killed one."""
 
+    def __init__(self, tmp_path: Path, script: str, steps: int) -> None:
+        self.project = _project(tmp_path, "reference")
+        self.proc = _launch(self.project, script, _env(self.project, steps, 0.0))
+        self.finished = False
+
+    def done(self) -> Path:
+        if not self.finished:
+            _finish(self.proc)
+            self.finished = True
+        return self.project
+
+
+def _kill_and_resume(tmp_path: Path, ref: _Reference, script: str, steps: int, victim: str) -> Path:
+    """Run ``script``, kill it at a random step, resume it; check the record against ``reference``."""
     killed = _project(tmp_path, "killed")
     env = _env(killed, steps, 0.03)
     k = random.randint(3, steps - 4)
@@ -121,6 +133,7 @@ def _kill_and_resume(tmp_path: Path, script: str, steps: int, victim: str) -> tu
     assert statuses[1] == ("failed" if victim == "child" else "crashed"), statuses
     assert statuses[2] == "running", statuses
 
+    reference = ref.done()
     ref_history, got_history = _history(_run_dir(reference)), _history(run_dir)
     assert [s for s, _, _ in got_history] == list(range(1, steps + 1)), f"kill at {k}"
     assert got_history == ref_history, f"metric history differs after a kill at step {k}"
@@ -129,21 +142,33 @@ def _kill_and_resume(tmp_path: Path, script: str, steps: int, victim: str) -> tu
         for e in read_metrics(run_dir / "metrics.jsonl", include_superseded=True)
         if e.get("superseded")
     ]
-    assert all(e["step"] > min(k, reached) for e in superseded)
-    return reference, killed
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    (resumed_from,) = [x["step"] for x in lines if x.get("event") == "resume"]
+    assert resumed_from <= reached
+    assert all(e["step"] > resumed_from for e in superseded)
+    return killed
+
+
+TORCH_STEPS = 30
+
+
+@pytest.fixture(scope="module")
+def torch_reference(tmp_path_factory: pytest.TempPathFactory) -> _Reference:
+    pytest.importorskip("torch")
+    pytest.importorskip("safetensors")
+    return _Reference(tmp_path_factory.mktemp("torch"), "ckpt_train_torch.py", TORCH_STEPS)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("victim", ["child", "recorder"])
 def test_torch_training_killed_and_resumed_is_bitwise_identical(
-    tmp_path: Path, victim: str
+    tmp_path: Path, torch_reference: _Reference, victim: str
 ) -> None:
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("safetensors")
+    import torch
     from safetensors.torch import load_file
 
-    reference, killed = _kill_and_resume(tmp_path, "ckpt_train_torch.py", 30, victim)
-    want = load_file(str(reference / "final.out"))
+    killed = _kill_and_resume(tmp_path, torch_reference, "ckpt_train_torch.py", TORCH_STEPS, victim)
+    want = load_file(str(torch_reference.done() / "final.out"))
     got = load_file(str(killed / "final.out"))
     assert want.keys() == got.keys()
     for name in want:
@@ -154,7 +179,8 @@ def test_torch_training_killed_and_resumed_is_bitwise_identical(
 def test_numpy_training_killed_and_resumed_is_bitwise_identical(tmp_path: Path) -> None:
     import numpy as np
 
-    reference, killed = _kill_and_resume(tmp_path, "ckpt_train_numpy.py", 40, "child")
-    want = np.load(reference / "final.out.npy")
+    reference = _Reference(tmp_path, "ckpt_train_numpy.py", 40)
+    killed = _kill_and_resume(tmp_path, reference, "ckpt_train_numpy.py", 40, "recorder")
+    want = np.load(reference.done() / "final.out.npy")
     got = np.load(killed / "final.out.npy")
     assert want.tobytes() == got.tobytes()
