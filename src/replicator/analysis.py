@@ -403,11 +403,10 @@ def run_notebook(
         copied = Path(output)
         shutil.copyfile(executed, copied)
     if failure is not None:
-        exc = failure
-        cell = getattr(exc, "exec_count", None)
+        cell = getattr(failure, "exec_count", None)
         raise ReplicatorError(
-            f"Notebook {source} failed in cell {cell}: {getattr(exc, 'ename', '')}: "
-            f"{getattr(exc, 'evalue', '')}. Run {run.id} is marked failed; the executed notebook "
-            f"with the error is {executed}."
-        ) from exc
+            f"Notebook {source} failed in cell {cell}: {getattr(failure, 'ename', '')}: "
+            f"{getattr(failure, 'evalue', '')}. Run {run.id} is marked failed; the executed "
+            f"notebook with the error is {executed}."
+        ) from failure
     return NotebookRun(run.id, run.dir, executed, copied, "completed", inject)
