@@ -272,7 +272,8 @@ def main() -> None:
     big = bench_big(root, size, args.repeat)
     small, dropped = bench_small(root, nfiles, max(2, args.repeat - 1))
     print(
-        f"\n## One {size >> 20} MiB file, page cache warm (best of {3 * args.repeat}; md5: {args.repeat})\n"
+        f"\n## One {size >> 20} MiB file, page cache warm "
+        f"(best of {3 * args.repeat}; md5: {args.repeat})\n"
     )
     print("| tool | seconds | throughput, ratio |\n|---|---:|---|")
     for name, t, note in big:

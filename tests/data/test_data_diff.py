@@ -157,7 +157,8 @@ def test_cli_fingerprint_and_verify_dvc(tmp_path: Path, monkeypatch: pytest.Monk
     assert "skipped fifo: special file" in res.stderr
 
     (tmp_path / "d.dvc").write_text(
-        f"outs:\n- md5: {out['digest']}\n  size: {out['size']}\n  nfiles: 5\n  hash: md5\n  path: d\n"
+        f"outs:\n- md5: {out['digest']}\n  size: {out['size']}\n"
+        "  nfiles: 5\n  hash: md5\n  path: d\n"
     )
     lock = tmp_path / "dvc.lock"
     lock.write_text(

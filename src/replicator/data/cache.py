@@ -1,4 +1,4 @@
-"""The stat cache: file digests remembered per store, so unchanged trees re-fingerprint at stat speed.
+"""The stat cache: digests remembered per store, so unchanged trees re-fingerprint at stat speed.
 
 One SQLite file in WAL mode, ``<store>/cache/fingerprints.sqlite``, holds a row per (absolute
 path, algorithm) with the file's inode, size, ``mtime_ns`` and ``ctime_ns`` at the moment it was
@@ -140,7 +140,7 @@ class StatCache:
         *,
         forget: Iterable[str] = (),
     ) -> None:
-        """Insert or replace rows ``(path, row)`` and delete ``forget`` paths, in one transaction."""
+        """Store ``(path, row)`` pairs and delete ``forget`` paths, in one transaction."""
         # Names that are not valid UTF-8 (surrogate escapes) cannot be stored: never cached.
         rows = [(p, r) for p, r in rows if _encodable(p)]
         forget = [p for p in forget if _encodable(p)]

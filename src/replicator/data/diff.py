@@ -49,7 +49,7 @@ def format_size(n: int) -> str:
 
 
 def format_record(name: str, record: dict[str, Any]) -> str:
-    """One line for ``replicator show``: ``train  blake3:2dad2f16fca3  78.1 MiB, 20000 files  data``."""
+    """A line for `show`: ``train  blake3:2dad2f16fca3.dir  78.1 MiB, 20000 files  data``."""
     digest = str(record.get("digest", "?"))
     short = digest[:12] + (".dir" if digest.endswith(".dir") else "")
     size = format_size(int(record.get("size") or 0))
@@ -349,7 +349,8 @@ def _pick(data: dict[str, dict[str, Any]], name: str | None, where: str) -> dict
     if not data:
         raise UsageError(f"{where} recorded no datasets (its config had no data: section).")
     raise UsageError(
-        f"{where} recorded {len(data)} datasets ({', '.join(sorted(data))}); choose one with --name."
+        f"{where} recorded {len(data)} datasets ({', '.join(sorted(data))}); "
+        "choose one with --name."
     )
 
 

@@ -434,7 +434,7 @@ def _advance(progress: Progress) -> Callable[[int], None] | None:
 def _hash_in_pool(
     small: list[_File], algo: str, now: int, cpus: int, progress: Progress, results: dict[str, Any]
 ) -> None:
-    """Hash small files in forked worker processes; any pool failure leaves the rest to the caller."""
+    """Hash small files in forked worker processes; on a pool failure the caller does the rest."""
     import multiprocessing as mp
     import warnings
     from concurrent.futures import ProcessPoolExecutor
@@ -500,8 +500,9 @@ def fingerprint(
 
     ``store`` (default: the store of the working directory, :meth:`Store.open`) holds the stat
     cache and, for directories, the manifest, saved content-addressed under
-    ``objects/<algo>/<digest[:2]>/<digest>.json`` (see :mod:`replicator.data.manifest`). ``use_cache=False`` hashes every file (and
-    still refreshes the cache). ``progress`` receives the byte total and increments.
+    ``objects/<algo>/<digest[:2]>/<digest>.json`` (see :mod:`replicator.data.manifest`).
+    ``use_cache=False`` hashes every file (and still refreshes the cache). ``progress``
+    receives the byte total and increments (see :mod:`replicator._progress`).
 
     Example::
 

@@ -59,7 +59,7 @@ def save_manifest(fp: Fingerprint, store_root: str | os.PathLike[str]) -> str:
 
 
 def load_manifest(store_root: str | os.PathLike[str], manifest_id: str) -> Fingerprint:
-    """Read a stored manifest back as a :class:`Fingerprint` (``path`` is None); checks its digest."""
+    """A stored manifest as a :class:`Fingerprint` (``path`` None), checked against its id."""
     from .._io import read_json
     from ..errors import StoreError
 
