@@ -345,3 +345,23 @@ def test_concurrent_fingerprints_share_one_store(tmp_path: Path) -> None:
 
 def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
+
+
+@pytest.mark.parametrize("algo", ["md5", "blake3", "xxh3"])
+def test_dir_digest_bytes_are_json_dumps_sort_keys(algo: str) -> None:
+    import json
+
+    from replicator.data import ManifestEntry
+    from replicator.data.fingerprint import hash_bytes
+
+    if algo == "xxh3":
+        pytest.importorskip("xxhash")
+    entries = [
+        ManifestEntry("a-b/x", 1, "00ff"),
+        ManifestEntry('a/"quoted" \\ back', 2, "11"),
+        ManifestEntry("ünï/日本\udcff", 3, "22"),
+    ]
+    listing = [{algo: e.digest, "relpath": e.relpath} for e in entries]
+    want = hash_bytes(json.dumps(listing, sort_keys=True).encode(), algo) + ".dir"
+    assert dir_digest(entries, algo) == want
+    assert dir_digest([], algo) == hash_bytes(b"[]", algo) + ".dir"

@@ -142,11 +142,18 @@ def hash_bytes(data: bytes, algo: str) -> str:
 
 
 def dir_digest(entries: list[ManifestEntry] | tuple[ManifestEntry, ...], algo: str) -> str:
-    """DVC's ``.dir`` digest of sorted entries, for any algorithm (md5 gives DVC's exactly)."""
-    import json
+    """DVC's ``.dir`` digest of sorted entries, for any algorithm (md5 gives DVC's exactly).
 
-    listing = [{algo: e.digest, "relpath": e.relpath} for e in entries]
-    return hash_bytes(json.dumps(listing, sort_keys=True).encode("utf-8"), algo) + ".dir"
+    The bytes are those of ``json.dumps([{algo: digest, "relpath": relpath}, ...],
+    sort_keys=True)``, written directly with json's own string encoder (twice as fast).
+    """
+    from json.encoder import encode_basestring_ascii as enc
+
+    if algo < "relpath":  # sort_keys order of the two keys
+        parts = [f'{{"{algo}": {enc(e.digest)}, "relpath": {enc(e.relpath)}}}' for e in entries]
+    else:
+        parts = [f'{{"relpath": {enc(e.relpath)}, "{algo}": {enc(e.digest)}}}' for e in entries]
+    return hash_bytes(("[" + ", ".join(parts) + "]").encode("utf-8"), algo) + ".dir"
 
 
 def _same(a: os.stat_result, b: os.stat_result) -> bool:
@@ -554,8 +561,10 @@ def fingerprint(
         digests: dict[str, str] = {}
         sizes: dict[str, int] = {}
         todo: list[_File] = []
+        matched = 0
         for f in files:
             row = cached.get(f.abspath if kind == "file" else str(root) + "/" + f.relpath)
+            matched += row is not None
             if row is not None and is_fresh(row, f.st):
                 digests[f.relpath] = row[4]
                 sizes[f.relpath] = f.st.st_size
@@ -577,7 +586,7 @@ def fingerprint(
             )
         if cache is not None:
             gone: list[str] = []
-            if kind == "dir":
+            if kind == "dir" and matched < len(cached):  # rows of files since deleted
                 seen = {str(root) + "/" + f.relpath for f in files}
                 gone = [p for p in cached if p not in seen]
             cache.put_many(algo, new_rows, forget=gone)
