@@ -22,7 +22,7 @@ def main() -> None:
         x, y = load_digits(return_X_y=True)
         x = x / 16.0
         x_train, x_test, y_train, y_test = train_test_split(
-            x, y, test_size=cfg.data.test_fraction, random_state=run.seed % 2**31, stratify=y
+            x, y, test_size=cfg.split.test_fraction, random_state=run.seed % 2**31, stratify=y
         )
         model = MLPClassifier(
             hidden_layer_sizes=(cfg.model.hidden,),
