@@ -304,7 +304,20 @@ def test_permission_denied(tmp_path: Path) -> None:
         assert proc.returncode == 1, proc.stderr
         assert "Permission denied: cannot read" in proc.stderr and "inner.bin" in proc.stderr
         assert "chmod u+r" in proc.stderr
+        # An unreadable directory is refused the same way, not skipped.
+        secret.chmod(0o644)
+        (tree / "sub").chmod(0)
+        proc = subprocess.run(
+            _unprivileged([sys.executable, "-m", "replicator", "data", "fingerprint", str(tree)]),
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert proc.returncode == 1, proc.stderr
+        assert "Permission denied: cannot list the directory" in proc.stderr
     finally:
+        (tree / "sub").chmod(0o755)
         secret.chmod(0o644)
 
 
