@@ -191,3 +191,21 @@ def test_cli_ci_init_and_reproduce_errors(repo: Path, tmp_path: Path, cli) -> No
     assert "reproduce failed at stage 'checkout'" in failed.stderr
     usage = cli("reproduce", "0001", "--env", "docker", cwd=repo, env=env)
     assert usage.returncode == 2
+
+
+def test_checkpoints_compared_by_hash_manifests_skipped(tmp_path: Path) -> None:
+    from replicator.reproduce.compare import compare_checkpoints
+
+    for name, payload in (("a", b"weights"), ("b", b"weights")):
+        folder = tmp_path / name / "checkpoints"
+        folder.mkdir(parents=True)
+        (folder / "step000000001-000001.safetensors").write_bytes(payload)
+        (folder / "manifest.json").write_text(f'{{"time": "{name}"}}')
+        (folder / "events.jsonl").write_text(name)
+    (tmp_path / "a" / "checkpoints" / "step000000002-000002.safetensors").write_bytes(b"x")
+    checks = {c.name: c.status for c in compare_checkpoints(tmp_path / "a", tmp_path / "b")}
+    assert checks == {
+        "step000000001-000001.safetensors": "exact",
+        "step000000002-000002.safetensors": "missing",
+    }
+    assert compare_checkpoints(tmp_path / "nothing", tmp_path / "b") == []

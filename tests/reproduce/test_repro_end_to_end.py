@@ -30,7 +30,7 @@ def test_dirty_run_with_untracked_helper_reproduces_after_the_tree_moved_on(
     project: Path, recording_python: Path, record
 ) -> None:
     # uncommitted change to train.py AND an untracked helper module
-    (project / "train.py").write_text((project / "train.py").read_text().replace("12)", "15)"))
+    (project / "train.py").write_text((project / "train.py").read_text().replace("12)", "15):  #"))
     (project / "helper.py").write_text("SCALE = 2.5\n")
     run_id = record(recording_python)
     original = Store.open().get(run_id)
@@ -50,6 +50,8 @@ def test_dirty_run_with_untracked_helper_reproduces_after_the_tree_moved_on(
     kinds = {(c.kind, c.name): c.status for c in result.checks}
     assert kinds[("summary", "final_w")] == "exact"
     assert kinds[("history", "loss")] == "exact"
+    history = next(c for c in result.checks if c.kind == "history")
+    assert history.original == "15 points"  # the uncommitted change ran, and ran again
     assert kinds[("output", "out/weights.npy")] == "exact"
     new_meta = read_json(result.run_dir / "run.json")
     assert new_meta["reproduction_of"] == run_id
@@ -234,3 +236,41 @@ def test_cli_reproduce_json_and_exit_code(
     assert text.returncode == 0, text.stderr
     assert "Verdict: REPRODUCED" in text.stdout
     assert "history loss" not in text.stdout
+
+
+def test_unavailable_package_fails_the_environment_stage(
+    project: Path, recording_python: Path, record
+) -> None:
+    (project / "helper.py").write_text("SCALE = 1.0\n")
+    run_id = record(recording_python)
+    run_dir = Store.open().resolve(run_id)
+    env = read_json(run_dir / "environment.json")
+    env["packages"]["numpy"]["version"] = "0.0.1"
+    atomic_write_json(run_dir / "environment.json", env)
+    with pytest.raises(
+        ReproduceError, match=r"stage 'environment': package not installable \(numpy==0.0.1\)"
+    ):
+        reproduce(run_id, env="fresh", **_quiet())
+    assert len(git(project, "worktree", "list").splitlines()) == 1
+
+
+def test_failed_command_and_nothing_comparable_are_never_reproduced(
+    project: Path, recording_python: Path, record
+) -> None:
+    (project / "train.py").write_text("print('no metrics, no files')\n")
+    run_id = record(recording_python)
+    nothing = reproduce(run_id, env="current", **_quiet())
+    assert nothing.verdict == "nothing comparable" and nothing.exit_code == 1
+    assert nothing.checks == ()
+    # data kept outside git (ignored) and not declared: the snapshot lacks it
+    (project / "train.py").write_text(
+        "from pathlib import Path\nprint(Path('data/input.txt').read_text())\n"
+    )
+    (project / "data").mkdir()
+    (project / "data" / "input.txt").write_text("hello\n")
+    run_id = record(recording_python)
+    failed = reproduce(run_id, env="current", **_quiet())
+    assert failed.verdict == "failed" and failed.exit_code == 1
+    assert failed.causes[0].startswith("run: the command failed with exit code 1")
+    assert "FileNotFoundError" in failed.causes[0]
+    assert "declare" in failed.causes[0]

@@ -153,3 +153,35 @@ def test_cli_export_prints_writes_and_reports_json(run_dir: Path, tmp_path: Path
     assert (tmp_path / "d" / "Dockerfile").is_file()
     bad = cli("env", "export", str(run_dir), "--format", "zip")
     assert bad.returncode == 2
+
+
+def test_snapshot_editable_packages_records_only_dirty_foreign_repos(tmp_path: Path) -> None:
+    from repro_helpers import git
+
+    from replicator.environment import snapshot_editable_packages
+
+    def repo(name: str, dirty: bool) -> dict:
+        root = tmp_path / name
+        root.mkdir()
+        git(root, "init", "-q", "-b", "main")
+        (root / "m.py").write_text("X = 1\n")
+        git(root, "add", "-A")
+        git(root, "commit", "-qm", "one")
+        if dirty:
+            # another size: a same-size edit in the same clock tick as the commit can escape
+            # the snapshot (racy git with a copied index; reported to the lead)
+            (root / "m.py").write_text("X = 22\n")
+        state = {"repo": str(root), "commit": git(root, "rev-parse", "HEAD"), "dirty": dirty}
+        return {"version": "1", "origin": "editable", "path": str(root), "git": state}
+
+    packages = {
+        "dirty": repo("dirty", True),
+        "clean": repo("clean", False),
+        "proj": repo("proj", True),
+    }
+    out = snapshot_editable_packages(packages, run_id="r1", project_repo=str(tmp_path / "proj"))
+    snap = out["dirty"]["git"]["snapshot"]
+    assert git(tmp_path / "dirty", "show", f"{snap}:m.py") == "X = 22"
+    assert git(tmp_path / "dirty", "rev-parse", "refs/replicator/snapshots/r1-pkg-dirty") == snap
+    assert "snapshot" not in out["clean"]["git"] and "snapshot" not in out["proj"]["git"]
+    assert "snapshot" not in packages["dirty"]["git"]  # the input is not modified

@@ -166,8 +166,8 @@ def snapshot_editable_packages(
 ) -> dict[str, dict[str, Any]]:
     """Record the uncommitted changes of editable packages as snapshot commits.
 
-    For every editable package whose source lives in a git repository other than the run's own
-    (``project_repo``), a snapshot commit of that repository's working tree is made (same
+    For every editable package with uncommitted changes whose source lives in a git repository
+    other than the run's own (``project_repo``), a snapshot commit of that repository's working tree is made (same
     mechanism as the run's code snapshot: temporary index, ``commit-tree``, a ref under
     ``refs/replicator/snapshots/``) and its id stored under ``git.snapshot``. Returns the
     packages with those fields added; meant to be called by capture after
@@ -181,7 +181,13 @@ def snapshot_editable_packages(
     for key, info in packages.items():
         record = dict(info)
         git = dict(record.get("git") or {})
-        if record.get("origin") == "editable" and git.get("repo") and record.get("path"):
+        # A clean package is identified by its commit; only uncommitted changes need a snapshot.
+        if (
+            record.get("origin") == "editable"
+            and git.get("repo")
+            and git.get("dirty")
+            and record.get("path")
+        ):
             same = (
                 project_repo is not None
                 and Path(git["repo"]).resolve() == Path(project_repo).resolve()

@@ -235,8 +235,8 @@ def compare_checkpoints(
     checks = []
     for path in sorted(p for p in a_root.rglob("*") if p.is_file()):
         rel = path.relative_to(a_root).as_posix()
-        if rel.endswith(".json") and "manifest" in rel:
-            continue  # manifests hold times; the files they list are compared
+        if rel.rsplit("/", 1)[-1] in ("manifest.json", "events.jsonl") or rel.endswith(".tmp"):
+            continue  # these hold save times; the checkpoint files they list are compared
         other = b_root / rel
         if not other.is_file():
             checks.append(Check("checkpoint", rel, MISSING, detail="not written"))

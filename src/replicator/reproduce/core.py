@@ -306,8 +306,10 @@ def reproduce(
     stages = _Stages(on_stage, progress)
     warnings: list[str] = []
     causes: list[str] = []
-    base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="replicator-reproduce-"))
-    base.mkdir(parents=True, exist_ok=True)
+    if workdir is not None:
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+    # always a directory of our own, so that cleaning up never removes the user's files
+    base = Path(tempfile.mkdtemp(prefix="replicator-reproduce-", dir=workdir))
     checkouts: list[Checkout] = []
     try:
         with stages.stage("host") as detail:
@@ -374,7 +376,11 @@ def reproduce(
                 environment,
                 checkout,
                 run_dir,
-                python=python if env == "fresh" else None,
+                # --env current keeps an absolute interpreter path as recorded; a bare
+                # `python` is pinned to the interpreter that was checked
+                python=python
+                if env == "fresh" or not os.path.isabs(str((meta.get("command") or [""])[0]))
+                else None,
                 fresh_prefix=(python.parent.parent if env == "fresh" and python else None),
                 store=store,
                 stdout=stdout,
@@ -388,10 +394,7 @@ def reproduce(
             checks = _compare(run_dir, new_dir, rtol=rtol, atol=atol, metrics=metrics)
             verdict = verdict_of(checks, run_status=result_run.status)
             if verdict == "failed":
-                causes.insert(
-                    0,
-                    f"run: the command {result_run.status} with exit code {result_run.exit_code}{_stderr_tail(new_dir)}",
-                )
+                causes.insert(0, _failure_cause(result_run, new_dir))
             causes += _explain(run_dir, new_dir, meta, env)
             detail.append(verdict)
     except BaseException:
@@ -518,6 +521,17 @@ def _mark(run_dir: Path, original_id: str) -> None:
     meta = read_json(run_dir / "run.json")
     meta["reproduction_of"] = original_id
     atomic_write_json(run_dir / "run.json", meta)
+
+
+def _failure_cause(result: Any, run_dir: Path) -> str:
+    tail = _stderr_tail(run_dir)
+    cause = f"run: the command {result.status} with exit code {result.exit_code}{tail}"
+    if "FileNotFoundError" in tail or "No such file" in tail:
+        cause += (
+            " (files ignored by git are not in the code snapshot: declare datasets in the "
+            "config's data: section so that reproduce verifies them and links them in)"
+        )
+    return cause
 
 
 def _stderr_tail(run_dir: Path) -> str:

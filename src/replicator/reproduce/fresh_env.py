@@ -189,15 +189,20 @@ def _local(
     return at(Path(req.source), note)
 
 
+_CULPRIT = (
+    re.compile(r"no version of ([\w.\-\[\]]+==[\w.+!\-]+)"),  # uv
+    re.compile(r"you require ([\w.\-\[\]]+==[\w.+!\-]+)"),  # uv, pin conflicts
+    re.compile(r"No matching distribution found for ([^\s]+)"),  # pip
+    re.compile(r"satisfies the requirement ([^\s]+)"),  # pip
+    re.compile(r"Failed to (?:build|download|prepare distributions?) `?([^`\s:]+)"),  # uv
+)
+
+
 def _install_error(output: str, tool: str) -> ReproduceError:
     lines = [line for line in output.strip().splitlines() if line.strip()]
-    text = " | ".join(lines[-6:])[-700:]
-    m = re.search(
-        r"(?:satisfies the requirement|Because|requirements? are unsatisfiable:?|"
-        r"not found in the package registry|No matching distribution found for)\s+([\w.\-\[\]=<>!~+]+)",
-        output,
-    )
-    which = f" ({m.group(1)})" if m else ""
+    text = " | ".join(line.strip() for line in lines[-6:])[-700:]
+    culprit = next((m.group(1) for p in _CULPRIT if (m := p.search(output))), None)
+    which = f" ({culprit})" if culprit else ""
     return ReproduceError(
         "environment",
         f"package not installable{which}: {tool} failed: {text}",

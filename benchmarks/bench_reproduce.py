@@ -1,0 +1,208 @@
+"""Benchmark for `replicator reproduce`: fresh-environment build time (uv vs venv + pip) and the
+overhead of reproduce beyond the environment build and the command itself.
+
+Run:  .venv/bin/python benchmarks/bench_reproduce.py [--repeats 2] [--small]
+
+Part 1 builds the demo's package set (omegaconf, pyyaml, click, rich, numpy, blake3,
+scikit-learn, pinned to the versions in this interpreter) with `uv venv` + `uv pip install` and
+with `python -m venv` + `pip install`, side by side, caches warm (one warm-up build each first).
+Part 2 records a small numpy experiment in a temporary git repository and reproduces it with
+`--env fresh` and `--env current`; overhead = total - environment build - the command run alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests" / "reproduce"))
+
+DEMO = ["omegaconf", "pyyaml", "click", "rich", "numpy", "blake3", "scikit-learn"]
+SMALL = ["numpy"]
+
+
+def _pins(names: list[str]) -> str:
+    return "\n".join(f"{n}=={version(n)}" for n in names) + "\n"
+
+
+def _timed(cmds: list[list[str]]) -> float:
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    started = time.perf_counter()
+    for cmd in cmds:
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
+    return time.perf_counter() - started
+
+
+def _timed_in(cmd: list[str], *, cwd: Path, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def bench_env_build(names: list[str], repeats: int) -> dict[str, list[float]]:
+    from replicator.reproduce import find_uv
+
+    uv = find_uv()
+    assert uv, "uv is needed for the benchmark (pip install uv)"
+    base = getattr(sys, "_base_executable", sys.executable)
+    times: dict[str, list[float]] = {"uv": [], "venv+pip": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        req = Path(tmp) / "requirements.txt"
+        req.write_text(_pins(names))
+        for i in range(repeats + 1):  # the first build of each warms the caches
+            for tool in times:
+                dest = Path(tmp) / f"{tool}-{i}"
+                if tool == "uv":
+                    cmds = [
+                        [uv, "venv", "-q", "--python", base, str(dest)],
+                        [
+                            uv,
+                            "pip",
+                            "install",
+                            "-q",
+                            "--python",
+                            str(dest / "bin/python"),
+                            "-r",
+                            str(req),
+                        ],
+                    ]
+                else:
+                    cmds = [
+                        [base, "-m", "venv", str(dest)],
+                        [str(dest / "bin/python"), "-m", "pip", "install", "-q", "-r", str(req)],
+                    ]
+                seconds = _timed(cmds)
+                if i > 0:
+                    times[tool].append(seconds)
+                print(f"  {tool:9s} build {i}: {seconds:6.2f} s{'  (warm-up)' if i == 0 else ''}")
+    return times
+
+
+def bench_overhead(repeats: int) -> dict[str, list[float]]:
+    from repro_helpers import TRAIN, git, make_venv
+
+    from replicator.launch import RunSpec, launch
+    from replicator.reproduce import reproduce
+    from replicator.store import Store
+
+    out: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "fresh total",
+            "env build",
+            "command alone",
+            "fresh overhead",
+            "current total",
+            "current overhead",
+        )
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "project"
+        root.mkdir()
+        for k, v in {
+            "GIT_AUTHOR_NAME": "b",
+            "GIT_AUTHOR_EMAIL": "b@x",
+            "GIT_COMMITTER_NAME": "b",
+            "GIT_COMMITTER_EMAIL": "b@x",
+        }.items():
+            os.environ[k] = v
+        git(root, "init", "-q", "-b", "main")
+        (root / ".gitignore").write_text("out/\n")
+        (root / "train.py").write_text(TRAIN)
+        (root / "helper.py").write_text("SCALE = 1.5\n")
+        git(root, "add", "-A")
+        git(root, "commit", "-qm", "x")
+        os.environ["REPLICATOR_STORE"] = str(Path(tmp) / "store")
+        python = make_venv(Path(tmp) / "recording")
+        os.chdir(root)
+        store = Store.open()
+        (result,) = launch(
+            RunSpec(command=(str(python), "train.py"), seed=1),
+            store=store,
+            stdout=io.BytesIO(),
+            stderr=io.BytesIO(),
+        )
+        for _ in range(repeats):
+            started = time.perf_counter()
+            rep = reproduce(
+                result.run_id, env="fresh", keep=True, stdout=io.BytesIO(), stderr=io.BytesIO()
+            )
+            total = time.perf_counter() - started
+            assert rep.reproduced, rep.as_dict()
+            env_s = next(s.seconds for s in rep.stages if s.name == "environment")
+            kept = rep.kept[0]
+            # the command as launch() runs it: joined to a run (a scratch copy), seed in its env
+            scratch = Path(tmp) / "scratch-run"
+            shutil.rmtree(scratch, ignore_errors=True)
+            shutil.copytree(rep.run_dir, scratch)
+            child_env = {
+                **os.environ,
+                "PYTHONHASHSEED": "1",
+                "REPLICATOR_SEED": "1",
+                "REPLICATOR_RUN_DIR": str(scratch),
+                "REPLICATOR_RUN_ID": scratch.name,
+            }
+            alone = min(
+                _timed_in(
+                    [str(kept / "venv/bin/python"), "train.py"], cwd=kept / "code", env=child_env
+                )
+                for _ in range(3)
+            )
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(kept / "code")], cwd=root, check=True
+            )
+            started = time.perf_counter()
+            cur = reproduce(result.run_id, env="current", stdout=io.BytesIO(), stderr=io.BytesIO())
+            current = time.perf_counter() - started
+            assert cur.reproduced
+            for key, value in (
+                ("fresh total", total),
+                ("env build", env_s),
+                ("command alone", alone),
+                ("fresh overhead", total - env_s - alone),
+                ("current total", current),
+                ("current overhead", current - alone),
+            ):
+                out[key].append(value)
+            stages = ", ".join(f"{s.name} {s.seconds:.2f}" for s in rep.stages)
+            print(
+                f"  fresh {total:.2f} s (env {env_s:.2f}, command alone {alone:.2f}; stages: {stages}); current {current:.2f} s"
+            )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--small", action="store_true", help="numpy only (slow downloads)")
+    parser.add_argument("--only-overhead", action="store_true", help="skip part 1")
+    args = parser.parse_args()
+    names = SMALL if args.small else DEMO
+    if not args.only_overhead:
+        print(f"Part 1: fresh environment for {', '.join(names)} (+ dependencies), caches warm")
+        builds = bench_env_build(names, args.repeats)
+        uv_m, pip_m = statistics.median(builds["uv"]), statistics.median(builds["venv+pip"])
+        print(
+            f"\n| tool | median s (n={args.repeats}) |\n|---|---|\n| uv venv + uv pip install | {uv_m:.2f} |\n| python -m venv + pip | {pip_m:.2f} |"
+        )
+        print(f"ratio venv+pip / uv: {pip_m / uv_m:.1f}x\n")
+    print("Part 2: reproduce overhead (numpy experiment, 12 steps)")
+    over = bench_overhead(max(3, args.repeats))
+    print(f"\n| quantity | median s (n={len(over['fresh total'])}) |\n|---|---|")
+    for key, values in over.items():
+        print(f"| {key} | {statistics.median(values):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
