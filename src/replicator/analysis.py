@@ -326,8 +326,8 @@ def run_notebook(
     seed, the environment and the code snapshot like any run; the executed notebook is kept in the
     run directory as ``notebook.ipynb`` (and copied to ``output`` if given), with ``notebook.json``
     naming the source and its hash. The kernel inherits ``REPLICATOR_RUN_DIR``, so a notebook
-    that calls ``replicator.start()`` joins this run and its ``run.log`` / ``run.summary`` land
-    here. A declared ``seed`` parameter that was not given receives the run's seed. A failing
+    that calls ``replicator.start()`` joins this run (and is seeded with its seed) and its
+    ``run.log`` / ``run.summary`` land here; ``PYTHONHASHSEED`` is set to the seed for the kernel. A declared ``seed`` parameter that was not given receives the run's seed. A failing
     cell marks the run failed and raises :class:`ReplicatorError` naming the cell.
     """
     import shutil
@@ -352,15 +352,25 @@ def run_notebook(
         raise UsageError(f"{source} cannot be read as a notebook ({exc}).") from exc
     inject = dict(params)
     stem = source.stem
-    run = start(params, experiment=experiment or stem, name=name or stem, seed=seed, store=store)
+    # The notebook's code runs in the kernel, a fresh interpreter: seed it there (below), not here.
+    run = start(
+        params,
+        experiment=experiment or stem,
+        name=name or stem,
+        seed=seed,
+        store=store,
+        seed_frameworks=False,
+    )
     if "seed" in declared and "seed" not in params:
         inject["seed"] = run.seed
     executed = run.dir / "notebook.ipynb"
-    saved = {k: os.environ.get(k) for k in (ENV_RUN_DIR, ENV_SEED)}
+    saved = {k: os.environ.get(k) for k in (ENV_RUN_DIR, ENV_SEED, "PYTHONHASHSEED")}
     failure: BaseException | None = None
     with run:
         os.environ[ENV_RUN_DIR] = str(run.dir)
         os.environ[ENV_SEED] = str(run.seed)
+        # set before the kernel's interpreter starts, as `replicator run` does for its child
+        os.environ["PYTHONHASHSEED"] = str(run.seed)
         try:
             pm.execute_notebook(
                 str(source),

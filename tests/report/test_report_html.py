@@ -100,6 +100,7 @@ def test_report_content_and_self_containment(experiment_store: Path) -> None:
     assert ">failed<" in page and ">crashed<" in page and "2 excluded" in page
     assert "Test CPU" in page and "3.11.9" in page  # environment summary
     assert "numpy" not in page.split("<h2>Environment</h2>")[1]  # no package dump
+    assert "/home/alice" not in page  # no user paths in a report that may be shared
     # nothing is fetched: every src is inline data, no scripts, no external links
     assert (
         re.findall(r'src="(?!data:)', page) == []

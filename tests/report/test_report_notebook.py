@@ -37,7 +37,8 @@ run = replicator.start({"lr": lr, "model": model})
 run.log({"loss": 1.0 / (1 + lr)}, step=0)
 run.summary["score"] = lr * 10
 run.finish()
-print("seed", seed)
+import os
+print("seed", seed, "hashseed", os.environ.get("PYTHONHASHSEED"))
 """
 
 
@@ -72,6 +73,7 @@ def test_notebook_run_is_recorded_like_a_run(repo: Path, monkeypatch: pytest.Mon
         cwd=repo,
     )
     assert proc.returncode == 0, proc.stderr
+    assert "PYTHONHASHSEED was not set" not in proc.stderr
     result = json.loads(proc.stdout)
     assert result["status"] == "completed" and result["parameters"] == {
         "lr": 0.5,
@@ -85,7 +87,7 @@ def test_notebook_run_is_recorded_like_a_run(repo: Path, monkeypatch: pytest.Mon
     assert row["summary.score"] == 5.0  # logged from inside the notebook, which joined the run
     run_dir = Path(row["dir"])
     executed = nbformat.read(run_dir / "notebook.ipynb", as_version=4)
-    assert "seed 7" in "".join(o.get("text", "") for o in executed.cells[-1].outputs)
+    assert "seed 7 hashseed 7" in "".join(o.get("text", "") for o in executed.cells[-1].outputs)
     assert (repo / "executed.ipynb").is_file()
     meta = json.loads((run_dir / "notebook.json").read_text())
     assert meta["source"] == str(nb.resolve()) and len(meta["source_blake3"]) == 64

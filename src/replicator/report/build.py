@@ -37,6 +37,8 @@ FORMATS = ("html", "md", "latex", "csv")
 _ENV_FILES = ("environment.json", "hardware.json")
 # Big or private parts of environment.json that do not belong in a summary table.
 _ENV_SKIP = ("packages", "env", "environ", "variables", "lock", "argv", "path", "files")
+# Facts that name the machine or the user's directories: left out of a report that may be shared.
+_ENV_PRIVATE = ("executable", "prefix", "host", "user", "home", "cwd")
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ def _leaves(obj: Any, prefix: str, out: dict[str, str], depth: int = 0) -> None:
         return
     if isinstance(obj, dict):
         for k, v in obj.items():
-            if any(s in str(k).lower() for s in _ENV_SKIP):
+            if any(s in str(k).lower() for s in _ENV_SKIP + _ENV_PRIVATE):
                 continue
             _leaves(v, f"{prefix}{k}.", out, depth + 1)
     elif isinstance(obj, list):
