@@ -186,7 +186,10 @@ def _hash_path(
             if allow_mmap:
                 # A memory map of a file that is truncated meanwhile raises SIGBUS; callers
                 # allow it only for files not modified recently (see _hash_one).
-                done = _hash_mapped(fd, path, before.st_size, h, advance)
+                try:
+                    done = _hash_mapped(fd, path, before.st_size, h, advance)
+                except ValueError:  # "cannot mmap an empty file": truncated since fstat
+                    raise _Changed(path) from None
             else:
                 done = _read_into(fd, h, advance)
         else:
