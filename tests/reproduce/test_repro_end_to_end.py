@@ -274,3 +274,43 @@ def test_failed_command_and_nothing_comparable_are_never_reproduced(
     assert failed.causes[0].startswith("run: the command failed with exit code 1")
     assert "FileNotFoundError" in failed.causes[0]
     assert "declare" in failed.causes[0]
+
+
+CONFIGURED = """\
+import numpy as np
+
+import replicator
+
+cfg = replicator.load_config("config.yaml")
+with replicator.start(cfg) as run:
+    rng = np.random.default_rng(run.seed)
+    w = 0.0
+    for step in range(cfg.steps):
+        w += cfg.lr * (rng.normal() - w)
+        run.log({"w": w}, step=step)
+    run.summary["w"] = w
+"""
+
+
+def test_recorded_config_overrides_and_seed_are_used_again(
+    project: Path, recording_python: Path, record
+) -> None:
+    (project / "train.py").write_text(CONFIGURED)
+    (project / "config.yaml").write_text("lr: 0.1\nsteps: 5\n")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "config")
+    (project / "config.yaml").write_text("lr: 0.25   # uncommitted\nsteps: 5\n")
+    run_id = record(recording_python, config_path="config.yaml", overrides=("steps=8",), seed=3)
+    (project / "config.yaml").write_text("lr: 0.9\nsteps: 2\n")
+    git(project, "commit", "-qam", "other config")
+
+    result = reproduce(run_id, env="current", keep=True, **_quiet())
+    assert result.verdict == "reproduced", result.as_dict()
+    original = read_json(Store.open().resolve(run_id) / "run.json")
+    again = read_json(result.run_dir / "run.json")
+    assert again["config"] == original["config"] == {"lr": 0.25, "steps": 8, "seed": 3}
+    assert again["config_hash"] == original["config_hash"]
+    assert again["child_env"]["REPLICATOR_CONFIG"].startswith(str(result.kept[0]))
+    assert next(c for c in result.checks if c.kind == "history").reproduced == "8 points"
+    # --keep leaves the checkout registered; removing it is the user's call
+    assert len(git(project, "worktree", "list").splitlines()) == 2
