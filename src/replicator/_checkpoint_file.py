@@ -92,8 +92,12 @@ def _is_numpy_scalar(obj: Any) -> bool:
 class _Encoder:
     """Turn a state tree into tagged JSON plus a list of (name, array-like) to store as tensors."""
 
-    def __init__(self, *, copy: bool) -> None:
+    def __init__(self, *, copy: bool, pool: dict[str, Any] | None = None) -> None:
         self.copy = copy  # asynchronous saves copy tensors to host memory now
+        # Host buffers reused from the previous asynchronous save: copying into memory that is
+        # already mapped avoids the page faults of a fresh allocation (most of the copy's cost).
+        self.pool = pool if pool is not None else {}
+        self.cuda = False
         self.arrays: list[tuple[str, str, Any]] = []  # (name, safetensors dtype, object)
         self.names: set[str] = set()
 
@@ -157,12 +161,18 @@ class _Encoder:
             )
         device = str(t.device)
         t = t.detach()
-        if t.device.type != "cpu":
-            t = t.to("cpu")
-        elif self.copy:
-            t = t.clone(memory_format=torch.contiguous_format)
-        t = t.contiguous()
         name = self._name(path)
+        if self.copy or t.device.type != "cpu":
+            buf = self.pool.get(name)
+            if buf is None or buf.shape != t.shape or buf.dtype != t.dtype:
+                pin = t.device.type == "cuda"
+                buf = torch.empty(t.shape, dtype=t.dtype, device="cpu", pin_memory=pin)
+                self.pool[name] = buf
+            self.cuda = self.cuda or t.device.type == "cuda"
+            buf.copy_(t, non_blocking=t.device.type == "cuda")
+            t = buf
+        else:
+            t = t.contiguous()
         self.arrays.append((name, code, t))
         return {"$tensor": name, "device": device}
 
@@ -179,9 +189,16 @@ class _Encoder:
             )
         if arr.dtype.byteorder == ">":
             arr = arr.astype(arr.dtype.newbyteorder("<"))
-        if self.copy or not arr.flags.c_contiguous:
-            arr = np.array(arr, copy=True, order="C")  # (ascontiguousarray makes 0-d 1-d)
         name = self._name(path)
+        if self.copy:
+            buf = self.pool.get(name)
+            if not isinstance(buf, np.ndarray) or buf.shape != arr.shape or buf.dtype != arr.dtype:
+                buf = np.empty(arr.shape, dtype=arr.dtype)
+                self.pool[name] = buf
+            np.copyto(buf, arr)
+            arr = buf
+        elif not arr.flags.c_contiguous:
+            arr = np.array(arr, copy=True, order="C")  # (ascontiguousarray makes 0-d 1-d)
         self.arrays.append((name, code, arr))
         entry: dict[str, Any] = {"$ndarray": name}
         if scalar:
@@ -215,8 +232,10 @@ def _raw_bytes(obj: Any) -> memoryview:
 class Snapshot:
     """A state encoded for writing: the JSON metadata and the tensors (copied if ``copy``)."""
 
-    def __init__(self, tree: Mapping[str, Any], *, copy: bool) -> None:
-        encoder = _Encoder(copy=copy)
+    def __init__(
+        self, tree: Mapping[str, Any], *, copy: bool, pool: dict[str, Any] | None = None
+    ) -> None:
+        encoder = _Encoder(copy=copy, pool=pool)
         self.meta = json.dumps({"format": MAGIC, **encoder.encode(dict(tree), "")}, allow_nan=False)
         # Wider dtypes first: every tensor then starts at an offset aligned to its item size.
         self.arrays = sorted(encoder.arrays, key=lambda a: -_ITEMSIZE[a[1]])

@@ -209,6 +209,7 @@ class CheckpointManager:
         self._fork_step: int | None = None
         self._cleaned = False
         self._saved_here = False
+        self._pool: dict[str, Any] = {}  # host buffers reused by the next save's copy
         self._manifest = self._read_manifest()
 
     @classmethod
@@ -325,7 +326,7 @@ class CheckpointManager:
             "epoch": epoch,
             "metrics": encoded_metrics,
         }
-        snapshot = Snapshot(tree, copy=self.async_save)
+        snapshot = Snapshot(tree, copy=self.async_save, pool=self._pool)
         entry = {
             "step": step,
             "epoch": epoch,

@@ -351,7 +351,7 @@ def _to_omegaconf(data: dict[str, Any], sources: _Sources) -> DictConfig:
         return OmegaConf.create(data)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", "") or ""
-        raise ConfigError(f"Config key '{key}' in {sources.where(key)}: {exc.msg}") from exc  # type: ignore[attr-defined]
+        raise ConfigError(f"Config key '{key}' in {sources.where(key)}: {exc.msg}") from exc
 
 
 def _validate_schema(cfg: DictConfig, schema: type, sources: _Sources) -> DictConfig:
@@ -394,13 +394,13 @@ def to_container(cfg: Any) -> dict[str, Any]:
         from omegaconf import OmegaConf
 
         out = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-        return _jsonable(out)  # type: ignore[no-any-return]
+        return _jsonable(out)
     if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
-        return _jsonable(dataclasses.asdict(cfg))  # type: ignore[no-any-return]
+        return _jsonable(dataclasses.asdict(cfg))
     if hasattr(cfg, "__dict__") and type(cfg).__name__ == "Namespace":
-        return _jsonable(vars(cfg))  # type: ignore[no-any-return]
+        return _jsonable(vars(cfg))
     if isinstance(cfg, Mapping):
-        return _jsonable(dict(cfg))  # type: ignore[no-any-return]
+        return _jsonable(dict(cfg))
     raise ConfigError(
         f"A config must be a mapping, a DictConfig, a dataclass or an argparse Namespace; "
         f"got {type(cfg).__name__}."

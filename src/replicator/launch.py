@@ -130,7 +130,7 @@ def launch(
     on_start: Callable[[str, Path, int], None] | None = None,
 ) -> list[LaunchResult]:
     """Run ``spec.command`` once per seed, recording each run; stops a sweep when interrupted."""
-    if not spec.command:
+    if not spec.command and spec.resume is None:  # --resume re-runs the recorded command
         raise UsageError(
             "No command to run. Put it after '--', e.g. replicator run -- python train.py"
         )
@@ -468,7 +468,7 @@ def _execute(
     if spec.deterministic:
         child_env.update(DETERMINISM_ENV)
         child_env["REPLICATOR_DETERMINISTIC"] = "1"
-    code = capture_all(
+    code_summary = capture_all(
         capture_dir,
         run_id=capture_dir.name if resumed else run_id,
         cwd=cwd,
@@ -477,9 +477,9 @@ def _execute(
         env=child_env,
     )
     if resumed:
-        meta["resumes"][-1]["code"] = code
+        meta["resumes"][-1]["code"] = code_summary
     else:
-        meta["code"] = code
+        meta["code"] = code_summary
     meta["child_env"] = {
         k: v
         for k, v in child_env.items()

@@ -9,6 +9,7 @@ caches excluded). Each file gets its size and BLAKE3 digest.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +48,9 @@ class OutputWatcher:
         self,
         root: str | os.PathLike[str],
         *,
-        declared: list[str] = (),  # type: ignore[assignment]
-        exclude: list[Path] = (),
-    ) -> None:  # type: ignore[assignment]
+        declared: Sequence[str] = (),
+        exclude: Sequence[Path] = (),
+    ) -> None:
         self.root = Path(root).resolve()
         self.declared = list(declared)
         self.exclude = {Path(p).resolve() for p in exclude}

@@ -178,7 +178,7 @@ def record_config(
     folder = run_dir / "config"
     raw = folder / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    names = []
+    names: list[dict[str, str]] = []
     for src in files:
         path = Path(src)
         target = raw / path.name

@@ -39,7 +39,7 @@ def active_run() -> Run | None:
     return _active
 
 
-class Summary(dict):  # type: ignore[type-arg]
+class Summary(dict):
     """Final metrics of a run: a dict written to summary.json (atomically) on every flush."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -50,7 +50,7 @@ class Summary(dict):  # type: ignore[type-arg]
         super().__setitem__(key, value)
         self.dirty = True
 
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, *args: Any, **kwargs: Any) -> None:
         super().update(*args, **kwargs)
         self.dirty = True
 

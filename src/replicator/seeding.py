@@ -217,7 +217,7 @@ class _SeedOnImport:
         cls.seed = seed
         cls.pending = list(modules)
         if modules and cls not in sys.meta_path:
-            sys.meta_path.insert(0, cls)  # type: ignore[arg-type]
+            sys.meta_path.insert(0, cls)
 
     @classmethod
     def find_spec(cls, fullname: str, path: Any = None, target: Any = None) -> Any:
@@ -233,7 +233,7 @@ class _SeedOnImport:
         if spec is None or spec.loader is None:
             return None
         cls.pending.remove(fullname)
-        spec.loader = _SeedingLoader(spec.loader, fullname)
+        spec.loader = _SeedingLoader(spec.loader, fullname)  # type: ignore[assignment]
         return spec
 
 
@@ -263,7 +263,7 @@ def stop_seeding_on_import() -> None:
     """Remove the import hook of :func:`seed_loaded`."""
     _SeedOnImport.pending = []
     if _SeedOnImport in sys.meta_path:
-        sys.meta_path.remove(_SeedOnImport)  # type: ignore[arg-type]
+        sys.meta_path.remove(_SeedOnImport)
 
 
 def _seed_torch(seed: int, deterministic: bool, flags: dict[str, Any]) -> list[str]:
