@@ -314,3 +314,18 @@ def test_recorded_config_overrides_and_seed_are_used_again(
     assert next(c for c in result.checks if c.kind == "history").reproduced == "8 points"
     # --keep leaves the checkout registered; removing it is the user's call
     assert len(git(project, "worktree", "list").splitlines()) == 2
+
+
+def test_run_started_with_plain_python_reproduces(
+    project: Path, recording_python: Path, tmp_path: Path
+) -> None:
+    import os
+
+    (project / "helper.py").write_text("SCALE = 3.0\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHONHASHSEED")}
+    subprocess.run([str(recording_python), "train.py"], cwd=project, env=env, check=True)
+    (original,) = Store.open().records()
+    assert original.meta["launcher"] == "python"
+    result = reproduce(original.id, env="current", **_quiet())
+    assert result.verdict == "reproduced", result.as_dict()
+    assert read_json(result.run_dir / "run.json")["seed"] == original.seed

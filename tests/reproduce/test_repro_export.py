@@ -63,6 +63,7 @@ def run_dir(tmp_path: Path) -> Path:
     folder.mkdir(parents=True)
     atomic_write_json(folder / "run.json", META)
     atomic_write_json(folder / "environment.json", ENV)
+    atomic_write_json(folder / "code.json", {"repo": "/work/project"})
     return folder
 
 
@@ -98,6 +99,8 @@ def test_every_format_exports_and_passes_its_syntax_check(run_dir: Path, tmp_pat
     assert 'PYTHONHASHSEED="11"' in docker and 'OMP_NUM_THREADS="4"' in docker
     container_reqs = (tmp_path / "dockerfile" / "requirements.txt").read_text()
     assert "# -e /work/project: a local directory" in container_reqs
+    # the project itself is installed from the copied build context
+    assert "RUN python -m pip install --no-cache-dir --no-deps -e /work\n" in docker
     apptainer = (tmp_path / "apptainer" / "replicator.def").read_text()
     assert apptainer.startswith("Bootstrap: docker\nFrom: python:3.11.7-slim")
     assert 'export CUBLAS_WORKSPACE_CONFIG=":4096:8"' in apptainer

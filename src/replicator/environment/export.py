@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write
 from ..errors import UsageError
-from .requirements import requirements_from_environment, requirements_text
+from .requirements import Requirement, requirements_from_environment, requirements_text
 
 __all__ = [
     "FORMATS",
@@ -173,7 +173,27 @@ def _env_lines(variables: Mapping[str, str], prefix: str) -> list[str]:
     return [f"{prefix}{k}={json.dumps(v)}" for k, v in sorted(variables.items())]
 
 
-def _dockerfile(meta: Mapping[str, Any], environment: Mapping[str, Any]) -> str:
+def _project_installs(reqs: list[Requirement], repo: str | None) -> list[str]:
+    """Paths (relative to the repository) of local packages that live in the run's repository."""
+    if not repo:
+        return []
+    out = []
+    for req in reqs:
+        if req.is_local and req.source:
+            try:
+                rel = Path(req.source).resolve().relative_to(Path(repo).resolve())
+            except ValueError:
+                continue
+            target = "/work" if str(rel) == "." else f"/work/{rel.as_posix()}"
+            out.append(("-e " if req.origin == "editable" else "") + target)
+    return out
+
+
+def _dockerfile(
+    meta: Mapping[str, Any],
+    environment: Mapping[str, Any],
+    installs: Sequence[str] = (),
+) -> str:
     version = _python_version(environment)
     variables = recorded_env_vars(meta, environment)
     lines = [
@@ -189,6 +209,7 @@ def _dockerfile(meta: Mapping[str, Any], environment: Mapping[str, Any]) -> str:
         "RUN python -m pip install --no-cache-dir -r /tmp/replicator-requirements.txt",
         "# the project itself (the run's snapshot, e.g. from `git worktree add`)",
         "COPY . /work",
+        *[f"RUN python -m pip install --no-cache-dir --no-deps {spec}" for spec in installs],
         'CMD ["bash"]',
     ]
     return "\n".join(lines) + "\n"
@@ -263,7 +284,11 @@ def export_environment(
     elif format == "conda":
         files = {"environment.yml": _conda(meta, environment, requirements_text(reqs))}
     elif format == "dockerfile":
-        files = {"Dockerfile": _dockerfile(meta, environment), "requirements.txt": req_text}
+        installs = _project_installs(reqs, read_part(folder, "code.json").get("repo"))
+        files = {
+            "Dockerfile": _dockerfile(meta, environment, installs),
+            "requirements.txt": req_text,
+        }
     elif format == "apptainer":
         files = {"replicator.def": _apptainer(meta, environment), "requirements.txt": req_text}
     else:
