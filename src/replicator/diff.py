@@ -156,13 +156,13 @@ def diff_runs(a: RunRecord, b: RunRecord) -> RunDiff:
             continue
         add("config", key, cfg_a.get(key, "<absent>"), cfg_b.get(key, "<absent>"))
     data_a, data_b = a.meta.get("data") or {}, b.meta.get("data") or {}
-    for key in sorted(set(data_a) | set(data_b)):
-        add(
-            "data",
-            key,
-            (data_a.get(key) or {}).get("digest"),
-            (data_b.get(key) or {}).get("digest"),
-        )
+    if data_a or data_b:
+        from .data import diff_recorded
+
+        store_root = a.dir.parent.parent  # runs/ID -> the store
+        for name, change in diff_recorded(data_a, data_b, store=store_root).items():
+            if change.status != "same":
+                add("data", change.summary(), _digest(change.a), _digest(change.b))
     code_a, code_b = read_part(a.dir, "code.json"), read_part(b.dir, "code.json")
     add(
         "code",
@@ -178,6 +178,12 @@ def diff_runs(a: RunRecord, b: RunRecord) -> RunDiff:
         add("metrics", key, a.summary.get(key, "<absent>"), b.summary.get(key, "<absent>"))
     out.sort(key=lambda d: d.rank)
     return RunDiff(a=a.id, b=b.id, differences=tuple(out))
+
+
+def _digest(record: Mapping[str, Any] | None) -> str | None:
+    if not record:
+        return None
+    return f"{record.get('algo')}:{str(record.get('digest'))[:12]}"
 
 
 def _short(version: Any) -> Any:

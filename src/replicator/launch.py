@@ -192,6 +192,25 @@ def launch(
     return results
 
 
+def fingerprint_config_data(
+    config: Mapping[str, Any], *, store: Store, base_dir: str, where: str | None
+) -> dict[str, Any]:
+    """Fingerprint the datasets of a config's ``data:`` section (name -> path or {path, algo})."""
+    section = config.get("data")
+    if section is None:
+        return {}
+    if not isinstance(section, Mapping) or not all(
+        isinstance(v, str) or (isinstance(v, Mapping) and "path" in v) for v in section.values()
+    ):
+        raise ConfigError(
+            f"The 'data' section of {where or 'the config'} must map dataset names to paths "
+            "(train: data/train) or to {path: ..., algo: md5}; put other settings under another key."
+        )
+    from .data import fingerprint_datasets
+
+    return fingerprint_datasets(section, store=store, base_dir=base_dir)
+
+
 def _config_outputs(config: Mapping[str, Any], config_path: str | None) -> list[str]:
     value = config.get("outputs")
     if value is None:
@@ -347,6 +366,8 @@ def _launch_one(
 ) -> LaunchResult:
     cwd = os.getcwd()
     run_config = {**config, "seed": seed}
+    # Datasets first: a missing path stops here, before a run directory exists.
+    datasets = fingerprint_config_data(config, store=store, base_dir=cwd, where=spec.config_path)
     run_id, run_dir, meta = new_run(
         store,
         experiment=experiment,
@@ -364,6 +385,8 @@ def _launch_one(
     )
     meta["config"] = run_config
     meta["config_hash"] = record_config(run_dir, run_config, files=files, overrides=spec.overrides)
+    if datasets:
+        meta["data"] = datasets
     return _execute(
         spec,
         store=store,

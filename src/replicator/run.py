@@ -447,9 +447,18 @@ def _open(
     )
 
     def capture() -> None:
+        from .launch import fingerprint_config_data
+
         record_config(run_dir, data, files=files, overrides=overrides)
         code = capture_all(run_dir, run_id=run_id, cwd=cwd, store=store_obj)
         meta["code"] = code
+        try:
+            datasets = fingerprint_config_data(data, store=store_obj, base_dir=cwd, where=None)
+        except Exception as exc:  # recorded, never raised into the user's training
+            meta["data_error"] = str(exc)
+        else:
+            if datasets:
+                meta["data"] = datasets
         if not run._closed:
             atomic_write_json(run_dir / "run.json", meta)
 

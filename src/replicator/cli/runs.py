@@ -257,7 +257,10 @@ def show_command(run: str, as_json: bool) -> None:
             )
         torch = env.get("torch")
         if torch:
-            _kv("torch build", f"{torch.get('version')} ({'CUDA ' + str(torch['cuda']) if torch.get('cuda') else 'no CUDA'})")
+            _kv(
+                "torch build",
+                f"{torch.get('version')} ({'CUDA ' + str(torch['cuda']) if torch.get('cuda') else 'no CUDA'})",
+            )
         for name, digest in (env.get("lock_files") or {}).items():
             _kv(f"lock file {name}", digest[:16])
         for name, value in (env.get("relevant_env") or {}).items():
@@ -293,6 +296,16 @@ def show_command(run: str, as_json: bool) -> None:
         _kv(key, f"{_fmt_value(value)}{extra}")
     if not record.summary:
         click.echo("  (none)")
+
+    datasets = record.meta.get("data") or {}
+    if datasets or record.meta.get("data_error"):
+        from ..data import format_record
+
+        _section("Data")
+        for name, entry in datasets.items():
+            click.echo(f"  {format_record(name, entry)}")
+        if record.meta.get("data_error"):
+            _kv("error", record.meta["data_error"])
 
     outputs = details["outputs"]
     if outputs.get("files") or outputs.get("missing"):
