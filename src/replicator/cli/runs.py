@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from ..checkpoints import describe_checkpoints
 from ..config import flatten
 from ..diff import diff_runs, read_part
 from ..metrics import iter_jsonl, read_metrics
@@ -142,6 +143,7 @@ def run_details(record: RunRecord) -> dict[str, Any]:
         "seeding": read_part(d, "seeding.json"),
         "outputs": read_part(d, "outputs.json"),
         "metrics": _metric_overview(d),
+        "checkpoints": describe_checkpoints(d),
         "files": sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file()),
     }
 
@@ -306,6 +308,17 @@ def show_command(run: str, as_json: bool) -> None:
             click.echo(f"  {format_record(name, entry)}")
         if record.meta.get("data_error"):
             _kv("error", record.meta["data_error"])
+
+    checkpoints = details["checkpoints"]
+    if checkpoints:
+        _section("Checkpoints")
+        for c in checkpoints:
+            metrics = ", ".join(f"{k}={_fmt_value(v)}" for k, v in (c.get("metrics") or {}).items())
+            size = f"{(c.get('size') or 0) / 2**20:.1f} MiB"
+            _kv(
+                f"step {c.get('step')}",
+                f"{'/'.join(c.get('roles') or [])}  {size}  {metrics}  {c.get('file')}",
+            )
 
     outputs = details["outputs"]
     if outputs.get("files") or outputs.get("missing"):
