@@ -370,7 +370,8 @@ class CheckpointManager:
                 except OSError:
                     pass
                 raise
-            fsync_dir(self.directory)
+            # No directory fsync here: the manifest's commit below fsyncs this same directory,
+            # and a manifest naming a file whose rename was lost loads as missing -> fallback.
             entry = {"file": name, "seq": seq, **entry, "size": size, "hash": digest}
             entry["time"] = round(time.time(), 6)
             self._commit(entry)
