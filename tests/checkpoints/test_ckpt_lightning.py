@@ -99,3 +99,11 @@ def test_lightning_fit_resumes_exactly(tmp_path, monkeypatch):
     assert steps == list(range(1, 17))
     hparams = json.loads((run.dir / "config" / "lightning_hparams.json").read_text())
     assert hparams["module"] == {"lr": 0.05}
+
+    # trainer.save_checkpoint(path) goes through the plugin: a safe file, readable back.
+    from replicator.checkpoints import read_checkpoint
+
+    trainer.save_checkpoint(tmp_path / "manual.ckpt")
+    state = read_checkpoint(tmp_path / "manual.ckpt").state
+    assert state["global_step"] == 16
+    assert torch.equal(state["state_dict"]["net.0.weight"], model.net[0].weight.detach())
