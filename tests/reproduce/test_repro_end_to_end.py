@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from repro_helpers import git, make_venv
+from repro_helpers import SOURCE, git, make_venv
 
 from replicator._io import atomic_write_json, read_json
 from replicator.reproduce import ReproduceError, reproduce
@@ -217,9 +217,15 @@ def test_exported_requirements_install_and_env_check_is_clean(
         capture_output=True,
         text=True,
     )
-    assert check.returncode == 0, check.stdout + check.stderr
-    ranks = [d["rank"] for d in json.loads(check.stdout)["differences"]]
-    assert all(r > 3 for r in ranks)
+    top = [d for d in json.loads(check.stdout)["differences"] if d["rank"] <= 3]
+    recorded = read_json(Store.open().resolve(run_id) / "environment.json")["packages"]
+    head = git(SOURCE, "rev-parse", "HEAD")
+    if recorded["replicator"]["git"]["commit"] != head:
+        # someone committed to replicator's own checkout meanwhile: a true rank-1 difference
+        top = [d for d in top if d["key"] != "package replicator"]
+    else:
+        assert check.returncode == 0, check.stdout + check.stderr
+    assert top == []
 
 
 def test_cli_reproduce_json_and_exit_code(

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -44,24 +42,9 @@ from .compare import (
     verdict_of,
 )
 from .errors import STAGES, ReproduceError
+from .rerun import current_python, rerun
 
 __all__ = ["Reproduction", "StageResult", "format_verdict", "reproduce"]
-
-# Set by launch() itself for every run; the recorded values belong to the original run.
-_LAUNCH_SETS = frozenset(
-    {
-        "REPLICATOR_RUN_DIR",
-        "REPLICATOR_RUN_ID",
-        "REPLICATOR_SEED",
-        "REPLICATOR_OVERRIDES",
-        "REPLICATOR_CONFIG",
-        "REPLICATOR_RESUME",
-        "REPLICATOR_DETERMINISTIC",
-        "PYTHONHASHSEED",
-        "PYTHONUNBUFFERED",
-    }
-)
-_PYTHON = re.compile(r"python(\d+(\.\d+)?)?")
 
 
 @dataclass(frozen=True)
@@ -121,17 +104,6 @@ class Reproduction:
         }
 
 
-@contextlib.contextmanager
-def _cwd(path: Path) -> Iterator[None]:
-    # launch() runs the command in the working directory; it has no cwd parameter.
-    before = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(before)
-
-
 class _Stages:
     """Times stages, reports them, and turns unexpected errors into stage errors."""
 
@@ -175,31 +147,6 @@ def _host_warnings(run_dir: Path) -> list[str]:
     return [f"host: {d.key}: {d.a} -> {d.b}" for d in result.differences if d.rank in (4, 5)]
 
 
-def _interpreter_of(command: Sequence[str]) -> bool:
-    return bool(command) and bool(_PYTHON.fullmatch(os.path.basename(command[0])))
-
-
-def _map_command(
-    command: Sequence[str],
-    *,
-    checkout: Checkout,
-    python: Path | None,
-    recorded_prefix: str | None,
-) -> list[str]:
-    """The recorded command with its interpreter and repository paths moved to the copies."""
-    out = list(command)
-    if python is not None and out:
-        first = out[0]
-        if _interpreter_of(out):
-            out[0] = str(python)
-        elif recorded_prefix and first.startswith(os.path.join(recorded_prefix, "bin") + os.sep):
-            out[0] = str(python.parent / os.path.basename(first))
-    for i, arg in enumerate(out):
-        if os.path.isabs(arg) and checkout.contains(arg):
-            out[i] = str(checkout.path_for(arg))
-    return out
-
-
 def _verify_data(
     store: Store, run_dir: Path, meta: Mapping[str, Any], allow: bool, detail: list[str]
 ) -> tuple[list[str], list[str]]:
@@ -237,40 +184,6 @@ def _link_data(meta: Mapping[str, Any], checkout: Checkout) -> None:
         if not os.path.lexists(target):
             target.parent.mkdir(parents=True, exist_ok=True)
             target.symlink_to(path)
-
-
-def _child_env(
-    meta: Mapping[str, Any], environment: Mapping[str, Any], checkout: Checkout
-) -> dict[str, str]:
-    env: dict[str, str] = {}
-    relevant = environment.get("relevant_env") or {}
-    for source in (relevant, meta.get("child_env") or {}):
-        for key, value in source.items():
-            if key in _LAUNCH_SETS or "***" in str(value):
-                continue
-            env[key] = str(value)
-    if "PYTHONPATH" in env:
-        env["PYTHONPATH"] = os.pathsep.join(
-            str(checkout.path_for(p)) if p and checkout.contains(p) else p
-            for p in env["PYTHONPATH"].split(os.pathsep)
-        )
-    return env
-
-
-def _config_path(meta: Mapping[str, Any], checkout: Checkout, run_dir: Path) -> str | None:
-    """The config file given with ``-c``, moved into the checkout (else the stored copy)."""
-    given = (meta.get("child_env") or {}).get("REPLICATOR_CONFIG")
-    if not given:
-        return None
-    moved = checkout.path_for(given)
-    if moved.is_file():
-        return str(moved)
-    copy = run_dir / "config" / "raw" / Path(given).name
-    if copy.is_file():
-        return str(copy)
-    raise ReproduceError(
-        "run", f"the run's config file {given} is neither in the snapshot nor stored."
-    )
 
 
 def reproduce(
@@ -351,7 +264,7 @@ def reproduce(
                 python = fresh.python
                 detail.append(f"{fresh.tool} venv in {fresh.seconds:.1f}s at {fresh.prefix}")
             else:
-                python = _current_python(meta, environment, warnings)
+                python = current_python(meta, environment, warnings)
                 from ..environment.compare import check_environment
 
                 result = check_environment(run_dir, python=python)
@@ -370,7 +283,7 @@ def reproduce(
             causes += data_causes
             _link_data(meta, checkout)
         with stages.stage("run") as detail:
-            result_run = _rerun(
+            result_run = rerun(
                 meta,
                 record.id,
                 environment,
@@ -428,99 +341,6 @@ def reproduce(
     )
     atomic_write_json(new_dir / "verdict.json", outcome.as_dict())
     return outcome
-
-
-def _current_python(
-    meta: Mapping[str, Any], environment: Mapping[str, Any], warnings: list[str]
-) -> Path:
-    command = list(meta.get("command") or [])
-    recorded = (environment.get("python") or {}).get("executable")
-    if _interpreter_of(command) and os.path.isabs(command[0]) and os.path.exists(command[0]):
-        return Path(command[0])
-    if recorded and os.path.exists(str(recorded)):
-        return Path(str(recorded))
-    warnings.append(
-        f"environment: the recorded interpreter {recorded} is gone; using {sys.executable}"
-    )
-    return Path(sys.executable)
-
-
-def _rerun(
-    meta: Mapping[str, Any],
-    original_id: str,
-    environment: Mapping[str, Any],
-    checkout: Checkout,
-    run_dir: Path,
-    *,
-    python: Path | None,
-    fresh_prefix: Path | None,
-    store: Store,
-    stdout: IO[bytes] | None,
-    stderr: IO[bytes] | None,
-) -> Any:
-    from ..launch import RunSpec, launch
-    from ..redact import REDACTED
-
-    command = list(meta.get("command") or [])
-    if not command:
-        raise ReproduceError("run", f"run {original_id} recorded no command.")
-    if any(REDACTED in part for part in command):
-        raise ReproduceError(
-            "run",
-            f"run {original_id}'s command held a secret and was redacted when it was recorded.",
-            hint="Re-run it by hand with `replicator run`.",
-        )
-    recorded_prefix = (environment.get("python") or {}).get("prefix")
-    mapped = _map_command(
-        command, checkout=checkout, python=python, recorded_prefix=recorded_prefix
-    )
-    code = read_part(run_dir, "code.json")
-    cwd = (
-        checkout.root / str(code["relative_cwd"])
-        if code.get("relative_cwd") not in (None, "")
-        else checkout.path_for(str(meta.get("cwd") or checkout.repo))
-    )
-    extra_env = _child_env(meta, environment, checkout)
-    if fresh_prefix is not None:
-        extra_env["VIRTUAL_ENV"] = str(fresh_prefix)
-        extra_env["PATH"] = f"{fresh_prefix / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
-        extra_env.setdefault("PYTHONPATH", "")
-    outputs = read_part(run_dir, "outputs.json")
-    declared = outputs.get("declared") if outputs.get("mode") == "declared" else None
-    spec = RunSpec(
-        command=tuple(mapped),
-        config_path=_config_path(meta, checkout, run_dir),
-        overrides=tuple(meta.get("overrides") or ()),
-        seed=int(meta["seed"]),
-        experiment=str(meta.get("experiment") or "default"),
-        outputs=tuple(declared or ()),
-        metric_pattern=meta.get("metric_pattern"),
-        deterministic=bool(meta.get("deterministic")),
-        env=extra_env,
-    )
-
-    def link(run_id: str, new_dir: Path, seed: int) -> None:
-        # Written before the command starts so that a crashed reproduction still links back.
-        _mark(new_dir, original_id)
-
-    with _cwd(cwd):
-        results = launch(
-            spec,
-            store=store,
-            stdout=stdout or sys.stdout.buffer,
-            stderr=stderr or sys.stderr.buffer,
-            on_start=link,
-        )
-    result = results[0]
-    # launch() rewrites run.json when the run ends; put the link back.
-    _mark(result.dir, original_id)
-    return result
-
-
-def _mark(run_dir: Path, original_id: str) -> None:
-    meta = read_json(run_dir / "run.json")
-    meta["reproduction_of"] = original_id
-    atomic_write_json(run_dir / "run.json", meta)
 
 
 def _failure_cause(result: Any, run_dir: Path) -> str:

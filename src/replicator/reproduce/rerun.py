@@ -1,0 +1,204 @@
+"""Re-running a recorded command: the new run through :func:`replicator.launch.launch`.
+
+The recorded command, config file, overrides, seed, deterministic flag, metric pattern and
+variables are moved onto the checkout (paths under the original repository) and the fresh
+environment (the interpreter, ``PATH``, ``VIRTUAL_ENV``), and the new run is linked to the
+original with ``reproduction_of`` in its ``run.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from .._io import atomic_write_json, read_json
+from ..diff import read_part
+from ..store import Store
+from .checkout import Checkout
+from .errors import ReproduceError
+
+__all__ = ["current_python", "rerun"]
+
+# Set by launch() itself for every run; the recorded values belong to the original run.
+_LAUNCH_SETS = frozenset(
+    {
+        "REPLICATOR_RUN_DIR",
+        "REPLICATOR_RUN_ID",
+        "REPLICATOR_SEED",
+        "REPLICATOR_OVERRIDES",
+        "REPLICATOR_CONFIG",
+        "REPLICATOR_RESUME",
+        "REPLICATOR_DETERMINISTIC",
+        "PYTHONHASHSEED",
+        "PYTHONUNBUFFERED",
+    }
+)
+_PYTHON = re.compile(r"python(\d+(\.\d+)?)?")
+
+
+@contextlib.contextmanager
+def _cwd(path: Path) -> Iterator[None]:
+    # launch() runs the command in the working directory; it has no cwd parameter.
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def _interpreter_of(command: Sequence[str]) -> bool:
+    return bool(command) and bool(_PYTHON.fullmatch(os.path.basename(command[0])))
+
+
+def _map_command(
+    command: Sequence[str],
+    *,
+    checkout: Checkout,
+    python: Path | None,
+    recorded_prefix: str | None,
+) -> list[str]:
+    """The recorded command with its interpreter and repository paths moved to the copies."""
+    out = list(command)
+    if python is not None and out:
+        first = out[0]
+        if _interpreter_of(out):
+            out[0] = str(python)
+        elif recorded_prefix and first.startswith(os.path.join(recorded_prefix, "bin") + os.sep):
+            out[0] = str(python.parent / os.path.basename(first))
+    for i, arg in enumerate(out):
+        if os.path.isabs(arg) and checkout.contains(arg):
+            out[i] = str(checkout.path_for(arg))
+    return out
+
+
+def _child_env(
+    meta: Mapping[str, Any], environment: Mapping[str, Any], checkout: Checkout
+) -> dict[str, str]:
+    env: dict[str, str] = {}
+    relevant = environment.get("relevant_env") or {}
+    for source in (relevant, meta.get("child_env") or {}):
+        for key, value in source.items():
+            if key in _LAUNCH_SETS or "***" in str(value):
+                continue
+            env[key] = str(value)
+    if "PYTHONPATH" in env:
+        env["PYTHONPATH"] = os.pathsep.join(
+            str(checkout.path_for(p)) if p and checkout.contains(p) else p
+            for p in env["PYTHONPATH"].split(os.pathsep)
+        )
+    return env
+
+
+def _config_path(meta: Mapping[str, Any], checkout: Checkout, run_dir: Path) -> str | None:
+    """The config file given with ``-c``, moved into the checkout (else the stored copy)."""
+    given = (meta.get("child_env") or {}).get("REPLICATOR_CONFIG")
+    if not given:
+        return None
+    moved = checkout.path_for(given)
+    if moved.is_file():
+        return str(moved)
+    copy = run_dir / "config" / "raw" / Path(given).name
+    if copy.is_file():
+        return str(copy)
+    raise ReproduceError(
+        "run", f"the run's config file {given} is neither in the snapshot nor stored."
+    )
+
+
+def current_python(
+    meta: Mapping[str, Any], environment: Mapping[str, Any], warnings: list[str]
+) -> Path:
+    command = list(meta.get("command") or [])
+    recorded = (environment.get("python") or {}).get("executable")
+    if _interpreter_of(command) and os.path.isabs(command[0]) and os.path.exists(command[0]):
+        return Path(command[0])
+    if recorded and os.path.exists(str(recorded)):
+        return Path(str(recorded))
+    warnings.append(
+        f"environment: the recorded interpreter {recorded} is gone; using {sys.executable}"
+    )
+    return Path(sys.executable)
+
+
+def rerun(
+    meta: Mapping[str, Any],
+    original_id: str,
+    environment: Mapping[str, Any],
+    checkout: Checkout,
+    run_dir: Path,
+    *,
+    python: Path | None,
+    fresh_prefix: Path | None,
+    store: Store,
+    stdout: IO[bytes] | None,
+    stderr: IO[bytes] | None,
+) -> Any:
+    from ..launch import RunSpec, launch
+    from ..redact import REDACTED
+
+    command = list(meta.get("command") or [])
+    if not command:
+        raise ReproduceError("run", f"run {original_id} recorded no command.")
+    if any(REDACTED in part for part in command):
+        raise ReproduceError(
+            "run",
+            f"run {original_id}'s command held a secret and was redacted when it was recorded.",
+            hint="Re-run it by hand with `replicator run`.",
+        )
+    recorded_prefix = (environment.get("python") or {}).get("prefix")
+    mapped = _map_command(
+        command, checkout=checkout, python=python, recorded_prefix=recorded_prefix
+    )
+    code = read_part(run_dir, "code.json")
+    cwd = (
+        checkout.root / str(code["relative_cwd"])
+        if code.get("relative_cwd") not in (None, "")
+        else checkout.path_for(str(meta.get("cwd") or checkout.repo))
+    )
+    extra_env = _child_env(meta, environment, checkout)
+    if fresh_prefix is not None:
+        extra_env["VIRTUAL_ENV"] = str(fresh_prefix)
+        extra_env["PATH"] = f"{fresh_prefix / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+        extra_env.setdefault("PYTHONPATH", "")
+    outputs = read_part(run_dir, "outputs.json")
+    declared = outputs.get("declared") if outputs.get("mode") == "declared" else None
+    spec = RunSpec(
+        command=tuple(mapped),
+        config_path=_config_path(meta, checkout, run_dir),
+        overrides=tuple(meta.get("overrides") or ()),
+        seed=int(meta["seed"]),
+        experiment=str(meta.get("experiment") or "default"),
+        outputs=tuple(declared or ()),
+        metric_pattern=meta.get("metric_pattern"),
+        deterministic=bool(meta.get("deterministic")),
+        env=extra_env,
+    )
+
+    def link(run_id: str, new_dir: Path, seed: int) -> None:
+        # Written before the command starts so that a crashed reproduction still links back.
+        _mark(new_dir, original_id)
+
+    with _cwd(cwd):
+        results = launch(
+            spec,
+            store=store,
+            stdout=stdout or sys.stdout.buffer,
+            stderr=stderr or sys.stderr.buffer,
+            on_start=link,
+        )
+    result = results[0]
+    # launch() rewrites run.json when the run ends; put the link back.
+    _mark(result.dir, original_id)
+    return result
+
+
+def _mark(run_dir: Path, original_id: str) -> None:
+    meta = read_json(run_dir / "run.json")
+    meta["reproduction_of"] = original_id
+    atomic_write_json(run_dir / "run.json", meta)
