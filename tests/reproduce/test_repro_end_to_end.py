@@ -335,3 +335,33 @@ def test_run_started_with_plain_python_reproduces(
     result = reproduce(original.id, env="current", **_quiet())
     assert result.verdict == "reproduced", result.as_dict()
     assert read_json(result.run_dir / "run.json")["seed"] == original.seed
+
+
+def test_stdlib_run_with_parsed_metrics_reproduces_with_venv_and_pip(
+    project: Path, tmp_path: Path, record
+) -> None:
+    import sys
+
+    from repro_helpers import find_uv
+
+    # a stdlib-only command whose metrics are parsed from its output
+    (project / "train.py").write_text(
+        "import os, random\n"
+        "random.seed(int(os.environ['REPLICATOR_SEED']))\n"
+        "for step in range(5):\n"
+        "    print(f'step {step} | loss {random.random():.6f}')\n"
+    )
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([find_uv(), "venv", "-q", "--python", base, str(tmp_path / "bare")], check=True)
+    run_id = record(
+        tmp_path / "bare" / "bin" / "python",
+        metric_pattern=r"step (?P<step>\d+) \| loss (?P<loss>[0-9.]+)",
+    )
+    stages: dict[str, str] = {}
+    result = reproduce(run_id, env="fresh", use_uv=False, on_stage=stages.__setitem__, **_quiet())
+    assert result.verdict == "reproduced", result.as_dict()
+    assert stages["environment"].startswith("pip venv")
+    assert {(c.kind, c.name, c.status) for c in result.checks} == {
+        ("summary", "loss", "exact"),
+        ("history", "loss", "exact"),
+    }

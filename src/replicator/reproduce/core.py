@@ -244,7 +244,8 @@ def reproduce(
         python: Path | None
         with stages.stage("environment") as detail:
             if env == "fresh":
-                if not environment.get("packages"):
+                # an empty package list is a stdlib-only environment; no list is no record
+                if not isinstance(environment.get("packages"), dict):
                     raise ReproduceError(
                         "environment",
                         f"run {record.id} recorded no packages (environment.json).",
