@@ -359,7 +359,7 @@ def read_checkpoint_file(
     arrays = _tensors(buf, entries, data_start, path)
     tree = json.loads(meta)
     tree.pop("format", None)
-    return _Decoder(arrays, map_location, path).decode(tree)  # type: ignore[no-any-return]
+    return _Decoder(arrays, map_location, path).decode(tree)
 
 
 def _looks_like(buf: bytearray) -> str:

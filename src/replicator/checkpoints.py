@@ -286,9 +286,11 @@ class CheckpointManager:
         return [r[2] for r in ranked[: self.keep_best]]
 
     def _event(self, event: dict[str, Any]) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
         line = json.dumps({"time": round(time.time(), 6), **event}, default=str)
-        append_lines(self.directory / EVENTS, [line], fsync=True)
+        try:
+            append_lines(self.directory / EVENTS, [line], fsync=True)
+        except OSError as exc:  # a read-only checkpoint directory still loads
+            logger.warning("Could not record %s in %s: %s", event, self.directory / EVENTS, exc)
 
     # -- saving ---------------------------------------------------------------------------
 
@@ -382,7 +384,8 @@ class CheckpointManager:
         """Write the manifest with ``new`` as latest, then delete what is no longer kept."""
         step = int(new["step"])
         fork = self._fork_step
-        entries, superseded = [], []
+        entries: list[dict[str, Any]] = []
+        superseded: list[dict[str, Any]] = []
         for entry in self._entries():
             stale = int(entry["step"]) >= step or (fork is not None and entry["step"] > fork)
             (superseded if stale else entries).append(entry)
@@ -577,7 +580,7 @@ class CheckpointManager:
                 result["size"] = path.stat().st_size
             results.append(result)
         named = {e["file"] for e in self._entries()}
-        orphans = ()
+        orphans: tuple[str, ...] = ()
         if self.directory.is_dir():
             orphans = tuple(
                 sorted(

@@ -29,14 +29,10 @@ from ..errors import MissingDependencyError, UsageError
 try:
     from lightning.pytorch.callbacks import Callback
     from lightning.pytorch.plugins.io import CheckpointIO
-except ImportError:  # pragma: no cover - depends on the environment
-    try:
-        from pytorch_lightning.callbacks import Callback  # type: ignore[no-redef]
-        from pytorch_lightning.plugins.io import CheckpointIO  # type: ignore[no-redef]
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "lightning", "lightning", purpose="replicator.integrations.lightning"
-        ) from exc
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise MissingDependencyError(
+        "lightning", "lightning", purpose="replicator.integrations.lightning"
+    ) from exc
 
 __all__ = ["ReplicatorCallback", "ReplicatorCheckpointIO"]
 
@@ -81,7 +77,7 @@ def _plain(obj: Any) -> Any:
     return repr(obj)
 
 
-class ReplicatorCallback(Callback):  # type: ignore[misc]
+class ReplicatorCallback(Callback):
     """Record a Lightning Trainer into a replicator run and checkpoint it with RNG state.
 
     Saves at the end of every training epoch (after that epoch's validation, so validation
@@ -175,7 +171,7 @@ class ReplicatorCallback(Callback):  # type: ignore[misc]
         )
 
 
-class ReplicatorCheckpointIO(CheckpointIO):  # type: ignore[misc]
+class ReplicatorCheckpointIO(CheckpointIO):
     """Lightning's checkpoint reader/writer in replicator's format (safetensors + JSON).
 
     Loading a file of the run's checkpoint directory goes through the manager: its hash is
