@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import operator
 import os
 import re
 import threading
@@ -310,8 +311,18 @@ class CheckpointManager:
         """
         from .rng import rng_state
 
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise UsageError(f"A checkpoint's step must be a non-negative integer, got {step!r}.")
+        try:
+            valid = not isinstance(step, bool) and operator.index(step) >= 0
+            if valid:  # numpy and torch integers too
+                step = operator.index(step)
+                epoch = None if epoch is None else operator.index(epoch)
+        except TypeError:
+            valid = False
+        if not valid:
+            raise UsageError(
+                f"A checkpoint's step and epoch must be non-negative integers, got step={step!r}, "
+                f"epoch={epoch!r}."
+            )
         if not isinstance(state, Mapping):
             raise UsageError(
                 f"A checkpoint's state must be a dict (e.g. {{'model': model.state_dict()}}), "

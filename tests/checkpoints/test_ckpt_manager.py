@@ -293,6 +293,9 @@ def test_usage_errors_say_what_to_do(tmp_path):
     manager.save({}, step=3)
     with pytest.raises(CheckpointError, match=r"No checkpoint of step 7 .*kept steps: 3"):
         manager.load(7)
+    with pytest.raises(UsageError, match=r"step and epoch must be non-negative integers"):
+        manager.save({}, step=1.5)  # type: ignore[arg-type]
+    assert manager.save({}, step=np.int64(4), epoch=np.int32(1)).step == 4
     with pytest.raises(UsageError, match="state must be a dict"):
         manager.save([1, 2], step=4)  # type: ignore[arg-type]
     with pytest.raises(CheckpointError, match="No checkpoint manifest"):
