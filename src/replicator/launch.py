@@ -334,6 +334,9 @@ class _Child:
                 self.forward(signal.SIGINT)
         for t in self.threads:
             t.join(timeout=30)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
         return code
 
 

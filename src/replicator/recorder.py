@@ -234,6 +234,15 @@ def capture_all(
             project_root=project_root,
             env=dict(env) if env is not None else None,
         )
+        # Dirty editable packages get a snapshot commit in their own repository, like the run's code.
+        from .environment import snapshot_editable_packages
+
+        try:
+            environment["packages"] = snapshot_editable_packages(
+                environment["packages"], run_id=run_id, project_repo=code.repo
+            )
+        except Exception as exc:
+            errors["editable_packages"] = f"{type(exc).__name__}: {exc}"
         atomic_write_json(run_dir / "environment.json", environment, fsync=False)
     except Exception as exc:  # capture must never stop the run; the failure is recorded
         errors["environment"] = f"{type(exc).__name__}: {exc}"

@@ -121,7 +121,9 @@ def _capture(root: Path, cwd: Path, run_id: str, patch_path: Any, exclude: Any) 
         user_index = git_dir / "index"
         if user_index.exists():
             # Starting from the user's index keeps git's stat cache: only changed files are hashed.
-            shutil.copyfile(user_index, tmp_index)
+            # copy2 keeps the index's mtime: git's racy-clean check compares file mtimes with
+            # it, and a fresh mtime would make a same-size edit in the same second look clean.
+            shutil.copy2(user_index, tmp_index)
         env = {"GIT_INDEX_FILE": tmp_index, **_IDENTITY}
         _git(["add", "-A", "--", "."], root, env=env)
         for path in exclude:
