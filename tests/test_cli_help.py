@@ -55,3 +55,17 @@ def test_unknown_command_is_a_usage_error() -> None:
 
     proc = run_cli("nosuchcommand")
     assert proc.returncode == 2 and "No such command" in proc.stderr
+
+
+def test_public_api_is_complete_and_lazy() -> None:
+    import subprocess
+    import sys
+
+    import replicator
+
+    assert replicator.__all__ == sorted([*replicator._EXPORTS, "__version__"])
+    for name in replicator.__all__:
+        assert getattr(replicator, name) is not None
+    code = "import sys, replicator; print(sorted(m for m in ('numpy', 'omegaconf', 'yaml', 'click', 'torch') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"  # `import replicator` loads nothing heavy

@@ -15,6 +15,31 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 
+# public name -> "module" or "module:attribute" under replicator
+_EXPORTS: dict[str, str] = {
+    "ConfigError": "errors",
+    "ReplicatorError": "errors",
+    "Run": "run",
+    "RunRecord": "store",
+    "Store": "store",
+    "capture_args": "config",
+    "check_environment": "environment",
+    "check_release": "release",
+    "checklist": "cards",
+    "datasheet": "cards",
+    "draw_seeds": "seeding",
+    "export_environment": "environment",
+    "export_release": "release",
+    "fingerprint": "data",
+    "load_config": "config",
+    "model_card": "cards",
+    "reproduce_run": "reproduce.core:reproduce",
+    "score_readme": "release",
+    "seed_everything": "seeding",
+    "seed_worker": "seeding",
+    "start": "run",
+}
+
 __all__ = [
     "ConfigError",
     "ReplicatorError",
@@ -23,42 +48,44 @@ __all__ = [
     "Store",
     "__version__",
     "capture_args",
+    "check_environment",
+    "check_release",
+    "checklist",
+    "datasheet",
     "draw_seeds",
+    "export_environment",
+    "export_release",
+    "fingerprint",
     "load_config",
+    "model_card",
+    "reproduce_run",
+    "score_readme",
     "seed_everything",
     "seed_worker",
     "start",
 ]
 
-_EXPORTS: dict[str, str] = {
-    "ConfigError": "errors",
-    "ReplicatorError": "errors",
-    "Run": "run",
-    "RunRecord": "store",
-    "Store": "store",
-    "capture_args": "config",
-    "draw_seeds": "seeding",
-    "load_config": "config",
-    "seed_everything": "seeding",
-    "seed_worker": "seeding",
-    "start": "run",
-}
-
 if TYPE_CHECKING:
+    from .cards import checklist, datasheet, model_card
     from .config import capture_args, load_config
+    from .data import fingerprint
+    from .environment import check_environment, export_environment
     from .errors import ConfigError, ReplicatorError
+    from .release import check_release, export_release, score_readme
+    from .reproduce.core import reproduce as reproduce_run
     from .run import Run, start
     from .seeding import draw_seeds, seed_everything, seed_worker
     from .store import RunRecord, Store
 
 
 def __getattr__(name: str) -> Any:
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
+    target = _EXPORTS.get(name)
+    if target is None:
         raise AttributeError(f"module 'replicator' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(f"replicator.{module_name}"), name)
+    module_name, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(f"replicator.{module_name}"), attr or name)
     globals()[name] = value
     return value
 
