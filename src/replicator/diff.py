@@ -1,8 +1,9 @@
 """``replicator diff``: what differs between two runs, most likely cause of different numbers first.
 
-Sections in rank order: Python and packages (numeric libraries first), CUDA/torch build,
-hardware (CPU model and instruction sets, GPUs, driver), determinism and thread variables,
-seeds, config, data, code, and last the final metrics that differ as a consequence.
+The environment comes first, in the seven ranks of ``replicator env diff`` (missing packages or
+changed origins, Python minor version, numeric libraries and CUDA builds, BLAS/CPU/threads,
+GPU and driver, determinism variables, the rest); then seeds, config, data, code, and last the
+final metrics that differ as a consequence.
 """
 
 from __future__ import annotations
@@ -34,18 +35,8 @@ NUMERIC_PACKAGES = (
     "openblas",
     "intel-openmp",
 )
-SECTIONS = (
-    "python",
-    "packages",
-    "cuda",
-    "hardware",
-    "environment",
-    "seeds",
-    "config",
-    "data",
-    "code",
-    "metrics",
-)
+# Sections after the environment's seven ranks (replicator.environment.compare.RANKS).
+SECTIONS = ("seeds", "config", "data", "code", "metrics")
 
 
 @dataclass(frozen=True)
@@ -91,63 +82,28 @@ def diff_runs(a: RunRecord, b: RunRecord) -> RunDiff:
 
     def add(section: str, key: str, va: Any, vb: Any, sub: int = 0) -> None:
         if va != vb:
-            out.append(Difference(section, key, va, vb, SECTIONS.index(section) * 10 + sub))
+            out.append(Difference(section, key, va, vb, 10 * (SECTIONS.index(section) + 1) + sub))
 
-    env_a, env_b = read_part(a.dir, "environment.json"), read_part(b.dir, "environment.json")
-    py_a, py_b = env_a.get("python", {}), env_b.get("python", {})
-    add("python", "version", _short(py_a.get("version")), _short(py_b.get("version")))
-    add("python", "implementation", py_a.get("implementation"), py_b.get("implementation"))
+    # Environment and hardware: one ranking, shared with `replicator env diff`.
+    from .environment.compare import RANKS, diff_environments
+
+    env = diff_environments(
+        read_part(a.dir, "environment.json"),
+        read_part(a.dir, "hardware.json"),
+        read_part(b.dir, "environment.json"),
+        read_part(b.dir, "hardware.json"),
+        a=a.id,
+        b=b.id,
+    )
+    for d in env.differences:
+        key = f"{d.key} ({d.note})" if d.note else d.key
+        out.append(Difference(f"environment: {RANKS[d.rank]}", key, d.a, d.b, d.rank))
     add(
-        "python",
+        "seeds",
         "str hash seed",
         a.meta.get("python_hash_seed"),
         b.meta.get("python_hash_seed"),
     )
-    pk_a, pk_b = env_a.get("packages", {}), env_b.get("packages", {})
-    for name in sorted(set(pk_a) | set(pk_b), key=lambda n: (_package_rank(n), n)):
-        add("packages", name, _pkg(pk_a.get(name)), _pkg(pk_b.get(name)), _package_rank(name))
-    t_a, t_b = env_a.get("torch") or {}, env_b.get("torch") or {}
-    for key in ("version", "cuda", "hip"):
-        add("cuda", f"torch {key}", t_a.get(key), t_b.get(key))
-    hw_a, hw_b = read_part(a.dir, "hardware.json"), read_part(b.dir, "hardware.json")
-    gpu_a, gpu_b = hw_a.get("gpu", {}), hw_b.get("gpu", {})
-    add("cuda", "driver", gpu_a.get("driver"), gpu_b.get("driver"))
-    add(
-        "hardware",
-        "GPUs",
-        [d.get("name") for d in gpu_a.get("devices", [])],
-        [d.get("name") for d in gpu_b.get("devices", [])],
-    )
-    cpu_a, cpu_b = hw_a.get("cpu", {}), hw_b.get("cpu", {})
-    add("hardware", "CPU model", cpu_a.get("model"), cpu_b.get("model"))
-    add(
-        "hardware",
-        "CPU numeric instruction sets",
-        cpu_a.get("numeric_flags"),
-        cpu_b.get("numeric_flags"),
-    )
-    add("hardware", "logical cores", cpu_a.get("logical_cores"), cpu_b.get("logical_cores"), 1)
-    add("hardware", "BLAS", hw_a.get("blas"), hw_b.get("blas"), 1)
-    add("hardware", "machine", cpu_a.get("machine"), cpu_b.get("machine"))
-    add(
-        "hardware",
-        "OS",
-        (env_a.get("os") or {}).get("release"),
-        (env_b.get("os") or {}).get("release"),
-        2,
-    )
-    add(
-        "hardware",
-        "libc",
-        (env_a.get("os") or {}).get("libc"),
-        (env_b.get("os") or {}).get("libc"),
-        1,
-    )
-    rel_a, rel_b = env_a.get("relevant_env", {}), env_b.get("relevant_env", {})
-    for key in sorted(set(rel_a) | set(rel_b)):
-        if key == "PYTHONHASHSEED":
-            continue  # follows the seed, shown there
-        add("environment", key, rel_a.get(key), rel_b.get(key))
     add("seeds", "seed", a.seed, b.seed)
     add("seeds", "deterministic", a.meta.get("deterministic"), b.meta.get("deterministic"))
     cfg_a, cfg_b = flatten(a.config), flatten(b.config)
@@ -160,7 +116,7 @@ def diff_runs(a: RunRecord, b: RunRecord) -> RunDiff:
         from .data import diff_recorded
 
         store_root = a.dir.parent.parent  # runs/ID -> the store
-        for name, change in diff_recorded(data_a, data_b, store=store_root).items():
+        for change in diff_recorded(data_a, data_b, store=store_root).values():
             if change.status != "same":
                 add("data", change.summary(), _digest(change.a), _digest(change.b))
     code_a, code_b = read_part(a.dir, "code.json"), read_part(b.dir, "code.json")
