@@ -18,9 +18,11 @@ $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e '.[demo]'
 	touch $@
 
+# torch first, with pip (which finds the local CPU wheel), so that lightning's torch requirement
+# is already met when uv resolves the test extras (uv would fetch a multi-GB CUDA build).
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e '.[test]'
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e '.[test]'
 	touch $@
 
 venv: $(VENV)/.installed-test
@@ -37,8 +39,8 @@ BENCH_VENV ?= .venv-bench
 $(BENCH_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade uv
-	VIRTUAL_ENV=$(BENCH_VENV) $(BENCH_VENV)/bin/uv pip install --quiet -e '.[bench]'
 	$(BENCH_VENV)/bin/python -m pip install --quiet $(TORCH_SPEC)
+	VIRTUAL_ENV=$(BENCH_VENV) $(BENCH_VENV)/bin/uv pip install --quiet -e '.[bench]' 
 	touch $@
 
 bench: $(BENCH_VENV)/.installed

@@ -17,7 +17,11 @@ from ._version import __version__
 
 # public name -> "module" or "module:attribute" under replicator
 _EXPORTS: dict[str, str] = {
+    "Checkpoint": "checkpoints",
+    "CheckpointError": "errors",
+    "CheckpointManager": "checkpoints",
     "ConfigError": "errors",
+    "RNGRestoreError": "errors",
     "ReplicatorError": "errors",
     "Run": "run",
     "RunRecord": "store",
@@ -33,7 +37,11 @@ _EXPORTS: dict[str, str] = {
     "fingerprint": "data",
     "load_config": "config",
     "model_card": "cards",
+    "read_checkpoint": "checkpoints",
+    "register_rng": "rng",
     "reproduce_run": "reproduce.core:reproduce",
+    "restore_rng_state": "rng",
+    "rng_state": "rng",
     "score_readme": "release",
     "seed_everything": "seeding",
     "seed_worker": "seeding",
@@ -41,7 +49,11 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "Checkpoint",
+    "CheckpointError",
+    "CheckpointManager",
     "ConfigError",
+    "RNGRestoreError",
     "ReplicatorError",
     "Run",
     "RunRecord",
@@ -58,7 +70,11 @@ __all__ = [
     "fingerprint",
     "load_config",
     "model_card",
+    "read_checkpoint",
+    "register_rng",
     "reproduce_run",
+    "restore_rng_state",
+    "rng_state",
     "score_readme",
     "seed_everything",
     "seed_worker",
@@ -67,12 +83,14 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .cards import checklist, datasheet, model_card
+    from .checkpoints import Checkpoint, CheckpointManager, read_checkpoint
     from .config import capture_args, load_config
     from .data import fingerprint
     from .environment import check_environment, export_environment
-    from .errors import ConfigError, ReplicatorError
+    from .errors import CheckpointError, ConfigError, ReplicatorError, RNGRestoreError
     from .release import check_release, export_release, score_readme
     from .reproduce.core import reproduce as reproduce_run
+    from .rng import register_rng, restore_rng_state, rng_state
     from .run import Run, start
     from .seeding import draw_seeds, seed_everything, seed_worker
     from .store import RunRecord, Store

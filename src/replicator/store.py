@@ -145,6 +145,8 @@ def _pid_start_time(pid: int) -> str | None:
         return None
     # The command name (field 2) may hold spaces and parentheses; fields resume after the last ')'.
     fields = data[data.rfind(")") + 2 :].split()
+    if fields and fields[0] in ("Z", "X"):
+        return None  # a zombie (killed, not yet reaped) is not alive
     return fields[19] if len(fields) > 19 else None
 
 
