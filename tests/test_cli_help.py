@@ -69,3 +69,13 @@ def test_public_api_is_complete_and_lazy() -> None:
     code = "import sys, replicator; print(sorted(m for m in ('numpy', 'omegaconf', 'yaml', 'click', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"  # `import replicator` loads nothing heavy
+
+
+def test_ctx_exit_code_reaches_the_shell() -> None:
+    """`python -m replicator` and the console script pass a command's exit code through."""
+    from replicator.cli.main import main
+
+    assert main(["--version"]) == 0
+    from .conftest import run_cli
+
+    assert run_cli("ls", "--where", "(").returncode == 2

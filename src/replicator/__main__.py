@@ -1,6 +1,8 @@
 """``python -m replicator`` runs the command line."""
 
+import sys
+
 from replicator.cli.main import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -14,7 +14,9 @@ message and exits with ``exit_code``; it never shows a traceback for these.
     ├── SeedingError                a framework could not be seeded as asked
     ├── CheckpointError             a checkpoint cannot be saved, verified or loaded
     │   └── RNGRestoreError         a random stream in a checkpoint cannot be restored
-    └── MissingDependencyError      an optional extra is needed (names the pip command)
+    ├── MissingDependencyError      an optional extra is needed (names the pip command)
+    ├── data.FingerprintError       a file cannot be hashed reliably (changed while read, unreadable)
+    └── reproduce.ReproduceError    a stage of `replicator reproduce` failed (names stage and cause)
 """
 
 from __future__ import annotations

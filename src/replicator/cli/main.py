@@ -12,7 +12,6 @@ import importlib
 import importlib.util
 import os
 import sys
-from typing import Any
 
 import click
 
@@ -75,10 +74,12 @@ def cli() -> None:
     """
 
 
-def main(argv: list[str] | None = None) -> Any:
+def main(argv: list[str] | None = None) -> int:
     """Run the CLI, turning replicator's errors into messages and exit codes."""
     try:
-        return cli.main(args=argv, prog_name="replicator", standalone_mode=False)
+        # Without standalone mode click returns ctx.exit(n)'s code instead of exiting.
+        result = cli.main(args=argv, prog_name="replicator", standalone_mode=False)
+        return result if isinstance(result, int) else 0
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
