@@ -1,0 +1,263 @@
+"""Benchmarks of issue 5, each side by side with its peer in the same run:
+
+1. IQM with 95% stratified bootstrap CIs, 5 methods x (10 runs, 26 tasks), 50,000 resamples:
+   ``replicator.stats.aggregate`` versus rliable's ``get_interval_estimates``; the CI endpoints are
+   compared in units of their Monte Carlo standard error.
+2. Learning-curve bands, 5 methods x 10 seeds x 200 steps, drawn and rendered to PNG:
+   ``replicator.report.plots.plot_learning_curves`` versus seaborn's
+   ``lineplot(errorbar=("ci", 95))``.
+3. ``replicator.load_runs`` over 10,000 run directories versus MLflow ``search_runs`` over the
+   same runs in a local SQLite store (MLflow runs in its own venv, ``--mlflow-python``; its store is
+   built once and cached, the build is not timed).
+
+Run: ``.venv/bin/python benchmarks/bench_stats.py [--quick] [--mlflow-python /tmp/bench-mlflow/bin/python]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def timed(fn, repeat: int = 1):  # type: ignore[no-untyped-def]
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def bench_iqm(reps: int, methods: int) -> None:
+    from rliable import library as rly
+    from rliable import metrics
+
+    from replicator.stats import aggregate
+
+    rng = np.random.default_rng(0)
+    scores = {f"algo{i}": rng.beta(2 + i, 3, size=(10, 26)) for i in range(methods)}
+    ours_t, ours = timed(
+        lambda: aggregate(scores, aggregates=("iqm",), reps=reps, seed=0), repeat=3
+    )
+    np.random.seed(0)
+    theirs_t, (_, theirs) = timed(
+        lambda: rly.get_interval_estimates(scores, metrics.aggregate_iqm, reps=reps)
+    )
+    # Monte Carlo SE of our endpoints from 10 seeds; rliable's is the same estimator's, so the
+    # SE of a difference is about sqrt(2) times it.
+    runs = np.array(
+        [
+            [
+                [e.low, e.high]
+                for e in (
+                    aggregate(scores, aggregates=("iqm",), reps=reps, seed=s).estimates[k]["iqm"]
+                    for k in scores
+                )
+            ]
+            for s in range(1, 11)
+        ]
+    )
+    se = runs.std(axis=0, ddof=1) * np.sqrt(2)
+    print(f"\n## IQM CIs: {methods} methods x (10 runs, 26 tasks), {reps:,} resamples")
+    print("| method | replicator CI | rliable CI | max abs diff | max abs z |")
+    print("|---|---|---|---:|---:|")
+    for i, k in enumerate(scores):
+        e = ours.estimates[k]["iqm"]
+        lo, hi = np.ravel(theirs[k])
+        diff = np.abs(np.array([e.low - lo, e.high - hi]))
+        z = diff / se[i]
+        print(
+            f"| {k} | [{e.low:.4f}, {e.high:.4f}] | [{lo:.4f}, {hi:.4f}] | {diff.max():.5f} | {z.max():.2f} |"
+        )
+    print(f"\nreplicator {ours_t:.2f} s, rliable {theirs_t:.2f} s: {theirs_t / ours_t:.0f}x faster")
+
+
+def bench_bands(methods: int, seeds: int, steps: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+    import seaborn as sns
+    from matplotlib.figure import Figure
+
+    from replicator.report.plots import figure_bytes, plot_learning_curves
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for m in range(methods):
+        for s in range(seeds):
+            curve = np.exp(-np.arange(steps) / (40 + 10 * m)) + rng.normal(0, 0.05, steps)
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "run": f"m{m}s{s}",
+                        "step": np.arange(steps),
+                        "key": "loss",
+                        "value": curve,
+                        "method": f"m{m}",
+                    }
+                )
+            )
+    tidy = pd.concat(rows, ignore_index=True)
+    runs = (
+        tidy[["run", "method"]]
+        .drop_duplicates()
+        .rename(columns={"run": "id", "method": "config.method"})
+    )
+
+    def seaborn_plot() -> bytes:
+        fig = Figure(figsize=(6.4, 4.0))
+        ax = fig.add_subplot()
+        sns.lineplot(
+            data=tidy, x="step", y="value", hue="method", errorbar=("ci", 95), ax=ax, seed=0
+        )
+        return figure_bytes(fig)
+
+    def ours(band: str) -> bytes:
+        return figure_bytes(
+            plot_learning_curves(tidy, runs, key="loss", by="method", band=band, reps=1000)
+        )
+
+    sns_t, _ = timed(seaborn_plot)
+    boot_t, _ = timed(lambda: ours("bootstrap"), repeat=3)
+    t_t, _ = timed(lambda: ours("ci"), repeat=3)
+    print(
+        f"\n## Learning-curve bands: {methods} methods x {seeds} seeds x {steps} steps, drawn to PNG"
+    )
+    print("| | time (s) | ratio vs seaborn |")
+    print("|---|---:|---:|")
+    print(f"| seaborn lineplot errorbar=('ci', 95), 1000 boots | {sns_t:.2f} | 1x |")
+    print(
+        f"| replicator band='bootstrap' (1000 resamples) | {boot_t:.2f} | {sns_t / boot_t:.0f}x |"
+    )
+    print(f"| replicator band='ci' (t-interval, default) | {t_t:.2f} | {sns_t / t_t:.0f}x |")
+
+
+MLFLOW_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys, time
+    from mlflow.tracking import MlflowClient
+    from mlflow.entities import Metric, Param
+    root, n = sys.argv[1], int(sys.argv[2])
+    uri = f"sqlite:///{root}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("bench")
+    marker = os.path.join(root, f"built-{n}")
+    if not os.path.exists(marker):
+        eid = exp.experiment_id if exp else client.create_experiment("bench", artifact_location=root + "/art")
+        for i in range(n):
+            r = client.create_run(eid)
+            client.log_batch(r.info.run_id, params=[Param("model", ["mlp","linear","cnn","rnn","tf"][i % 5]),
+                Param("optim.lr", str(0.1 / (1 + i % 7))), Param("optim.momentum", "0.9"),
+                Param("train.steps", "100"), Param("train.batch", "32"), Param("seed", str(i % 10))],
+                metrics=[Metric("test_acc", 0.5 + (i % 97) / 200, 0, 0), Metric("loss", 1.0 / (1 + i % 13), 0, 0)])
+            client.set_terminated(r.info.run_id)
+        open(marker, "w").close()
+        exp = client.get_experiment_by_name("bench")
+    import mlflow
+    mlflow.set_tracking_uri(uri)
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        df = mlflow.search_runs(experiment_ids=[exp.experiment_id], max_results=100000)
+        times.append(time.perf_counter() - t)
+    print(json.dumps({"seconds": min(times), "rows": len(df), "version": mlflow.__version__}))
+    """
+)
+
+
+def make_runs(root: Path, n: int) -> None:
+    runs = root / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    t0 = 1764000000.0
+    for i in range(n):
+        rid = f"20261126-{i:06d}-{i % 4096:04x}"
+        d = runs / rid
+        d.mkdir(exist_ok=True)
+        meta = {
+            "id": rid,
+            "experiment": "bench",
+            "name": None,
+            "status": "completed",
+            "seed": i % 10,
+            "started": t0 + i,
+            "ended": t0 + i + 30,
+            "config": {
+                "model": ["mlp", "linear", "cnn", "rnn", "tf"][i % 5],
+                "optim": {"lr": 0.1 / (1 + i % 7), "momentum": 0.9},
+                "train": {"steps": 100, "batch": 32},
+            },
+        }
+        (d / "run.json").write_text(json.dumps(meta))
+        (d / "summary.json").write_text(
+            json.dumps({"test_acc": 0.5 + (i % 97) / 200, "loss": 1.0 / (1 + i % 13)})
+        )
+
+
+def bench_load_runs(n: int, mlflow_python: str | None, workdir: Path) -> None:
+    from replicator.analysis import load_runs
+
+    store = workdir / f"store-{n}"
+    if not (store / "runs").is_dir() or len(os.listdir(store / "runs")) != n:
+        shutil.rmtree(store, ignore_errors=True)
+        make_runs(store, n)
+    (store / "index.sqlite").unlink(missing_ok=True)
+    cold, df = timed(lambda: load_runs(store=store, experiment="bench"))
+    warm, df = timed(lambda: load_runs(store=store, experiment="bench"), repeat=3)
+    print(f"\n## load_runs over {n:,} runs ({df.shape[1]} columns)")
+    print("| | time (s) |")
+    print("|---|---:|")
+    print(f"| replicator load_runs, index cold (built from the run directories) | {cold:.2f} |")
+    print(f"| replicator load_runs, index warm | {warm:.2f} |")
+    if mlflow_python and Path(mlflow_python).exists():
+        mroot = workdir / f"mlflow-{n}"
+        mroot.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(
+            [mlflow_python, "-c", MLFLOW_SCRIPT, str(mroot), str(n)], capture_output=True, text=True
+        )
+        if proc.returncode == 0:
+            res = json.loads(proc.stdout.strip().splitlines()[-1])
+            print(
+                f"| MLflow {res['version']} search_runs, local SQLite ({res['rows']:,} rows) | {res['seconds']:.2f} |"
+            )
+            print(
+                f"\nload_runs (warm) is {res['seconds'] / warm:.1f}x faster than MLflow search_runs"
+            )
+        else:
+            print(
+                f"| MLflow failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr else '?'} | |"
+            )
+    else:
+        print("| MLflow: not run (pass --mlflow-python PATH to a venv with mlflow) | |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    parser.add_argument("--mlflow-python", default="/tmp/bench-mlflow/bin/python")
+    parser.add_argument("--workdir", default="/tmp/replicator-bench-stats")
+    parser.add_argument("--only", choices=["iqm", "bands", "load"], default=None)
+    args = parser.parse_args()
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} CPUs")
+    if args.only in (None, "iqm"):
+        bench_iqm(reps=2_000 if args.quick else 50_000, methods=2 if args.quick else 5)
+    if args.only in (None, "bands"):
+        bench_bands(5, 10, 50 if args.quick else 200)
+    if args.only in (None, "load"):
+        bench_load_runs(500 if args.quick else 10_000, args.mlflow_python, workdir)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
