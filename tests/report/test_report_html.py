@@ -94,7 +94,10 @@ def test_report_content_and_self_containment(experiment_store: Path) -> None:
     report = build_report("mlp", by="model", metric="test_acc", baseline="model=linear")
     page = render_report(report)
     text = unescape(page)
-    assert "Welch's t-test of each group against linear, Holm-corrected" in text
+    assert (
+        "Welch's t-test of each group against linear (Δ: difference of means), Holm-corrected"
+        in text
+    )
     assert "5 seeds per model" in page and "95% t-interval" in page
     # excluded runs are listed with their status
     assert ">failed<" in page and ">crashed<" in page and "2 excluded" in page

@@ -92,6 +92,9 @@ def test_notebook_run_is_recorded_like_a_run(repo: Path, monkeypatch: pytest.Mon
     meta = json.loads((run_dir / "notebook.json").read_text())
     assert meta["source"] == str(nb.resolve()) and len(meta["source_blake3"]) == 64
     assert (run_dir / "metrics.jsonl").read_text().count('"loss"') == 1
+    # recorded like any run: environment, hardware and the code snapshot
+    for name in ("environment.json", "hardware.json", "code.json"):
+        assert (run_dir / name).is_file(), name
 
 
 @pytest.mark.slow

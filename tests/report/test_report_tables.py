@@ -43,7 +43,7 @@ def test_table_numbers_tests_and_correction() -> None:
         "test_acc: mean ± sample standard deviation over 5 seeds per model; 95% t-interval;"
     )
     assert (
-        "Welch's t-test of each group against linear, Holm-corrected over 2 comparison(s)"
+        "Welch's t-test of each group against linear (Δ: difference of means), Holm-corrected over 2 comparison(s)"
         in t.methods
     )
     assert rows["mlp"].low == pytest.approx(
@@ -57,7 +57,7 @@ def test_table_numbers_tests_and_correction() -> None:
 def test_markdown_latex_html_csv() -> None:
     t = results_table(runs_frame(), metric="test_acc", by="model", baseline="linear")
     md = to_markdown(t)
-    assert "| model | n | test_acc (mean ± SD) | 95% CI | Δ vs linear | p (holm) |" in md
+    assert "| model | n | test_acc (mean ± SD) | 95% CI | Δ mean vs linear | p (holm) |" in md
     assert "**0.854 ± 0.011**" in md and "†" in md and "linear (baseline)" in md
     tex = to_latex(t, label="tab:acc")
     for needle in (

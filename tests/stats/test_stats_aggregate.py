@@ -101,3 +101,23 @@ def test_aggregate_errors() -> None:
         aggregate({"x": X, "y": Y[:, :3]})
     with pytest.raises(UsageError, match="hold NaN"):
         aggregate({"x": np.full((2, 2), np.nan)})
+
+
+def test_performance_profile_bands_agree_with_rliable() -> None:
+    taus = np.array([0.2, 0.4, 0.6])
+    reps, repeats = 300, 8
+    ours, theirs = [], []
+    for k in range(repeats):
+        prof = performance_profile({"x": X}, taus, reps=reps, seed=k)
+        ours.append(np.concatenate([prof.low["x"], prof.high["x"]]))
+        np.random.seed(3000 + k)
+        _, cis = rly.create_performance_profile({"x": X}, taus, reps=reps)
+        theirs.append(np.asarray(cis["x"]).ravel())
+    a, b = np.array(ours), np.array(theirs)
+    se = np.sqrt(a.var(axis=0, ddof=1) / repeats + b.var(axis=0, ddof=1) / repeats)
+    diff = np.abs(a.mean(axis=0) - b.mean(axis=0))
+    # profile values are fractions of the 30 scores: an endpoint that never varies must agree
+    # to within one step, the others within Monte Carlo error
+    noisy = se > 0
+    assert np.all(diff[noisy] / se[noisy] < 3), (diff, se)
+    assert np.all(diff[~noisy] <= 1 / X.size + 1e-12), diff

@@ -115,3 +115,27 @@ def test_compare_errors() -> None:
         compare([1.0], [2.0, 3.0])
     with pytest.raises(UsageError, match="test must be one of welch"):
         compare(A, B, test="z")
+
+
+def test_paired_permutation_matches_scipy_sign_flips() -> None:
+    x = np.array([0.5, 0.61, 0.55, 0.7, 0.64, 0.58, 0.66, 0.6])
+    y = x - np.array([0.02, 0.01, -0.01, 0.04, 0.03, 0.02, 0.05, -0.02])
+    ours = compare(x, y, test="permutation", paired=True, alternative="greater")
+    ref = st.permutation_test(
+        (x, y),
+        lambda a, b, axis: np.mean(a - b, axis=axis),
+        permutation_type="samples",
+        n_resamples=np.inf,
+        alternative="greater",
+    )
+    assert "exact (256 sign flips)" in ours.method
+    assert ours.p_value == pytest.approx(ref.pvalue, rel=1e-9)
+
+
+def test_welch_interval_keeps_its_level_with_three_seeds() -> None:
+    rng = np.random.default_rng(5)
+    sims = 400
+    a, b = rng.normal(0.3, 1, (sims, 3)), rng.normal(0, 1, (sims, 3))
+    results = [compare(a[i], b[i]) for i in range(sims)]
+    covered = [r.low <= 0.3 <= r.high for r in results]
+    assert abs(np.mean(covered) - 0.95) < 3 * np.sqrt(0.95 * 0.05 / sims)

@@ -25,6 +25,13 @@ __all__ = ["report_command"]
 )
 @click.option("--baseline", metavar="KEY=VALUE", help="Group every other group is tested against.")
 @click.option(
+    "--center",
+    type=click.Choice(["mean", "median", "iqm"]),
+    default="mean",
+    show_default=True,
+    help="Statistic per group (iqm: interquartile mean).",
+)
+@click.option(
     "--test",
     type=click.Choice(["welch", "mann-whitney", "permutation"]),
     default="welch",
@@ -69,6 +76,7 @@ def report_command(
     metric: str | None,
     mode: str,
     baseline: str | None,
+    center: str,
     test: str,
     correction: str,
     level: float,
@@ -96,6 +104,7 @@ def report_command(
         metric=metric,
         mode=mode,
         baseline=baseline,
+        center=center,
         test=test,
         correction=correction,
         level=level,

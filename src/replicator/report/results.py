@@ -228,7 +228,7 @@ def results_table(
     ]
     if comparisons:
         sentences.append(
-            f"{TEST_NAMES[test]} of each group against {base_label}, "
+            f"{TEST_NAMES[test]} of each group against {base_label} (Δ: difference of means), "
             f"{CORRECTION_NAMES[correction]} over {len(comparisons)} comparison(s); "
             f"† marks adjusted p < {alpha:g}"
         )
@@ -240,6 +240,8 @@ def results_table(
     methods = "; ".join(sentences) + "."
     if any("bootstrap" in k for k in kinds):
         methods += f" Bootstrap resamples use seed {seed}."
+        if min(ns) < 20:
+            methods += " Bootstrap intervals tend to be too narrow with fewer than ~20 seeds."
     caption = (
         f"{metric} ({centre_word} ± SD, {lvl} CI; n per row)"
         + (

@@ -27,7 +27,10 @@ def _headers(t: ResultsTable) -> list[str]:
         f"{level_text(t.level)} CI",
     ]
     if t.baseline is not None and t.test is not None:
-        cols += [f"Δ vs {t.baseline}", f"p ({t.correction if t.correction != 'none' else 'raw'})"]
+        cols += [
+            f"Δ mean vs {t.baseline}",
+            f"p ({t.correction if t.correction != 'none' else 'raw'})",
+        ]
     return cols
 
 
