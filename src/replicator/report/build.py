@@ -225,8 +225,16 @@ def build_report(
         by=by,
         metric=metric,
         generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        store=str(opened.root),
+        store=_shown_store(opened),
     )
+
+
+def _shown_store(store: Store) -> str:
+    """The store relative to its project (no home directory in a report that may be shared)."""
+    try:
+        return str(store.root.relative_to(store.project_root))
+    except ValueError:
+        return store.root.name
 
 
 _CSS = """
