@@ -16,6 +16,7 @@ Run: ``.venv/bin/python benchmarks/bench_stats.py [--quick] [--mlflow-python /tm
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -243,7 +244,11 @@ def bench_load_runs(n: int, mlflow_python: str | None, workdir: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
-    parser.add_argument("--mlflow-python", default="/tmp/bench-mlflow/bin/python")
+    # `make bench` installs MLflow next to replicator (.venv-bench); else a venv of its own.
+    has_mlflow = importlib.util.find_spec("mlflow") is not None
+    parser.add_argument(
+        "--mlflow-python", default=sys.executable if has_mlflow else "/tmp/bench-mlflow/bin/python"
+    )
     parser.add_argument("--workdir", default="/tmp/replicator-bench-stats")
     parser.add_argument("--only", choices=["iqm", "bands", "load"], default=None)
     args = parser.parse_args()

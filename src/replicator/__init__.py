@@ -36,10 +36,13 @@ _EXPORTS: dict[str, str] = {
     "export_release": "release",
     "fingerprint": "data",
     "load_config": "config",
+    "load_metrics": "analysis",
+    "load_runs": "analysis",
     "model_card": "cards",
     "read_checkpoint": "checkpoints",
     "register_rng": "rng",
     "reproduce_run": "reproduce.core:reproduce",
+    "run_notebook": "analysis",
     "restore_rng_state": "rng",
     "rng_state": "rng",
     "score_readme": "release",
@@ -69,12 +72,15 @@ __all__ = [
     "export_release",
     "fingerprint",
     "load_config",
+    "load_metrics",
+    "load_runs",
     "model_card",
     "read_checkpoint",
     "register_rng",
     "reproduce_run",
     "restore_rng_state",
     "rng_state",
+    "run_notebook",
     "score_readme",
     "seed_everything",
     "seed_worker",
@@ -82,6 +88,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .analysis import load_metrics, load_runs, run_notebook
     from .cards import checklist, datasheet, model_card
     from .checkpoints import Checkpoint, CheckpointManager, read_checkpoint
     from .config import capture_args, load_config
