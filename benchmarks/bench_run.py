@@ -55,10 +55,15 @@ def start_blocking(repeat: int = 7) -> dict:
         for i in range(50):
             Path(tmp, f"module_{i}.py").write_text(f"X = {i}\n" * 20)
         subprocess.run(["git", "-C", tmp, "add", "-A"], check=True)
-        subprocess.run(["git", "-C", tmp, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "x"], check=True)
+        subprocess.run(
+            ["git", "-C", tmp, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "x"],
+            check=True,
+        )
         results = []
         for _ in range(repeat):
-            proc = subprocess.run([PY, "-c", START_CODE], cwd=tmp, capture_output=True, text=True, env=ENV)
+            proc = subprocess.run(
+                [PY, "-c", START_CODE], cwd=tmp, capture_output=True, text=True, env=ENV
+            )
             results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     return {
         "import_s": statistics.median(r["import"] for r in results),
@@ -83,14 +88,18 @@ def log_costs() -> dict:
     out["list.append"] = min(per_call(lambda i: sink.append({"loss": 0.5}), n) for _ in range(3))
     with tempfile.TemporaryDirectory() as tmp:
         with replicator.start({}, seed=1, store=Path(tmp) / "store") as run:
-            out["replicator run.log"] = min(per_call(lambda i: run.log({"loss": 0.5}, step=i), n) for _ in range(3))
+            out["replicator run.log"] = min(
+                per_call(lambda i: run.log({"loss": 0.5}, step=i), n) for _ in range(3)
+            )
     try:
         import mlflow
 
         with tempfile.TemporaryDirectory() as tmp:
             mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
             with mlflow.start_run():
-                out["mlflow.log_metric (sqlite)"] = per_call(lambda i: mlflow.log_metric("loss", 0.5, step=i), 300)
+                out["mlflow.log_metric (sqlite)"] = per_call(
+                    lambda i: mlflow.log_metric("loss", 0.5, step=i), 300
+                )
     except ImportError:
         out["mlflow.log_metric (sqlite)"] = "not installed"
     try:
@@ -98,7 +107,9 @@ def log_costs() -> dict:
 
         with tempfile.TemporaryDirectory() as tmp:
             writer = SummaryWriter(tmp)
-            out["tensorboard add_scalar"] = per_call(lambda i: writer.add_scalar("loss", 0.5, i), 20_000)
+            out["tensorboard add_scalar"] = per_call(
+                lambda i: writer.add_scalar("loss", 0.5, i), 20_000
+            )
             writer.close()
     except ImportError:
         out["tensorboard add_scalar"] = "not installed"
@@ -114,19 +125,29 @@ def main() -> None:
         if t is None:
             print(f"   {m:12s} not installed")
         else:
-            ratio = f"  ({t / imports['replicator']:.0f}x replicator)" if m != "replicator" and imports["replicator"] else ""
+            ratio = (
+                f"  ({t / imports['replicator']:.0f}x replicator)"
+                if m != "replicator" and imports["replicator"]
+                else ""
+            )
             print(f"   {m:12s} {t * 1000:8.1f} ms{ratio}")
     print(f"   (baseline `import sys`: {base * 1000:.2f} ms)\n")
 
     s = start_blocking()
     print("2. replicator.start() blocking time under plain python in a git repo (median of 7)")
-    print(f"   import replicator {s['import_s'] * 1000:.1f} ms; start() {s['start_s'] * 1000:.1f} ms "
-          f"(target < 100 ms); heavy modules loaded: {s['heavy_modules'] or 'none'}\n")
+    print(
+        f"   import replicator {s['import_s'] * 1000:.1f} ms; start() {s['start_s'] * 1000:.1f} ms "
+        f"(target < 100 ms); heavy modules loaded: {s['heavy_modules'] or 'none'}\n"
+    )
 
     costs = log_costs()
     print("3. cost per logged metric")
     base_cost = costs["list.append"]
-    peers = [v for k, v in costs.items() if isinstance(v, float) and k not in ("list.append", "replicator run.log")]
+    peers = [
+        v
+        for k, v in costs.items()
+        if isinstance(v, float) and k not in ("list.append", "replicator run.log")
+    ]
     for k, v in costs.items():
         if isinstance(v, float):
             print(f"   {k:32s} {v * 1e9:12.0f} ns  ({v / base_cost:8.1f}x list.append)")
@@ -135,8 +156,10 @@ def main() -> None:
     mine = costs["replicator run.log"]
     assert isinstance(mine, float)
     if peers:
-        print(f"\n   run.log is {min(peers) / mine:.0f}x cheaper than the fastest peer "
-              f"(target >= 10x) and {mine / base_cost:.1f}x list.append (target <= 10x)")
+        print(
+            f"\n   run.log is {min(peers) / mine:.0f}x cheaper than the fastest peer "
+            f"(target >= 10x) and {mine / base_cost:.1f}x list.append (target <= 10x)"
+        )
 
 
 if __name__ == "__main__":
