@@ -53,8 +53,11 @@ for one run; for several seeds 0 when all completed, 1 otherwise; 2 for a usage 
     is_flag=True,
     help="Deterministic mode: CUBLAS_WORKSPACE_CONFIG set before start, torch determinism flags.",
 )
-@click.option("--resume", metavar="RUN",
-              help="Continue RUN's record (same seed and config); the script restores its checkpoint.")
+@click.option(
+    "--resume",
+    metavar="RUN",
+    help="Continue RUN's record (same seed and config); the script restores its checkpoint.",
+)
 @click.argument("command", nargs=-1, required=False, type=click.UNPROCESSED)
 @click.pass_context
 def run_command(
