@@ -16,9 +16,6 @@ from replicator.store import Store
 
 pytestmark = [
     pytest.mark.slow,
-    # launch() leaves the child's stdout/stderr pipes open (reported to the lead)
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
 ]
 
 
@@ -144,7 +141,6 @@ def test_planted_package_version_change_is_named(project: Path, tmp_path: Path, 
 def test_editable_package_is_installed_at_its_recorded_commit_with_its_diff(
     project: Path, tmp_path: Path, record
 ) -> None:
-    from replicator.environment import snapshot_editable_packages
 
     lib = tmp_path / "helperlib"
     (lib / "helperlib").mkdir(parents=True)
@@ -160,21 +156,17 @@ def test_editable_package_is_installed_at_its_recorded_commit_with_its_diff(
     python = make_venv(tmp_path / "venv", "-e", str(lib))
     (project / "helper.py").write_text("from helperlib import SCALE\n")
     run_id = record(python)
-    # what capture does once the lead calls it: snapshot the editable package's working tree
+    # capture snapshotted the editable package's own uncommitted change
     run_dir = Store.open().resolve(run_id)
     env = read_json(run_dir / "environment.json")
-    env["packages"] = snapshot_editable_packages(
-        env["packages"], run_id=run_id, project_repo=str(project)
-    )
     assert env["packages"]["helperlib"]["git"]["snapshot"]
-    atomic_write_json(run_dir / "environment.json", env)
     # the package moves on: a new commit and other uncommitted changes
     git(lib, "commit", "-qam", "scale 1.75")
     (lib / "helperlib" / "__init__.py").write_text("SCALE = 9.0\n")
 
     fresh = reproduce(run_id, env="fresh", **_quiet())
     assert fresh.verdict == "reproduced", fresh.as_dict()
-    assert any("helperlib" in w for w in fresh.stages[2].detail.split(";")) or True
+    assert [st.name for st in fresh.stages][:3] == ["host", "checkout", "environment"]
     installed = read_json(fresh.run_dir / "environment.json")["packages"]["helperlib"]
     assert installed["origin"] == "editable"
     assert "pkg-helperlib" in installed["path"]

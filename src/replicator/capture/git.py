@@ -115,21 +115,8 @@ def _capture(root: Path, cwd: Path, run_id: str, patch_path: Any, exclude: Any) 
     head = _git(["rev-parse", "--verify", "-q", "HEAD"], root, check=False) or None
     branch = _git(["symbolic-ref", "--short", "-q", "HEAD"], root, check=False) or None
     remote = _remote(root, branch)
-    git_dir = Path(_git(["rev-parse", "--absolute-git-dir"], root))
-    with tempfile.TemporaryDirectory(prefix="replicator-index-") as tmp:
-        tmp_index = os.path.join(tmp, "index")
-        user_index = git_dir / "index"
-        if user_index.exists():
-            # Starting from the user's index keeps git's stat cache: only changed files are hashed.
-            # copy2 keeps the index's mtime: git's racy-clean check compares file mtimes with
-            # it, and a fresh mtime would make a same-size edit in the same second look clean.
-            shutil.copy2(user_index, tmp_index)
-        env = {"GIT_INDEX_FILE": tmp_index, **_IDENTITY}
-        _git(["add", "-A", "--", "."], root, env=env)
-        for path in exclude:
-            _git(["rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", path], root, env=env)
-        tree = _git(["write-tree"], root, env=env)
-        status = _git(["status", "--porcelain=v1", "-uall", "--no-renames"], root, check=False)
+    tree = _working_tree(root, exclude)
+    status = _git(["status", "--porcelain=v1", "-uall", "--no-renames"], root, check=False)
     untracked = sum(1 for line in status.splitlines() if line.startswith("??"))
     changed = sum(1 for line in status.splitlines() if line and not line.startswith("??"))
     head_tree = _git(["rev-parse", f"{head}^{{tree}}"], root) if head else None
@@ -165,6 +152,39 @@ def _capture(root: Path, cwd: Path, run_id: str, patch_path: Any, exclude: Any) 
         relative_cwd=rel,
         note=None if head else "the repository has no commit yet; the snapshot has no parent",
     )
+
+
+def _working_tree(root: Path, exclude: Any = ()) -> str:
+    """The tree id of the working tree (untracked, non-ignored files included); touches nothing."""
+    git_dir = Path(_git(["rev-parse", "--absolute-git-dir"], root))
+    with tempfile.TemporaryDirectory(prefix="replicator-index-") as tmp:
+        tmp_index = os.path.join(tmp, "index")
+        user_index = git_dir / "index"
+        if user_index.exists():
+            # Starting from the user's index keeps git's stat cache: only changed files are hashed.
+            # copy2 keeps the index's mtime: git's racy-clean check compares file mtimes with
+            # it, and a fresh mtime would make a same-size edit in the same second look clean.
+            shutil.copy2(user_index, tmp_index)
+        env = {"GIT_INDEX_FILE": tmp_index, **_IDENTITY}
+        _git(["add", "-A", "--", "."], root, env=env)
+        for path in exclude:
+            _git(["rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", path], root, env=env)
+        return str(_git(["write-tree"], root, env=env))
+
+
+def working_tree_id(path: str | os.PathLike[str]) -> str | None:
+    """The tree id of the working tree of the repository holding ``path`` (None outside git).
+
+    Equal ids mean equal content, so a dirty editable package can be compared with the snapshot
+    recorded for it without making a commit.
+    """
+    root = git_root(path)
+    if root is None:
+        return None
+    try:
+        return _working_tree(root)
+    except (subprocess.CalledProcessError, OSError):
+        return None
 
 
 def _remote(root: Path, branch: str | None) -> str | None:

@@ -93,16 +93,18 @@ class EnvDiff:
         }
 
 
-def _source_id(info: Mapping[str, Any]) -> Any:
-    """What identifies an editable or VCS package's source: its commit, or its snapshot."""
+def _source_id(info: Mapping[str, Any], *, use_tree: bool = True) -> Any:
+    """What identifies an editable or VCS package's source: its commit, or its working tree."""
     if info.get("origin") == "vcs":
         return info.get("commit")
     git = info.get("git") or {}
     if not git:
         return None
     if git.get("dirty"):
-        # A clean checkout of the recorded snapshot is the same source as the dirty original.
-        return git.get("snapshot") or f"{git.get('commit')} with unrecorded changes"
+        # Content, not commit ids: the same working tree gives the same tree id anywhere. When
+        # one side has no tree id recorded, only the commits can be compared.
+        tree = git.get("snapshot_tree") if use_tree else None
+        return tree or f"{git.get('commit')} with unrecorded changes"
     return git.get("commit")
 
 
@@ -147,7 +149,8 @@ def _packages(out: list[EnvDifference], pa: Mapping[str, Any], pb: Mapping[str, 
                     "version",
                 )
             )
-        sa, sb = _source_id(ia), _source_id(ib)
+        both_trees = all((i.get("git") or {}).get("snapshot_tree") for i in (ia, ib))
+        sa, sb = _source_id(ia, use_tree=both_trees), _source_id(ib, use_tree=both_trees)
         if sa != sb and ia.get("origin") in ("vcs", "editable"):
             out.append(
                 EnvDifference(1, f"package {key}", _pkg(ia), _pkg(ib), "source commit differs")
@@ -225,10 +228,15 @@ def check_environment(
 ) -> EnvDiff:
     """The recorded environment of a run against the current one (``python``: which interpreter)."""
     from ..capture.environment import capture_environment
+    from ..capture.git import working_tree_id
     from ..capture.hardware import capture_hardware
 
     folder = Path(run_dir)
     current = capture_environment(executable=os.fspath(python) if python else None)
+    for info in current.get("packages", {}).values():
+        git = info.get("git") or {}
+        if info.get("origin") == "editable" and git.get("dirty") and info.get("path"):
+            git["snapshot_tree"] = working_tree_id(info["path"])
     return diff_environments(
         read_part(folder, "environment.json"),
         read_part(folder, "hardware.json"),
