@@ -151,18 +151,32 @@ def seed_everything(seed: int, *, deterministic: bool = False, warn: bool = True
     ``replicator run --deterministic`` sets it before the interpreter starts). Every flag set is
     returned in the report. Returns a numpy ``Generator`` in ``report.generator``.
     """
+    return _seed(seed, deterministic=deterministic, warn=warn, eager=True)
+
+
+def seed_loaded(seed: int, *, deterministic: bool = False, warn: bool = True) -> SeedReport:
+    """Like :func:`seed_everything` without importing anything: used by ``replicator.start``.
+
+    ``random`` and the frameworks already imported are seeded now; numpy and torch, if the script
+    imports them later, are seeded the moment their import finishes (an import hook that
+    ``Run.finish`` removes). This keeps ``start()`` in milliseconds. Deterministic mode imports
+    numpy as :func:`seed_everything` does.
+    """
+    return _seed(seed, deterministic=deterministic, warn=warn, eager=deterministic)
+
+
+def _seed(seed: int, *, deterministic: bool, warn: bool, eager: bool) -> SeedReport:
     seed = check_seed(seed)
     seeded = ["random"]
     flags: dict[str, Any] = {}
     random.seed(seed)
-
     generator = None
-    import numpy as np  # numpy is a dependency; seeding it is what users expect
+    if eager or "numpy" in sys.modules:
+        import numpy as np  # numpy is a dependency; seeding it is what users expect
 
-    np.random.seed(seed)
-    generator = np.random.default_rng(np.random.SeedSequence(seed))
-    seeded.append("numpy")
-
+        np.random.seed(seed)
+        generator = np.random.default_rng(np.random.SeedSequence(seed))
+        seeded.append("numpy")
     if "torch" in sys.modules:
         seeded += _seed_torch(seed, deterministic, flags)
     elif deterministic:
@@ -174,6 +188,9 @@ def seed_everything(seed: int, *, deterministic: bool = False, warn: bool = True
     if "jax" in sys.modules:
         # JAX has no global RNG: keys are explicit. Record the seed for jax.random.key(seed).
         seeded.append("jax (use jax.random.key(seed))")
+    if not eager:
+        _SeedOnImport.install(seed, [m for m in ("numpy", "torch") if m not in sys.modules])
+        seeded += [f"{m} (when imported)" for m in _SeedOnImport.pending]
     if warn:
         warn_hash_randomization()
     return SeedReport(
@@ -183,36 +200,6 @@ def seed_everything(seed: int, *, deterministic: bool = False, warn: bool = True
         flags=flags,
         hash_seed_fixed=hash_seed_fixed(),
         generator=generator,
-    )
-
-
-def seed_loaded(seed: int, *, deterministic: bool = False, warn: bool = True) -> SeedReport:
-    """Like :func:`seed_everything` without importing anything: used by ``replicator.start``.
-
-    ``random`` and the frameworks already imported are seeded now; numpy and torch, if the script
-    imports them later, are seeded the moment their import finishes (an import hook that
-    ``Run.finish`` removes). This keeps ``start()`` in milliseconds.
-    """
-    seed = check_seed(seed)
-    if "numpy" in sys.modules or deterministic:
-        return seed_everything(seed, deterministic=deterministic, warn=warn)
-    random.seed(seed)
-    seeded = ["random"]
-    flags: dict[str, Any] = {}
-    if "torch" in sys.modules:
-        seeded += _seed_torch(seed, deterministic, flags)
-    if "tensorflow" in sys.modules:
-        seeded += _seed_tensorflow(seed, deterministic, flags)
-    _SeedOnImport.install(seed, [m for m in ("numpy", "torch") if m not in sys.modules])
-    seeded += [f"{m} (when imported)" for m in _SeedOnImport.pending]
-    if warn:
-        warn_hash_randomization()
-    return SeedReport(
-        seed=seed,
-        seeded=tuple(seeded),
-        deterministic=deterministic,
-        flags=flags,
-        hash_seed_fixed=hash_seed_fixed(),
     )
 
 
