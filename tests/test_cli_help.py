@@ -79,3 +79,21 @@ def test_ctx_exit_code_reaches_the_shell() -> None:
     from .conftest import run_cli
 
     assert run_cli("ls", "--where", "(").returncode == 2
+
+
+def test_missing_optional_package_names_the_extra(tmp_path) -> None:
+    """Without pandas (the `stats` extra), report and load_runs say what to install."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['pandas'] = None\n"
+        "from replicator.cli.main import main\n"
+        "sys.exit(main(['report', 'digits', '--metric', 'acc']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
+    assert "pip install 'replicator[stats]'" in proc.stderr and "Traceback" not in proc.stderr
+    api = "import sys; sys.modules['pandas'] = None\nimport replicator\nreplicator.load_runs()\n"
+    proc = subprocess.run([sys.executable, "-c", api], cwd=tmp_path, capture_output=True, text=True)
+    assert "MissingDependencyError" in proc.stderr and "replicator[stats]" in proc.stderr

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._deps import require
 from .errors import QueryError, UsageError
 from .store import RunRecord, Store
 
@@ -146,7 +147,7 @@ def load_runs(
     ``RunRecord.as_dict()``. ``store`` is a :class:`Store` or a store directory; default: the
     store of the working directory.
     """
-    import pandas as pd
+    pd = require("pandas", purpose="Loading runs as a DataFrame")
 
     records = _select(experiment=experiment, where=where, store=store, status=status)
     rows: list[dict[str, Any]] = []
@@ -235,7 +236,7 @@ def load_metrics(
     ids/directories). ``keys`` limits the metric names read. ``superseded=True`` keeps points
     that a resumed run logged again (marked ``"superseded": true`` in the file).
     """
-    import pandas as pd
+    pd = require("pandas", purpose="Loading runs as a DataFrame")
 
     if isinstance(keys, str):
         keys = [keys]

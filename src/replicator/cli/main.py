@@ -91,6 +91,18 @@ def main(argv: list[str] | None = None) -> int:
     except ReplicatorError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except ModuleNotFoundError as exc:
+        from .._deps import OPTIONAL
+
+        top = (exc.name or "").split(".")[0]
+        if top not in OPTIONAL:
+            raise
+        click.echo(
+            f"Error: this command needs the optional package '{top}'. "
+            f"Install it with: pip install 'replicator[{OPTIONAL[top]}]'",
+            err=True,
+        )
+        sys.exit(1)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
