@@ -304,17 +304,21 @@ def load_config(
 ) -> DictConfig:
     """Load a YAML config (with ``extends:``), apply overrides, resolve and validate it.
 
-    Inside a run started by ``replicator run``, the CLI's ``--set`` overrides and seed are applied
-    after ``overrides`` and the resulting config is recorded in the run. ``schema`` (a dataclass)
-    validates types with OmegaConf's structured configs.
+    Inside a run started by ``replicator run``, the CLI's ``-c FILE`` replaces ``path`` (the
+    script's path is its default: the config named on the command line is the one used and
+    recorded), the CLI's ``--set`` overrides and seed are applied after ``overrides``, and the
+    resulting config is recorded in the run. ``schema`` (a dataclass) validates types with
+    OmegaConf's structured configs.
     """
 
     sources = _Sources()
     data: dict[str, Any] = {}
+    joined = apply_run_overrides and os.environ.get(ENV_RUN_DIR)
+    if joined and os.environ.get(ENV_CONFIG):
+        path = os.environ[ENV_CONFIG]
     if path is not None:
         data = _load_tree(Path(path), sources)
     all_overrides = list(overrides)
-    joined = apply_run_overrides and os.environ.get(ENV_RUN_DIR)
     if joined:
         all_overrides += run_overrides()
     data = apply_overrides(data, all_overrides, sources)

@@ -486,6 +486,7 @@ def _execute(
         "PYTHONHASHSEED": str(seed),
         "PYTHONUNBUFFERED": "1",
         ENV_OVERRIDES: json.dumps(list(spec.overrides)),
+        "REPLICATOR_EXPERIMENT_GIVEN": "1" if spec.experiment else "0",
     }
     if resumed:
         child_env["REPLICATOR_RESUME"] = "1"
@@ -594,7 +595,11 @@ def _finalize(
         status = "completed"
     else:
         status = "failed"
-    # The script's own record of its config (load_config / start inside the child) wins.
+    # The script's own record of its config and experiment (inside the child) wins.
+    try:
+        meta["experiment"] = read_json(run_dir / "config" / "experiment.json")["experiment"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     script = run_dir / "config" / "script.json"
     if script.exists():
         try:

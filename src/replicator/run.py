@@ -294,7 +294,11 @@ def start(
     joined_dir = os.environ.get(ENV_RUN_DIR)
     if joined_dir:
         run = _join(
-            Path(joined_dir), config, deterministic=deterministic, seed_frameworks=seed_frameworks
+            Path(joined_dir),
+            config,
+            experiment=experiment,
+            deterministic=deterministic,
+            seed_frameworks=seed_frameworks,
         )
     elif resume is not None:
         run = _resume(config, resume, seed_frameworks=seed_frameworks, store=store)
@@ -361,7 +365,14 @@ def _resume(
     return run
 
 
-def _join(run_dir: Path, config: Any, *, deterministic: bool, seed_frameworks: bool) -> Run:
+def _join(
+    run_dir: Path,
+    config: Any,
+    *,
+    experiment: str | None,
+    deterministic: bool,
+    seed_frameworks: bool,
+) -> Run:
     try:
         meta = read_json(run_dir / "run.json")
     except (OSError, ValueError) as exc:
@@ -376,6 +387,12 @@ def _join(run_dir: Path, config: Any, *, deterministic: bool, seed_frameworks: b
     )
     if config is not None:
         record_script_config(config)
+    if experiment and os.environ.get("REPLICATOR_EXPERIMENT_GIVEN") != "1":
+        # The script names its experiment unless `replicator run --experiment` did; the launcher
+        # files the run under it when the run ends.
+        declared = run_dir / "config" / "experiment.json"
+        atomic_write_json(declared, {"experiment": experiment}, fsync=False)
+        meta["experiment"] = experiment
     run = Run(
         run_id=str(meta["id"]),
         run_dir=run_dir,

@@ -337,3 +337,19 @@ def test_secrets_never_reach_the_run_directory(repo: Path) -> None:
         "postgres://<redacted>@"
     )
     assert record.meta["command"][3] == "<redacted>"
+
+
+def test_cli_config_replaces_the_scripts_own_path_and_script_names_the_experiment(repo: Path) -> None:
+    (repo / "config.yaml").write_text("optim:\n  lr: 0.1\n")
+    (repo / "alt.yaml").write_text("optim:\n  lr: 0.7\n")
+    (repo / "t.py").write_text(
+        "import replicator\ncfg = replicator.load_config('config.yaml')\n"
+        "with replicator.start(cfg, experiment='mine') as run:\n    run.summary['lr'] = cfg.optim.lr\n"
+    )
+    assert run_cli("run", "-c", "alt.yaml", "--", "python", "t.py", cwd=repo).returncode == 0
+    assert run_cli("run", "-e", "cli-wins", "--", "python", "t.py", cwd=repo).returncode == 0
+    first, second = runs(repo)
+    assert first.summary == {"lr": 0.7} and first.config["optim"] == {"lr": 0.7}
+    assert first.experiment == "mine"  # the script's name, since the CLI gave none
+    assert sorted(p.name for p in (first.dir / "config" / "raw").iterdir()) == ["alt.yaml"]
+    assert second.summary == {"lr": 0.1} and second.experiment == "cli-wins"
