@@ -111,6 +111,9 @@ def test_resolve_by_id_prefix_suffix_name_and_last(tmp_path: Path) -> None:
     second = make_run(store)
     assert store.resolve(first.name) == first
     assert store.resolve("last") == second
+    assert store.resolve("last~1") == store.resolve("last~") == first
+    with pytest.raises(RunNotFoundError, match=r"has 2 run"):
+        store.resolve("last~2")
     assert store.resolve(second.name[-4:]) == second
     with pytest.raises(RunNotFoundError, match=r"No run 'zzzz'.*replicator ls"):
         store.resolve("zzzz")

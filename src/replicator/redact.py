@@ -178,31 +178,57 @@ def redact_env(env: Mapping[str, str]) -> dict[str, str]:
 _FLAG_WITH_VALUE = re.compile(r"^(?P<flag>--?[\w.\-]+)=(?P<value>.*)$", re.S)
 
 
-def redact_argv(argv: Sequence[str]) -> list[str]:
-    """A copy of a command line with ``--api-key X``, ``--token=X``, URL credentials and keys redacted."""
+def _redact_words(words: Sequence[str]) -> tuple[list[str], set[str]]:
+    """Redact a sequence of words; also return the literal values that were removed."""
     out: list[str] = []
+    removed: set[str] = set()
     redact_next = False
-    for arg in argv:
+    for word in words:
         if redact_next:
             out.append(REDACTED)
+            removed.add(word.strip("'\""))
             redact_next = False
             continue
-        m = _FLAG_WITH_VALUE.match(arg)
+        m = _FLAG_WITH_VALUE.match(word)
         if m and is_secret_name(m["flag"].lstrip("-")):
             out.append(f"{m['flag']}={REDACTED}")
+            removed.add(m["value"].strip("'\""))
             continue
-        if arg.startswith("-") and not m and is_secret_name(arg.lstrip("-")):
-            out.append(arg)
+        if word.startswith("-") and not m and is_secret_name(word.lstrip("-")):
+            out.append(word)
             redact_next = True
             continue
         # KEY=VALUE words (env assignments, Hydra-style overrides) with a secret-looking name.
-        if "=" in arg and not arg.startswith("-"):
-            name, _, value = arg.partition("=")
+        if "=" in word and not word.startswith("-"):
+            name, _, value = word.partition("=")
             if name and is_secret_name(name.rsplit(".", 1)[-1]) and value:
                 out.append(f"{name}={REDACTED}")
+                removed.add(value.strip("'\""))
                 continue
-        out.append(redact_text(arg))
-    return out
+        out.append(redact_text(word))
+    return out, removed
+
+
+_SPACE = re.compile(r"(\s+)")
+
+
+def _redact_command(argv: Sequence[str]) -> tuple[list[str], set[str]]:
+    # A command handed to a shell (`sh -c 'python t.py --api-key X'`) hides its flags inside one
+    # argument: every argument is split into words, redacted as one command line, and rejoined.
+    pieces = [_SPACE.split(arg) for arg in argv]
+    cleaned, removed = _redact_words([w for p in pieces for w in p[::2]])
+    words = iter(cleaned)
+    out = []
+    for piece in pieces:
+        rebuilt = list(piece)
+        rebuilt[::2] = [next(words) for _ in piece[::2]]
+        out.append("".join(rebuilt))
+    return out, removed
+
+
+def redact_argv(argv: Sequence[str]) -> list[str]:
+    """A command line with ``--api-key X``, ``--token=X``, URL credentials and keys redacted."""
+    return _redact_command(argv)[0]
 
 
 def secret_values(env: Mapping[str, str], argv: Sequence[str]) -> frozenset[str]:
@@ -211,18 +237,8 @@ def secret_values(env: Mapping[str, str], argv: Sequence[str]) -> frozenset[str]
     Capture also removes these from a command's output: a script that prints its own
     ``--api-key`` leaves no trace on disk, whatever the key looks like.
     """
-    found: set[str] = set()
-    for name, value in env.items():
-        if value and is_secret_name(name):
-            found.add(value)
-    redacted = redact_argv(argv)
-    for original, cleaned in zip(argv, redacted):
-        if original == cleaned:
-            continue
-        if cleaned == REDACTED:
-            found.add(original)
-        elif "=" in original and cleaned.endswith("=" + REDACTED):
-            found.add(original.split("=", 1)[1])
+    found = {value for name, value in env.items() if value and is_secret_name(name)}
+    found |= _redact_command(argv)[1]
     # Short values ("1", "true") would shred unrelated output; they are not credentials anyway.
     return frozenset(v for v in found if len(v) >= 6)
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import socket
 import sqlite3
 import time
@@ -302,7 +303,8 @@ class Store:
                 yield Path(entry.path)
 
     def resolve(self, ref: str) -> Path:
-        """The run directory for an id, a unique id prefix, a run name, a path, or 'last'."""
+        """The run directory for an id, a unique id prefix or suffix, a run name, a path, ``last``
+        or ``last~N`` (N runs before the last)."""
         ref = ref.strip()
         if not ref:
             raise RunNotFoundError("Empty run id. Use `replicator ls` to list runs.")
@@ -310,10 +312,17 @@ class Store:
         if (candidate / "run.json").is_file():
             return candidate.resolve()
         ids = [p.name for p in self.run_dirs()]
-        if ref in ("last", "latest"):
-            if not ids:
-                raise RunNotFoundError(f"The store {self.root} has no runs yet.")
-            return self.runs_dir / ids[-1]
+        m = re.fullmatch(r"(?:last|latest)(?:~(\d*))?", ref)
+        if m:
+            # last~N: N runs before the last (git-style); last~ is last~1
+            back = 0 if m.group(1) is None and "~" not in ref else int(m.group(1) or 1)
+            if back >= len(ids):
+                raise RunNotFoundError(
+                    f"'{ref}': the store {self.root} has {len(ids)} run(s)."
+                    if ids
+                    else f"The store {self.root} has no runs yet."
+                )
+            return self.runs_dir / ids[-1 - back]
         if ref in ids:
             return self.runs_dir / ref
         matches = [i for i in ids if i.startswith(ref) or i.endswith(ref)]

@@ -353,3 +353,15 @@ def test_cli_config_replaces_the_scripts_own_path_and_script_names_the_experimen
     assert first.experiment == "mine"  # the script's name, since the CLI gave none
     assert sorted(p.name for p in (first.dir / "config" / "raw").iterdir()) == ["alt.yaml"]
     assert second.summary == {"lr": 0.1} and second.experiment == "cli-wins"
+
+
+def test_secrets_inside_a_shell_command_are_redacted(repo: Path) -> None:
+    secret = "zz" + "TOPSECRET123" + "zz"
+    proc = run_cli("run", "--", "sh", "-c", f"echo training --api-key {secret}", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    (record,) = runs(repo)
+    assert record.meta["command"] == ["sh", "-c", "echo training --api-key <redacted>"]
+    for path in record.dir.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+    assert (record.dir / "stdout.log").read_text() == "training --api-key <redacted>\n"

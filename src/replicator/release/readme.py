@@ -294,7 +294,7 @@ def _results(readme: _Readme) -> ReadmeItem:
         passed,
         tuple(evidence),
         "Add a Results section with a table of the main numbers (with n and spread, e.g. "
-        "`replicator report EXPERIMENT --format markdown`) and the exact commands that produce "
+        "`replicator report EXPERIMENT --format md`) and the exact commands that produce "
         "them in a code block in the same section.",
     )
 
