@@ -89,3 +89,13 @@ def test_metric_pattern_parses_and_validates() -> None:
         MetricPattern.compile("step (")
     with pytest.raises(ConfigError, match="no named group"):
         MetricPattern.compile(r"loss (\d+)")
+
+
+def test_atomic_writes_follow_the_umask(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from replicator._io import _UMASK, atomic_write
+
+    path = atomic_write(tmp_path / "f.json", "{}")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~_UMASK

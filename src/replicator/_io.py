@@ -16,6 +16,10 @@ from typing import Any
 
 __all__ = ["append_lines", "atomic_write", "atomic_write_json", "fsync_dir", "read_json"]
 
+# The process umask, read once (os.umask can only be read by setting it).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
     """Flush a directory entry (a rename or a new file) to disk; a no-op where unsupported."""
@@ -37,6 +41,9 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, fsync: bool
     payload = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        # mkstemp makes 0600 files; runs and reports are shared (cluster filesystems, teams),
+        # so the result gets the mode any new file would get under the user's umask.
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             if fsync:
@@ -65,7 +72,7 @@ def append_lines(path: str | os.PathLike[str], lines: list[str], *, fsync: bool 
     if not lines:
         return
     payload = ("\n".join(lines) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     try:
         view = memoryview(payload)
         while view:
