@@ -21,8 +21,13 @@ def main() -> None:
     with replicator.start(cfg, experiment="digits") as run:
         x, y = load_digits(return_X_y=True)
         x = x / 16.0
-        x_train, x_test, y_train, y_test = train_test_split(
-            x, y, test_size=cfg.split.test_fraction, random_state=run.seed % 2**31, stratify=y
+        split_seed = run.seed % 2**31
+        x_rest, x_test, y_rest, y_test = train_test_split(
+            x, y, test_size=cfg.split.test_fraction, random_state=split_seed, stratify=y
+        )
+        # validation comes out of the training part: the test set is touched once, at the end
+        x_train, x_val, y_train, y_val = train_test_split(
+            x_rest, y_rest, test_size=cfg.split.val_fraction, random_state=split_seed, stratify=y_rest
         )
         model = MLPClassifier(
             hidden_layer_sizes=(cfg.model.hidden,),
@@ -36,7 +41,7 @@ def main() -> None:
         for epoch in range(cfg.train.epochs):
             order = rng.permutation(len(x_train))
             model.partial_fit(x_train[order], y_train[order], classes=classes)
-            run.log({"train_loss": model.loss_, "val_acc": model.score(x_test, y_test)}, step=epoch)
+            run.log({"train_loss": model.loss_, "val_acc": model.score(x_val, y_val)}, step=epoch)
         run.summary["test_acc"] = model.score(x_test, y_test)
         print(f"seed {run.seed}: test accuracy {run.summary['test_acc']:.4f}")
 
