@@ -11,6 +11,8 @@ and each name imports its module on first use.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -117,3 +119,18 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+def _excepthook(exc_type: Any, exc: BaseException, tb: Any) -> None:
+    """Inside `replicator run`, a replicator error in the script reads like a CLI error."""
+    from .errors import ReplicatorError
+
+    if isinstance(exc, ReplicatorError):
+        print(f"replicator: error: {exc}", file=sys.stderr)
+        return
+    _previous_excepthook(exc_type, exc, tb)
+
+
+_previous_excepthook = sys.excepthook
+if os.environ.get("REPLICATOR_RUN_DIR"):
+    sys.excepthook = _excepthook

@@ -128,6 +128,7 @@ def launch(
     stdout: IO[bytes] | None = None,
     stderr: IO[bytes] | None = None,
     on_start: Callable[[str, Path, int], None] | None = None,
+    on_end: Callable[[LaunchResult], None] | None = None,
 ) -> list[LaunchResult]:
     """Run ``spec.command`` once per seed, recording each run; stops a sweep when interrupted."""
     if not spec.command and spec.resume is None:  # --resume re-runs the recorded command
@@ -136,15 +137,16 @@ def launch(
         )
     store = store or Store.open()
     if spec.resume is not None:
-        return [
-            _resume(
-                spec,
-                store=store,
-                stdout=stdout or sys.stdout.buffer,
-                stderr=stderr or sys.stderr.buffer,
-                on_start=on_start,
-            )
-        ]
+        resumed = _resume(
+            spec,
+            store=store,
+            stdout=stdout or sys.stdout.buffer,
+            stderr=stderr or sys.stderr.buffer,
+            on_start=on_start,
+        )
+        if on_end is not None:
+            on_end(resumed)
+        return [resumed]
     config, files = _resolve_config(spec)
     seeds, seeding = _draw(spec)
     experiment = spec.experiment or (Path(spec.config_path).stem if spec.config_path else "default")
@@ -187,6 +189,8 @@ def launch(
             on_start=on_start,
         )
         results.append(result)
+        if on_end is not None:
+            on_end(result)
         if result.status == "interrupted":
             break
     return results

@@ -365,3 +365,10 @@ def test_secrets_inside_a_shell_command_are_redacted(repo: Path) -> None:
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
     assert (record.dir / "stdout.log").read_text() == "training --api-key <redacted>\n"
+
+
+def test_config_error_inside_the_script_reads_like_a_cli_error(project: Path) -> None:
+    proc = run_cli("run", "--set", "optim.lrr=1", "--", "python", "train.py", cwd=project)
+    assert proc.returncode == 1
+    assert "replicator: error: Override 'optim.lrr=1': config has no key 'optim.lrr'" in proc.stderr
+    assert "Did you mean 'optim.lr'" in proc.stderr and "Traceback" not in proc.stderr

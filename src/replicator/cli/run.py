@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..launch import RunSpec, launch
+from ..launch import LaunchResult, RunSpec, launch
 
 RUN_EPILOG = """\b
 Examples:
@@ -100,14 +100,15 @@ def run_command(
         )
 
     on_start.index = 1  # type: ignore[attr-defined]
-    results = launch(spec, on_start=on_start)
-    for result in results:
+    def on_end(result: LaunchResult) -> None:
         color = "green" if result.status == "completed" else "red"
         click.secho(
             f"replicator: run {result.run_id} {result.status} (exit code {result.exit_code})",
             err=True,
             fg=color,
         )
+
+    results = launch(spec, on_start=on_start, on_end=on_end)
     if len(results) < total:
         click.secho(
             f"replicator: sweep stopped after {len(results)} of {total} runs (interrupted)",
