@@ -9,14 +9,30 @@ and dotted paths (``config.a.b``, ``summary.acc``, ``status``, ``seed``, ``exper
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import QueryError
 
-__all__ = ["compile_where"]
+__all__ = ["compile_where", "missing_paths"]
 
 _MISSING = object()
+SECTIONS = frozenset({"config", "summary"})
+# the top-level fields of RunRecord.as_dict(); dotted paths must start with one of them
+FIELDS = SECTIONS | {
+    "id",
+    "dir",
+    "experiment",
+    "name",
+    "status",
+    "seed",
+    "started",
+    "ended",
+    "duration",
+    "exit_code",
+    "command",
+}
 _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
     ast.Eq: lambda a, b: a == b,
     ast.NotEq: lambda a, b: a != b,
@@ -56,12 +72,19 @@ def compile_where(expression: str) -> Callable[[Mapping[str, Any]], bool]:
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
-        col = (exc.offset or 1) - 1
+        hint = " Compare with '==', not '='." if re.search(r"(?<![=!<>])=(?!=)", text) else ""
         raise QueryError(
-            f"--where '{expression}': syntax error at column {col + 1} ({exc.msg}). "
+            f"--where '{expression}': not a valid expression ({exc.msg}).{hint} "
             "Example: --where 'config.optim.lr < 0.1 and summary.acc > 0.9'"
         ) from exc
     _validate(tree.body, expression)
+    for node in ast.walk(tree.body):
+        parts = _path(node) if isinstance(node, ast.Attribute) else None
+        if parts and parts[0] not in FIELDS:
+            raise QueryError(
+                f"--where '{expression}': unknown field '{parts[0]}' in '{'.'.join(parts)}'. "
+                f"Use config.KEY, summary.KEY or one of: {', '.join(sorted(FIELDS - SECTIONS))}."
+            )
 
     def predicate(record: Mapping[str, Any]) -> bool:
         try:
@@ -142,3 +165,18 @@ def _eval(node: ast.expr, record: Mapping[str, Any]) -> Any:
                     break
         return value
     raise QueryError(f"Unsupported expression: {ast.dump(node)}")  # pragma: no cover
+
+
+def missing_paths(expression: str, records: list[Mapping[str, Any]]) -> list[str]:
+    """Dotted paths of ``expression`` that no record has: likely typos (``summary.tst_acc``)."""
+    tree = ast.parse(expression.strip(), mode="eval")
+    paths = {
+        tuple(p)
+        for node in ast.walk(tree.body)
+        if isinstance(node, ast.Attribute) and (p := _path(node)) is not None
+    }
+    # only the outermost attribute chains
+    paths = {p for p in paths if not any(len(q) > len(p) and q[: len(p)] == p for q in paths)}
+    return sorted(
+        ".".join(p) for p in paths if all(_lookup(r, list(p)) is _MISSING for r in records)
+    )

@@ -80,7 +80,7 @@ def test_ls_lists_and_filters(store_with_runs: Path) -> None:
 def test_ls_bad_where_is_a_usage_error(store_with_runs: Path) -> None:
     proc = run_cli("ls", "--where", "config.lr <", cwd=store_with_runs)
     assert proc.returncode == 2
-    assert "syntax error" in proc.stderr and "Traceback" not in proc.stderr
+    assert "not a valid expression" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_cli("ls", "--where", "__import__('os').system('x')", cwd=store_with_runs)
     assert proc.returncode == 2 and "is not allowed" in proc.stderr
 
@@ -146,3 +146,12 @@ def test_diff_ranks_packages_before_config_before_metrics(store_with_runs: Path)
 def test_index_rebuild(store_with_runs: Path) -> None:
     proc = run_cli("index", "rebuild", cwd=store_with_runs)
     assert proc.returncode == 0 and proc.stdout.startswith("Indexed 3 runs")
+
+
+def test_where_typos_are_caught(store_with_runs: Path) -> None:
+    proc = run_cli("ls", "--where", "confg.lr < 1", cwd=store_with_runs)
+    assert proc.returncode == 2 and "unknown field 'confg'" in proc.stderr
+    proc = run_cli("ls", "--where", "seed = 1", cwd=store_with_runs)
+    assert proc.returncode == 2 and "Compare with '=='" in proc.stderr
+    proc = run_cli("ls", "--where", "summary.acx > 0.1", cwd=store_with_runs)
+    assert proc.returncode == 0 and "warning: no run has 'summary.acx' (a typo?)" in proc.stderr

@@ -101,6 +101,11 @@ def ls_command(
             f"No runs in {store.root}"
             + (" match the filters." if (experiment or status or where) else ".")
         )
+        if where:
+            from ..query import missing_paths
+
+            for path in missing_paths(where, [r.as_dict() for r in store.records()]):
+                click.secho(f"warning: no run has '{path}' (a typo?)", err=True, fg="yellow")
         return
     rows = [["ID", "EXPERIMENT", "NAME", "STATUS", "SEED", "STARTED", "DURATION", "METRICS"]]
     for r in runs:
