@@ -197,7 +197,14 @@ def _current_status(record: RunRecord) -> RunRecord:
         hb = None
     if recorder_alive(record.meta, hb):
         return record
-    ended = hb if hb is not None else record.started
+    # The last sign of life: the heartbeat, or a later write of metrics or output.
+    signs = [hb] if hb is not None else []
+    for name in ("metrics.jsonl", "stdout.log", "stderr.log", "summary.json"):
+        try:
+            signs.append((record.dir / name).stat().st_mtime)
+        except OSError:
+            pass
+    ended = max(signs) if signs else record.started
     return RunRecord(
         id=record.id,
         dir=record.dir,

@@ -78,7 +78,7 @@ def test_differences_are_ranked_by_likely_effect_on_numbers() -> None:
     assert ranks["GPUs"] == 5 and ranks["NVIDIA driver"] == 5
     assert ranks["$CUBLAS_WORKSPACE_CONFIG"] == 6
     assert ranks["package click"] == 7 and ranks["package pip"] == 7
-    assert ranks["packages not in a"] == 7 and ranks["OS release"] == 7
+    assert ranks["packages only in the second environment"] == 7 and ranks["OS release"] == 7
     assert "$PYTHONHASHSEED" not in ranks  # follows the seed; launch sets it
     assert [d.rank for d in result.differences] == sorted(d.rank for d in result.differences)
     assert result.within(2) == tuple(d for d in result.differences if d.rank <= 2)

@@ -269,7 +269,7 @@ def show_command(run: str, as_json: bool) -> None:
                 f"{torch.get('version')} ({'CUDA ' + str(torch['cuda']) if torch.get('cuda') else 'no CUDA'})",
             )
         for name, digest in (env.get("lock_files") or {}).items():
-            _kv(f"lock file {name}", digest[:16])
+            _kv(f"dependency file {name}", digest[:16])
         for name, value in (env.get("relevant_env") or {}).items():
             _kv(name, value)
 
@@ -382,7 +382,12 @@ def index_group() -> None:
 
 @index_group.command("rebuild")
 def index_rebuild() -> None:
-    """Delete the index and recreate it from the run directories."""
+    """Delete the index and recreate it from the run directories.
+
+    \b
+    Example:
+      replicator index rebuild
+    """
     store = Store.open()
     count = store.rebuild_index()
     _warn_problems(store)

@@ -115,7 +115,13 @@ def _packages(out: list[EnvDifference], pa: Mapping[str, Any], pb: Mapping[str, 
         shown = ", ".join(f"{k} {pb[k].get('version')}" for k in extra[:12])
         more = f" and {len(extra) - 12} more" if len(extra) > 12 else ""
         out.append(
-            EnvDifference(7, "packages not in a", None, f"{shown}{more}", f"{len(extra)} extra")
+            EnvDifference(
+                7,
+                "packages only in the second environment",
+                None,
+                f"{shown}{more}",
+                f"{len(extra)} extra",
+            )
         )
     for key in sorted(pa):
         ia, ib = pa.get(key), pb.get(key)
