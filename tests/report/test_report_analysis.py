@@ -47,7 +47,7 @@ def test_where_expressions_and_callables(experiment_store: Path) -> None:
     assert set(df["config.model"]) == {"cnn"} and len(df) == 5
     df = load_runs(where=lambda r: r["seed"] in (0, 1))
     assert sorted(df["seed"].unique()) == [0, 1]
-    with pytest.raises(QueryError, match="syntax error"):
+    with pytest.raises(QueryError, match="not a valid expression"):
         load_runs(where="config.model ==")
 
 

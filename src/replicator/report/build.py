@@ -268,7 +268,9 @@ def _runs_table(report: Report) -> str:
         cols.append(column(df, report.by, prefixes=("config.",)))
     cols += ["duration", mcol]
     head = "".join(
-        f"<th>{html.escape(c.removeprefix('config.').removeprefix('summary.'))}</th>" for c in cols
+        f"<th>{html.escape(c.removeprefix('config.').removeprefix('summary.'))}"
+        f"{' (s)' if c == 'duration' else ''}</th>"
+        for c in cols
     )
     body = "".join(
         "<tr>" + "".join(f"<td>{_cell(row[c])}</td>" for c in cols) + "</tr>"

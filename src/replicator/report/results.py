@@ -201,7 +201,7 @@ def results_table(
             all_warnings.extend(comp.warnings)
         rows.append(
             ResultRow(
-                group=g.group,
+                group=g.group if by is not None else "all runs",
                 n=g.n,
                 center=g.center,
                 std=g.std,
@@ -211,7 +211,7 @@ def results_table(
                 p_value=comp.p_value if comp else None,
                 p_adjusted=p_adj,
                 significant=bool(p_adj is not None and p_adj < alpha),
-                best=g.center == best_value,
+                best=g.center == best_value and len(desc.groups) > 1,
                 baseline=g.group == base_label,
                 warnings=comp.warnings if comp else (),
             )
@@ -234,7 +234,8 @@ def results_table(
         )
     elif base_label is not None:
         sentences.append(f"no comparison with {base_label} was possible (fewer than 2 runs)")
-    sentences.append(f"{'highest' if mode == 'max' else 'lowest'} {centre_word} in bold")
+    if len(desc.groups) > 1:
+        sentences.append(f"{'highest' if mode == 'max' else 'lowest'} {centre_word} in bold")
     if missing:
         sentences.append(f"{missing} run(s) without '{metric}' left out")
     methods = "; ".join(sentences) + "."
