@@ -11,6 +11,7 @@ child gets SIGTERM (Linux parent-death signal) and the run reads as crashed (sta
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -70,6 +71,10 @@ class RunSpec:
     deterministic: bool = False
     resume: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    # where the command runs (default: the current directory); relative paths start there
+    cwd: str | None = None
+    # extra fields for the new run's run.json (e.g. ``reproduction_of``)
+    record: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,8 @@ def launch(
             "No command to run. Put it after '--', e.g. replicator run -- python train.py"
         )
     store = store or Store.open()
+    if spec.cwd is not None and spec.config_path and not os.path.isabs(spec.config_path):
+        spec = dataclasses.replace(spec, config_path=os.path.join(spec.cwd, spec.config_path))
     if spec.resume is not None:
         resumed = _resume(
             spec,
@@ -371,7 +378,7 @@ def _launch_one(
     stderr: IO[bytes],
     on_start: Callable[[str, Path, int], None] | None,
 ) -> LaunchResult:
-    cwd = os.getcwd()
+    cwd = spec.cwd or os.getcwd()
     run_config = {**config, "seed": seed}
     # Datasets first: a missing path stops here, before a run directory exists.
     datasets = fingerprint_config_data(config, store=store, base_dir=cwd, where=spec.config_path)
@@ -388,6 +395,7 @@ def _launch_one(
         extra={
             "overrides": list(spec.overrides),
             "metric_pattern": pattern.regex.pattern if pattern else None,
+            **spec.record,
         },
     )
     meta["config"] = run_config

@@ -8,15 +8,13 @@ original with ``reproduction_of`` in its ``run.json``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from .._io import atomic_write_json, read_json
 from ..diff import read_part
 from ..store import Store
 from .checkout import Checkout
@@ -39,17 +37,6 @@ _LAUNCH_SETS = frozenset(
     }
 )
 _PYTHON = re.compile(r"python(\d+(\.\d+)?)?")
-
-
-@contextlib.contextmanager
-def _cwd(path: Path) -> Iterator[None]:
-    # launch() runs the command in the working directory; it has no cwd parameter.
-    before = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(before)
 
 
 def _interpreter_of(command: Sequence[str]) -> bool:
@@ -178,27 +165,14 @@ def rerun(
         metric_pattern=meta.get("metric_pattern"),
         deterministic=bool(meta.get("deterministic")),
         env=extra_env,
+        cwd=str(cwd),
+        # in run.json from the start, so that even a crashed reproduction links back
+        record={"reproduction_of": original_id},
     )
-
-    def link(run_id: str, new_dir: Path, seed: int) -> None:
-        # Written before the command starts so that a crashed reproduction still links back.
-        _mark(new_dir, original_id)
-
-    with _cwd(cwd):
-        results = launch(
-            spec,
-            store=store,
-            stdout=stdout or sys.stdout.buffer,
-            stderr=stderr or sys.stderr.buffer,
-            on_start=link,
-        )
-    result = results[0]
-    # launch() rewrites run.json when the run ends; put the link back.
-    _mark(result.dir, original_id)
-    return result
-
-
-def _mark(run_dir: Path, original_id: str) -> None:
-    meta = read_json(run_dir / "run.json")
-    meta["reproduction_of"] = original_id
-    atomic_write_json(run_dir / "run.json", meta)
+    results = launch(
+        spec,
+        store=store,
+        stdout=stdout or sys.stdout.buffer,
+        stderr=stderr or sys.stderr.buffer,
+    )
+    return results[0]
