@@ -163,21 +163,21 @@ def launch(
     )
     outputs = list(spec.outputs) or _config_outputs(config, spec.config_path)
     sweep_id = None
+    sweep: dict[str, Any] = {}
+    sweep_file = Path()
     if spec.seeds is not None:
         from .store import new_run_id
 
         sweep_id = new_run_id()
-        store.write_sweep(
-            experiment,
-            {
-                "id": sweep_id,
-                "experiment": experiment,
-                "created": time.time(),
-                "root": seeding["root"],
-                "seeds": seeds,
-                "command": redact_argv(list(spec.command)),
-            },
-        )
+        sweep = {
+            "id": sweep_id,
+            "experiment": experiment,
+            "created": time.time(),
+            "root": seeding["root"],
+            "seeds": seeds,
+            "command": redact_argv(list(spec.command)),
+        }
+        sweep_file = store.write_sweep(experiment, sweep)
     results = []
     for index, seed in enumerate(seeds):
         run_seeding = {**seeding, "index": index, "sweep": sweep_id} if sweep_id else seeding
@@ -196,11 +196,26 @@ def launch(
             on_start=on_start,
         )
         results.append(result)
+        if sweep_id is not None and index == 0:
+            # The script may have named the experiment (start(experiment=...)): file the
+            # sweep's seeds with its runs.
+            named = read_run_experiment(result.dir)
+            if named and named != experiment:
+                sweep["experiment"] = named
+                store.write_sweep(named, sweep)
+                sweep_file.unlink(missing_ok=True)
         if on_end is not None:
             on_end(result)
         if result.status == "interrupted":
             break
     return results
+
+
+def read_run_experiment(run_dir: Path) -> str | None:
+    try:
+        return str(read_json(run_dir / "run.json")["experiment"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def fingerprint_config_data(

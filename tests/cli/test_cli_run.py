@@ -372,3 +372,11 @@ def test_config_error_inside_the_script_reads_like_a_cli_error(project: Path) ->
     assert proc.returncode == 1
     assert "replicator: error: Override 'optim.lrr=1': config has no key 'optim.lrr'" in proc.stderr
     assert "Did you mean 'optim.lr'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_sweep_seeds_are_filed_with_the_experiment_the_script_names(repo: Path) -> None:
+    (repo / "t.py").write_text("import replicator\nwith replicator.start({}, experiment='named'):\n    pass\n")
+    assert run_cli("run", "--seeds", "2", "--", "python", "t.py", cwd=repo).returncode == 0
+    sweeps = sorted((repo / ".replicator" / "experiments").glob("*/sweeps/*.json"))
+    assert [p.parent.parent.name for p in sweeps] == ["named"]
+    assert {r.experiment for r in runs(repo)} == {"named"}
