@@ -86,11 +86,13 @@ def log_costs() -> dict:
     sink: list = []
     n = 200_000
     out["list.append"] = min(per_call(lambda i: sink.append({"loss": 0.5}), n) for _ in range(3))
-    with tempfile.TemporaryDirectory() as tmp:
-        with replicator.start({}, seed=1, store=Path(tmp) / "store") as run:
-            out["replicator run.log"] = min(
-                per_call(lambda i: run.log({"loss": 0.5}, step=i), n) for _ in range(3)
-            )
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        replicator.start({}, seed=1, store=Path(tmp) / "store") as run,
+    ):
+        out["replicator run.log"] = min(
+            per_call(lambda i: run.log({"loss": 0.5}, step=i), n) for _ in range(3)
+        )
     try:
         import mlflow
 

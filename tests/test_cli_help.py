@@ -91,7 +91,9 @@ def test_missing_optional_package_names_the_extra(tmp_path) -> None:
         "from replicator.cli.main import main\n"
         "sys.exit(main(['report', 'digits', '--metric', 'acc']))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True
+    )
     assert proc.returncode == 1, proc.stderr
     assert "pip install 'replicator[stats]'" in proc.stderr and "Traceback" not in proc.stderr
     api = "import sys; sys.modules['pandas'] = None\nimport replicator\nreplicator.load_runs()\n"

@@ -27,7 +27,11 @@ def main() -> None:
         )
         # validation comes out of the training part: the test set is touched once, at the end
         x_train, x_val, y_train, y_val = train_test_split(
-            x_rest, y_rest, test_size=cfg.split.val_fraction, random_state=split_seed, stratify=y_rest
+            x_rest,
+            y_rest,
+            test_size=cfg.split.val_fraction,
+            random_state=split_seed,
+            stratify=y_rest,
         )
         model = MLPClassifier(
             hidden_layer_sizes=(cfg.model.hidden,),

@@ -339,7 +339,9 @@ def test_secrets_never_reach_the_run_directory(repo: Path) -> None:
     assert record.meta["command"][3] == "<redacted>"
 
 
-def test_cli_config_replaces_the_scripts_own_path_and_script_names_the_experiment(repo: Path) -> None:
+def test_cli_config_replaces_the_scripts_own_path_and_script_names_the_experiment(
+    repo: Path,
+) -> None:
     (repo / "config.yaml").write_text("optim:\n  lr: 0.1\n")
     (repo / "alt.yaml").write_text("optim:\n  lr: 0.7\n")
     (repo / "t.py").write_text(
@@ -375,7 +377,9 @@ def test_config_error_inside_the_script_reads_like_a_cli_error(project: Path) ->
 
 
 def test_sweep_seeds_are_filed_with_the_experiment_the_script_names(repo: Path) -> None:
-    (repo / "t.py").write_text("import replicator\nwith replicator.start({}, experiment='named'):\n    pass\n")
+    (repo / "t.py").write_text(
+        "import replicator\nwith replicator.start({}, experiment='named'):\n    pass\n"
+    )
     assert run_cli("run", "--seeds", "2", "--", "python", "t.py", cwd=repo).returncode == 0
     sweeps = sorted((repo / ".replicator" / "experiments").glob("*/sweeps/*.json"))
     assert [p.parent.parent.name for p in sweeps] == ["named"]

@@ -100,6 +100,7 @@ def run_command(
         )
 
     on_start.index = 1  # type: ignore[attr-defined]
+
     def on_end(result: LaunchResult) -> None:
         color = "green" if result.status == "completed" else "red"
         click.secho(
