@@ -32,6 +32,9 @@ demo: $(VENV)/.installed-demo
 
 test: $(VENV)/.installed-test
 	bash scripts/system-deps.sh
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check --quiet src tests benchmarks examples
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -n 2 --timeout=600
 
 # The benchmarks need the peers (MLflow, W&B, TensorBoard, ...): a venv of their own.
