@@ -168,6 +168,9 @@ def test_ci_init_writes_a_valid_workflow(tmp_path: Path, cli) -> None:
         "replicator reproduce 20261126-1 --env fresh --rtol 1e-06" in s.get("run", "")
         for s in steps
     )
+    install = next(s["run"] for s in steps if s.get("name") == "Install")
+    # replicator is not on PyPI under its name: the line says where this one came from
+    assert "replicator @ git+" in install or "point this at a source CI can reach" in install
     with pytest.raises(UsageError, match="exists; pass --force"):
         write_ci_workflow("20261126-1", root=tmp_path)
     assert write_ci_workflow("x", root=tmp_path, force=True) == path

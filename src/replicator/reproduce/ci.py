@@ -18,6 +18,36 @@ __all__ = ["WORKFLOW_PATH", "ci_workflow", "write_ci_workflow"]
 WORKFLOW_PATH = Path(".github/workflows/replicator-reproduce.yml")
 
 
+def replicator_requirement() -> str:
+    """How CI can install the replicator that is running now (it is not on PyPI under its name)."""
+    import sys
+
+    from ..capture.environment import scan_packages
+    from ..capture.git import _git, git_root
+
+    info = scan_packages(list(sys.path)).get("replicator") or {}
+    version = info.get("version", "")
+    origin = info.get("origin")
+    if origin == "vcs" and info.get("url") and info.get("commit"):
+        return f'"replicator @ git+{info["url"]}@{info["commit"]}"'
+    if origin in ("editable", "local") and info.get("path"):
+        root = git_root(info["path"])
+        commit = (info.get("git") or {}).get("commit")
+        remote = _git(["remote", "get-url", "origin"], root, check=False) if root else ""
+        if (
+            remote
+            and commit
+            and "://" in remote
+            and "@" not in remote.split("://", 1)[1].split("/")[0]
+        ):
+            return f'"replicator @ git+{remote}@{commit}"  # this commit must be pushed'
+        return (
+            f"replicator=={version}  # installed from {info['path']} here: "
+            "point this at a source CI can reach (a git URL or a wheel)"
+        )
+    return f"replicator=={version}" if version else "replicator"
+
+
 def ci_workflow(
     run: str,
     *,
@@ -26,11 +56,13 @@ def ci_workflow(
     rtol: float = 0.0,
     atol: float = 0.0,
     install: str = "pip install -e .",
+    replicator: str | None = None,
 ) -> str:
     """The workflow text (YAML) reproducing ``run`` on every push and pull request."""
     if not run.strip():
         raise UsageError("Name the run to reproduce: replicator ci init RUN.")
     tolerance = f" --rtol {rtol:g} --atol {atol:g}" if rtol or atol else ""
+    replicator = replicator or replicator_requirement()
     return f"""# Written by `replicator ci init`: reproduce run {run} on every push ("test in a
 # different environment"). The run record must be committed or restored at {store}/.
 name: replicator reproduce
@@ -57,7 +89,7 @@ jobs:
         run: |
           python -m pip install --upgrade pip uv
           {install}
-          python -m pip install replicator
+          python -m pip install {replicator}
       - name: Reproduce {run}
         run: replicator reproduce {run} --env fresh{tolerance} --json > reproduce.json
       - name: Keep the verdict
