@@ -64,7 +64,9 @@ def ci_workflow(
     tolerance = f" --rtol {rtol:g} --atol {atol:g}" if rtol or atol else ""
     replicator = replicator or replicator_requirement()
     return f"""# Written by `replicator ci init`: reproduce run {run} on every push ("test in a
-# different environment"). The run record must be committed or restored at {store}/.
+# different environment"). The run record must be committed or restored at {store}/ (the store
+# ignores itself in git: `git add -f {store}/runs/{run}`), and its snapshot ref pushed
+# (`git push origin 'refs/replicator/*'`).
 name: replicator reproduce
 on:
   push:
