@@ -149,3 +149,19 @@ def test_chromium_check_catches_script_errors_and_broken_images(
     assert found["broken"] == ["broken"]
     assert any("notDefined" in e for e in found["errors"])
     assert any("Uncaught ReferenceError" in line for line in console)
+
+
+def test_environment_summary_of_recorded_runs_is_readable(tmp_path: Path) -> None:
+    import replicator
+    from replicator.report.build import environment_summary
+
+    dirs = []
+    for seed in (1, 2):
+        with replicator.start({}, seed=seed, store=tmp_path / "store") as run:
+            run.summary["acc"] = 0.5
+        dirs.append(str(run.dir))
+    rows = dict(environment_summary(dirs))
+    assert rows["Python"].startswith(".".join(map(str, __import__("sys").version_info[:3])))
+    assert "logical cores" in rows["CPU"]
+    assert "GPUs" in rows and "Memory" in rows
+    assert not any(k.startswith("environment.") for k in rows)  # curated, not flattened keys

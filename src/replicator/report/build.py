@@ -109,25 +109,80 @@ def _leaves(obj: Any, prefix: str, out: dict[str, str], depth: int = 0) -> None:
         out[prefix.rstrip(".")] = str(obj)
 
 
+_KEY_PACKAGES = ("numpy", "scipy", "torch", "jax", "jaxlib", "tensorflow", "scikit-learn", "pandas")
+
+
+def _recorded_facts(env: dict[str, Any], hw: dict[str, Any]) -> dict[str, str]:
+    """Readable facts from the environment.json/hardware.json that replicator records."""
+    facts: dict[str, str] = {}
+    py = env.get("python") or {}
+    if py.get("version_info"):
+        facts["Python"] = ".".join(map(str, py["version_info"])) + f" ({py.get('implementation')})"
+    osf = env.get("os") or {}
+    if osf:
+        extra = ", ".join(x for x in (f"kernel {osf.get('release')}", osf.get("libc")) if x)
+        facts["OS"] = f"{osf.get('distribution') or osf.get('system')} ({extra})"
+    packages = env.get("packages") or {}
+    for name in _KEY_PACKAGES:
+        if name in packages:
+            facts[name] = str(packages[name].get("version"))
+    torch = env.get("torch") or {}
+    if torch.get("version"):
+        facts["torch build"] = f"{torch['version']}" + (
+            f" (CUDA {torch['cuda']})" if torch.get("cuda") else " (no CUDA)"
+        )
+    for name, value in sorted((env.get("relevant_env") or {}).items()):
+        if name != "PYTHONHASHSEED":  # follows each run's seed
+            facts[f"${name}"] = str(value)
+    cpu = hw.get("cpu") or {}
+    if cpu:
+        facts["CPU"] = f"{cpu.get('model')} ({cpu.get('logical_cores')} logical cores)"
+        if cpu.get("numeric_flags"):
+            facts["CPU instruction sets"] = " ".join(cpu["numeric_flags"])
+    memory = (hw.get("memory") or {}).get("total_bytes")
+    if memory:
+        facts["Memory"] = f"{memory / 2**30:.1f} GiB"
+    gpu = hw.get("gpu") or {}
+    if gpu:
+        names = [str(d.get("name")) for d in gpu.get("devices") or []]
+        facts["GPUs"] = ", ".join(names) if names else "none"
+        if gpu.get("driver"):
+            facts["NVIDIA driver"] = str(gpu["driver"])
+    for pool in hw.get("blas") or []:
+        label = f"BLAS ({pool.get('internal_api')})"
+        facts[label] = (
+            f"{pool.get('version')}, {pool.get('num_threads')} threads, {pool.get('architecture')}"
+        )
+    return facts
+
+
 def environment_summary(run_dirs: list[str], *, limit: int = 60) -> tuple[tuple[str, str], ...]:
     """Facts from each run's environment.json/hardware.json: one value, or the values and counts."""
     per_key: dict[str, Counter[str]] = {}
     readable = 0
     for d in run_dirs:
-        found = False
+        docs: dict[str, dict[str, Any]] = {}
         for name in _ENV_FILES:
             try:
                 doc = json.loads((Path(d) / name).read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue  # missing or damaged: the report goes on without it
-            found = True
-            facts: dict[str, str] = {}
-            _leaves(doc, f"{name.removesuffix('.json')}.", facts)
-            for k, v in facts.items():
-                per_key.setdefault(k, Counter())[v] += 1
-        readable += found
+            if isinstance(doc, dict):
+                docs[name] = doc
+        if not docs:
+            continue
+        readable += 1
+        env, hw = docs.get("environment.json", {}), docs.get("hardware.json", {})
+        facts: dict[str, str] = {}
+        if isinstance(env.get("python"), dict) and "version_info" in env["python"]:
+            facts = _recorded_facts(env, hw)  # replicator's own layout: curated and readable
+        else:
+            for name, doc in docs.items():
+                _leaves(doc, f"{name.removesuffix('.json')}.", facts)
+        for k, v in facts.items():
+            per_key.setdefault(k, Counter())[v] += 1
     rows = []
-    for key in sorted(per_key)[:limit]:
+    for key in list(per_key)[:limit]:
         counts = per_key[key]
         if len(counts) == 1 and sum(counts.values()) == readable:
             rows.append((key, next(iter(counts))))
