@@ -57,6 +57,10 @@ def _kind(obj: Any) -> str:
     )
 
 
+# Generators that may be registered on one side only (see Run.rng).
+OPTIONAL_NAMES = frozenset({"run.rng"})
+
+
 def register_rng(generator: T, *, name: str | None = None) -> T:
     """Include ``generator`` in every checkpoint's RNG state; returns it for chaining.
 
@@ -153,8 +157,9 @@ def restore_rng_state(state: dict[str, Any]) -> None:
             "by this version of replicator.rng_state()."
         )
     saved = dict(state.get("generators") or {})
-    missing = sorted(set(saved) - set(_registry))
-    extra = sorted(set(_registry) - set(saved))
+    # run.rng registers itself on first use, so a script may or may not have it on either side
+    missing = sorted(set(saved) - set(_registry) - OPTIONAL_NAMES)
+    extra = sorted(set(_registry) - set(saved) - OPTIONAL_NAMES)
     if missing or extra:
         parts = []
         if missing:
@@ -175,7 +180,8 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     _restore_numpy_global(state.get("numpy"))
     _restore_torch(state.get("torch"))
     for name, entry in saved.items():
-        _restore_generator(name, _registry[name], entry)
+        if name in _registry:
+            _restore_generator(name, _registry[name], entry)
 
 
 def _restore_numpy_global(entry: Any) -> None:

@@ -83,7 +83,7 @@ class Run:
         self._closed = False
         self._capture_thread: threading.Thread | None = None
         self._checkpoints: Any = None
-        self._rng: Any = seed_report.generator if seed_report else None
+        self._rng: Any = None
         self._checkpoint_options: dict[str, Any] = {}
         existing = self.dir / "summary.json"
         if existing.exists():
@@ -96,11 +96,18 @@ class Run:
 
     @property
     def rng(self) -> Any:
-        """A numpy Generator from ``SeedSequence(run.seed)`` (built on first use)."""
+        """A numpy Generator from ``SeedSequence(run.seed)`` (built on first use).
+
+        It is registered for checkpoints (as ``run.rng``), so a resumed run draws on from where
+        the checkpoint left it.
+        """
         if self._rng is None:
             import numpy as np
 
+            from .rng import register_rng
+
             self._rng = np.random.default_rng(np.random.SeedSequence(self.seed))
+            register_rng(self._rng, name="run.rng")
         return self._rng
 
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
@@ -154,6 +161,8 @@ class Run:
         In a resumed run, metrics logged by the dead process after the checkpoint's step are
         marked superseded (kept on disk, hidden from readers) and logging goes on from there.
         """
+        if options.get("restore_rng", True):
+            _ = self.rng  # so that a saved run.rng has a generator to be restored into
         loaded = self.checkpoints.load(which, **options)
         if loaded is not None and self.resumed:
             self._metrics.write_event(
@@ -175,6 +184,10 @@ class Run:
         self._closed = True
         if self._checkpoints is not None:
             self._checkpoints.close()  # waits for pending asynchronous writes
+        if self._rng is not None:
+            from .rng import unregister_rng
+
+            unregister_rng("run.rng")
         self._metrics.close()
         self._write_summary()
         if self._capture_thread is not None:

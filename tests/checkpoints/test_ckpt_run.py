@@ -46,3 +46,27 @@ def test_start_resume_continues_from_the_checkpoint(tmp_path, monkeypatch):
     assert statuses == ["running", "failed", "running", "completed"]
     rows = describe_checkpoints(run_dir)
     assert [(r["step"], r["roles"]) for r in rows] == [(2, ["best2"]), (3, ["latest", "best1"])]
+
+
+def test_run_rng_is_saved_and_continues_after_resume(tmp_path) -> None:
+    import numpy as np
+
+    import replicator
+
+    store = tmp_path / "store"
+    with replicator.start({}, seed=4, store=store) as run:
+        run.rng.random(3)
+        run.checkpoint({"w": np.zeros(2)}, step=1)
+        expected = run.rng.random(3)
+        run_id = run.id
+    with replicator.start({}, resume=run_id, store=store) as again:
+        assert again.resumed
+        ckpt = again.load_checkpoint()
+        assert ckpt is not None and ckpt.step == 1
+        assert np.array_equal(again.rng.random(3), expected)
+    # a run that never touched run.rng loads a checkpoint that has it, and the other way round
+    with replicator.start({}, seed=5, store=store) as plain:
+        plain.checkpoint({"w": np.zeros(2)}, step=1)
+        plain_id = plain.id
+    with replicator.start({}, resume=plain_id, store=store) as again:
+        assert again.load_checkpoint() is not None
