@@ -216,3 +216,11 @@ def test_console_entry_point_exit_codes(tmp_path: Path) -> None:
     assert proc.returncode == 0
     proc = subprocess.run([*cmd, "--format", "xml"], capture_output=True, text=True)
     assert proc.returncode == 2 and "xml" in proc.stderr
+
+
+def test_escape_sequences_are_not_windows_drive_paths() -> None:
+    from replicator.release.paths import scan_paths
+
+    text = 'spec = "stages:\\n  a:\\n    cmd: echo\\n"\ndata = "C:\\\\Users\\\\bob\\\\data"\n'
+    found = [f.snippet for f in scan_paths(text, "x.py")]
+    assert len(found) == 1 and "Users" in found[0]

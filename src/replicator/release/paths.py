@@ -40,7 +40,8 @@ _UNIX = re.compile(
     + r"|/(?:scratch|gpfs|lustre|cluster|checkpoint|private/home|mnt|nfs|net|storage|"
     r"datasets|fsx|efs|hpc|work|projects)/" + _SEGMENT + r"(?:/[^\s'\"`,;:)\]}]*)?)"
 )
-_WINDOWS = re.compile(_BEFORE + r"(?P<path>[A-Za-z]:(?:\\\\?|/)(?:[A-Za-z0-9_.~ \-]+(?:\\\\?|/))*"
+# A drive path; `a:\n` in a string is a YAML key and a newline escape, not the drive A:.
+_WINDOWS = re.compile(_BEFORE + r"(?P<path>[A-Za-z]:(?:\\\\?|/)(?![ntrfvab0]\b)(?:[A-Za-z0-9_.~ \-]+(?:\\\\?|/))*"
                       r"[A-Za-z0-9_.~\-]+)")  # fmt: skip
 # Placeholders that document a path rather than hard-code one.
 _PLACEHOLDER_USER = re.compile(
