@@ -119,3 +119,14 @@ def test_resolve_by_id_prefix_suffix_name_and_last(tmp_path: Path) -> None:
         store.resolve("zzzz")
     with pytest.raises(RunNotFoundError, match=r"matches 2 runs"):
         store.resolve(first.name[:8])
+
+
+def test_the_nearest_project_marker_wins(tmp_path: Path) -> None:
+    from replicator.store import find_project_root
+
+    (tmp_path / ".replicator").mkdir()  # a store in a parent folder
+    project = tmp_path / "work" / "project"
+    (project / "src").mkdir(parents=True)
+    (project / ".git").mkdir()
+    assert find_project_root(project / "src") == project
+    assert find_project_root(tmp_path / "work") == tmp_path

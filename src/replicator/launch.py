@@ -633,6 +633,10 @@ def _finalize(
             recorded = read_json(script)
             meta["config"] = recorded["config"]
             meta["config_hash"] = recorded["config_hash"]
+            if recorded.get("data"):
+                meta["data"] = recorded["data"]
+            if recorded.get("data_error"):
+                meta["data_error"] = recorded["data_error"]
         except (OSError, ValueError, KeyError):
             pass
     try:

@@ -400,6 +400,11 @@ def _join(
     )
     if config is not None:
         record_script_config(config)
+    try:
+        # the config the script uses (recorded by load_config or just above) names checkpoints
+        meta["config_hash"] = read_json(run_dir / "config" / "script.json")["config_hash"]
+    except (OSError, ValueError, KeyError):
+        pass
     if experiment and os.environ.get("REPLICATOR_EXPERIMENT_GIVEN") != "1":
         # The script names its experiment unless `replicator run --experiment` did; the launcher
         # files the run under it when the run ends.
@@ -524,9 +529,29 @@ def record_script_config(
     data = to_container(cfg)
     src_files, src_overrides = _sources_of(cfg)
     digest = record_config(path, data, files=src_files, overrides=src_overrides)
-    atomic_write_json(
-        path / "config" / "script.json", {"config": data, "config_hash": digest}, fsync=False
-    )
+    record: dict[str, Any] = {"config": data, "config_hash": digest}
+    launcher_config = _launcher_config(path)
+    if data.get("data") and data.get("data") != launcher_config.get("data"):
+        # The script's own config declares datasets the launcher did not see: fingerprint them
+        # now, before training reads them (the launcher files them in run.json at the end).
+        from .launch import fingerprint_config_data
+        from .store import Store
+
+        try:
+            record["data"] = fingerprint_config_data(
+                data, store=Store(path.parent.parent), base_dir=os.getcwd(), where=None
+            )
+        except Exception as exc:  # recorded; the user's training goes on
+            record["data_error"] = str(exc)
+    atomic_write_json(path / "config" / "script.json", record, fsync=False)
+
+
+def _launcher_config(run_dir: Path) -> dict[str, Any]:
+    try:
+        config = read_json(run_dir / "run.json").get("config")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 def iter_status(run_dir: Path) -> Iterator[dict[str, Any]]:

@@ -64,11 +64,14 @@ FINAL_STATUSES = ("completed", "failed", "interrupted", "crashed")
 def find_project_root(start: str | os.PathLike[str] | None = None) -> Path:
     """The nearest directory at or above ``start`` with replicator.yaml, .replicator/ or .git."""
     here = Path(start or os.getcwd()).resolve()
+    # The nearest marker wins: a project's own repository is not swallowed by a store that
+    # happens to exist in a parent folder (say /tmp/.replicator).
     for candidate in (here, *here.parents):
-        if (candidate / "replicator.yaml").is_file() or (candidate / STORE_DIRNAME).is_dir():
-            return candidate
-    for candidate in (here, *here.parents):
-        if (candidate / ".git").exists():
+        if (
+            (candidate / "replicator.yaml").is_file()
+            or (candidate / STORE_DIRNAME).is_dir()
+            or (candidate / ".git").exists()
+        ):
             return candidate
     return here
 

@@ -55,3 +55,20 @@ def test_missing_dataset_stops_before_the_run_starts(repo: Path) -> None:
     assert not (repo / ".replicator" / "runs").exists() or not any(
         (repo / ".replicator" / "runs").iterdir()
     )
+
+
+def test_datasets_of_the_scripts_own_config_are_recorded(repo: Path) -> None:
+    (repo / "d").mkdir()
+    (repo / "d" / "x.csv").write_text("1\n")
+    (repo / "c.yaml").write_text("data:\n  train: d\n")
+    (repo / "t.py").write_text(
+        "import replicator\nwith replicator.start(replicator.load_config('c.yaml')):\n    pass\n"
+    )
+    assert run_cli("run", "--", "python", "t.py", cwd=repo).returncode == 0
+    (record,) = json.loads(run_cli("ls", "--json", cwd=repo).stdout)
+    meta = json.loads((Path(record["dir"]) / "run.json").read_text())
+    assert meta["data"]["train"]["nfiles"] == 1
+    assert (
+        meta["config_hash"]
+        == json.loads((Path(record["dir"]) / "config" / "script.json").read_text())["config_hash"]
+    )
