@@ -70,6 +70,7 @@ class RunSpec:
     metric_pattern: str | None = None
     deterministic: bool = False
     resume: str | None = None
+    resume_completed: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
     # where the command runs (default: the current directory); relative paths start there
     cwd: str | None = None
@@ -450,7 +451,7 @@ def _resume(
             "--seed and --seeds (start a new run to change them)."
         )
     run_dir = store.resolve(spec.resume)
-    run_id, meta, session = resume_run(run_dir)
+    run_id, meta, session = resume_run(run_dir, resume_completed=spec.resume_completed)
     command = tuple(spec.command) or tuple(meta.get("command") or ())
     if not command or REDACTED in command:
         raise UsageError(

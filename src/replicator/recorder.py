@@ -88,7 +88,7 @@ def new_run(
     return run_id, run_dir, meta
 
 
-def resume_run(run_dir: Path) -> tuple[str, dict[str, Any], int]:
+def resume_run(run_dir: Path, *, resume_completed: bool = False) -> tuple[str, dict[str, Any], int]:
     """Reopen a finished, failed, interrupted or crashed run for a resumed session.
 
     Returns ``(run_id, meta, session)``; the status history keeps every earlier status and the
@@ -103,6 +103,12 @@ def resume_run(run_dir: Path) -> tuple[str, dict[str, Any], int]:
         raise UsageError(
             f"Run {record.id} is still running (pid {record.meta.get('pid')} on "
             f"{record.meta.get('host')}); stop it before resuming."
+        )
+    if record.status == "completed" and not resume_completed:
+        raise UsageError(
+            f"Run {record.id} completed; resuming it would rewrite a finished record. Start a new "
+            "run, or continue this one on purpose with --resume-completed "
+            "(start(..., resume_completed=True) in Python)."
         )
     meta = read_json(run_dir / "run.json")
     previous = record.status

@@ -288,6 +288,7 @@ def start(
     seed_frameworks: bool = True,
     store: Store | str | os.PathLike[str] | None = None,
     resume: str | os.PathLike[str] | None = None,
+    resume_completed: bool = False,
     checkpoints: Mapping[str, Any] | None = None,
 ) -> Run:
     """Open (or join) a run and seed everything with its seed; use it as a context manager.
@@ -295,7 +296,8 @@ def start(
     ``config`` may be a DictConfig from :func:`load_config`, a dict, a dataclass or an argparse
     Namespace. Under ``replicator run`` the run, its seed and its experiment are the CLI's.
     ``resume`` (a run id) continues that run's record with its seed: ``run.resumed`` is True and
-    ``run.load_checkpoint()`` gives the state back. ``checkpoints`` holds the options of the
+    ``run.load_checkpoint()`` gives the state back. A completed run is only continued with
+    ``resume_completed=True``. ``checkpoints`` holds the options of the
     run's :class:`~replicator.checkpoints.CheckpointManager` (monitor, mode, keep_best, ...).
     """
     global _active
@@ -314,7 +316,13 @@ def start(
             seed_frameworks=seed_frameworks,
         )
     elif resume is not None:
-        run = _resume(config, resume, seed_frameworks=seed_frameworks, store=store)
+        run = _resume(
+            config,
+            resume,
+            seed_frameworks=seed_frameworks,
+            store=store,
+            resume_completed=resume_completed,
+        )
     else:
         run = _open(
             config,
@@ -342,12 +350,13 @@ def _resume(
     *,
     seed_frameworks: bool,
     store: Store | str | os.PathLike[str] | None,
+    resume_completed: bool = False,
 ) -> Run:
     from .recorder import resume_run
 
     store_obj = _store_of(store)
     run_dir = store_obj.resolve(os.fspath(ref))
-    run_id, meta, _session = resume_run(run_dir)
+    run_id, meta, _session = resume_run(run_dir, resume_completed=resume_completed)
     seed = int(meta["seed"])
     deterministic = bool(meta.get("deterministic"))
     if config is not None:

@@ -9,6 +9,7 @@ import pytest
 
 import replicator
 from replicator.checkpoints import describe_checkpoints
+from replicator.errors import UsageError
 from replicator.metrics import read_metrics
 
 
@@ -59,7 +60,7 @@ def test_run_rng_is_saved_and_continues_after_resume(tmp_path) -> None:
         run.checkpoint({"w": np.zeros(2)}, step=1)
         expected = run.rng.random(3)
         run_id = run.id
-    with replicator.start({}, resume=run_id, store=store) as again:
+    with replicator.start({}, resume=run_id, store=store, resume_completed=True) as again:
         assert again.resumed
         ckpt = again.load_checkpoint()
         assert ckpt is not None and ckpt.step == 1
@@ -68,5 +69,7 @@ def test_run_rng_is_saved_and_continues_after_resume(tmp_path) -> None:
     with replicator.start({}, seed=5, store=store) as plain:
         plain.checkpoint({"w": np.zeros(2)}, step=1)
         plain_id = plain.id
-    with replicator.start({}, resume=plain_id, store=store) as again:
+    with pytest.raises(UsageError, match=r"completed; resuming it would rewrite"):
+        replicator.start({}, resume=plain_id, store=store)
+    with replicator.start({}, resume=plain_id, store=store, resume_completed=True) as again:
         assert again.load_checkpoint() is not None

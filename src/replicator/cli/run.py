@@ -58,6 +58,11 @@ for one run; for several seeds 0 when all completed, 1 otherwise; 2 for a usage 
     metavar="RUN",
     help="Continue RUN's record (same seed and config); the script restores its checkpoint.",
 )
+@click.option(
+    "--resume-completed",
+    is_flag=True,
+    help="With --resume: continue a run that completed (its record is extended).",
+)
 @click.argument("command", nargs=-1, required=False, type=click.UNPROCESSED)
 @click.pass_context
 def run_command(
@@ -73,6 +78,7 @@ def run_command(
     metric_pattern: str | None,
     deterministic: bool,
     resume: str | None,
+    resume_completed: bool,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND as a child process and record everything needed to run it again."""
@@ -89,6 +95,7 @@ def run_command(
         metric_pattern=metric_pattern,
         deterministic=deterministic,
         resume=resume,
+        resume_completed=resume_completed,
     )
     total = seeds or 1
 
