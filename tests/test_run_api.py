@@ -115,6 +115,7 @@ def test_sigterm_marks_interrupted_and_sigkill_reads_as_crashed(repo: Path) -> N
             proc.communicate(timeout=30)
         record = Store.open(repo).records()[-1]
         assert record.status == expected, signum
+        assert record.summary.get("i", -1) >= 0  # the summary followed the metrics
         # what was logged before the kill is readable, a torn line or not
         assert len(read_metrics(record.dir / "metrics.jsonl")) >= 1
 

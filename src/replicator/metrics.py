@@ -77,6 +77,7 @@ class MetricsWriter:
         self.interval = interval
         self.source = source
         self.last: dict[str, Any] = {}
+        self.changed = False  # set when a flush wrote lines, so the summary can follow
         self._buffer: deque[tuple[int, float, Mapping[str, Any]]] = deque()
         self._next_step = first_step
         self._on_tick = on_tick
@@ -127,6 +128,7 @@ class MetricsWriter:
                     lines.append(json.dumps(entry))
             if lines:
                 append_lines(self.path, lines)
+                self.changed = True
 
     def write_event(self, event: Mapping[str, Any]) -> None:
         """Append a control line (e.g. a resume marker) after flushing pending metrics."""

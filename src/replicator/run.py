@@ -115,7 +115,10 @@ class Run:
         self._metrics.log(metrics, step)
 
     def _tick(self) -> None:
-        if self.summary.dirty:
+        # The summary follows the metrics every second, so a crashed run still shows how far
+        # it got in `ls` and `show`.
+        if self.summary.dirty or self._metrics.changed:
+            self._metrics.changed = False
             self._write_summary()
         if self.owned:
             touch_heartbeat(self.dir)
