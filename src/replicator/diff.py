@@ -117,8 +117,14 @@ def diff_runs(a: RunRecord, b: RunRecord) -> RunDiff:
 
         store_root = a.dir.parent.parent  # runs/ID -> the store
         for change in diff_recorded(data_a, data_b, store=store_root).values():
-            if change.status != "same":
-                add("data", change.summary(), _digest(change.a), _digest(change.b))
+            if change.status == "same":
+                continue
+            add("data", change.summary(), _digest(change.a), _digest(change.b))
+            for key, va, vb in _file_changes(change.name, change.diff)[:MAX_FILES_SHOWN]:
+                add("data", key, va, vb, 1)
+            hidden = len(_file_changes(change.name, change.diff)) - MAX_FILES_SHOWN
+            if hidden > 0:
+                add("data", f"{change.name}: {hidden} more changed files", "", "see data diff", 1)
     code_a, code_b = read_part(a.dir, "code.json"), read_part(b.dir, "code.json")
     add(
         "code",
@@ -134,6 +140,27 @@ def diff_runs(a: RunRecord, b: RunRecord) -> RunDiff:
         add("metrics", key, a.summary.get(key, "<absent>"), b.summary.get(key, "<absent>"))
     out.sort(key=lambda d: d.rank)
     return RunDiff(a=a.id, b=b.id, differences=tuple(out))
+
+
+MAX_FILES_SHOWN = 20
+
+
+def _file_changes(name: str, data_diff: Any) -> list[tuple[str, Any, Any]]:
+    """(key, a, b) per changed file of one dataset, in a stable order."""
+    if data_diff is None:
+        return []
+    out: list[tuple[str, Any, Any]] = []
+    out += [(f"{name}/{e.relpath}", "<absent>", f"added ({e.size} B)") for e in data_diff.added]
+    out += [(f"{name}/{e.relpath}", f"{e.size} B", "<removed>") for e in data_diff.removed]
+    out += [
+        (f"{name}/{new.relpath}", f"{old.digest[:12]}", f"{new.digest[:12]} (modified)")
+        for old, new in data_diff.modified
+    ]
+    out += [
+        (f"{name}/{old.relpath}", old.relpath, f"{new.relpath} (renamed)")
+        for old, new in data_diff.renamed
+    ]
+    return out
 
 
 def _digest(record: Mapping[str, Any] | None) -> str | None:

@@ -39,6 +39,8 @@ def test_run_records_datasets_and_diff_names_changed_files(repo: Path) -> None:
     assert diff.returncode == 0, diff.stderr
     data_lines = diff.stdout.split("\ndata\n")[1]
     assert "train:" in data_lines and "1 added" in data_lines and "1 modified" in data_lines
+    assert "train/c.csv: <absent> -> added (8 B)" in data_lines
+    assert "train/b.csv:" in data_lines and "(modified)" in data_lines
 
 
 def test_data_section_must_hold_paths(repo: Path) -> None:
