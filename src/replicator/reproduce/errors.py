@@ -15,7 +15,7 @@ class ReproduceError(ReplicatorError):
     def __init__(self, stage: str, cause: str, *, hint: str = "") -> None:
         message = f"reproduce failed at stage '{stage}': {cause}"
         if hint:
-            message += f" {hint}"
+            message = message.rstrip(". ") + f". {hint}"
         super().__init__(message)
         self.stage = stage
         self.cause = cause

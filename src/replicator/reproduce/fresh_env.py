@@ -206,7 +206,7 @@ def _install_error(output: str, tool: str) -> ReproduceError:
     return ReproduceError(
         "environment",
         f"package not installable{which}: {tool} failed: {text}",
-        hint="Check the index is reachable, or reproduce with --env current.",
+        hint="Check that the package index is reachable, or reproduce with --env current.",
     )
 
 
@@ -251,6 +251,10 @@ def build_fresh_env(
             [uv, "venv", "--quiet", "--python", python, str(prefix)],
             [uv, "pip", "install", "--quiet", "--python", str(prefix / "bin" / "python")]
             + [arg for link in _find_links() for arg in ("--find-links", link)]
+            # pip's behaviour with an extra index (e.g. PyTorch's for a +cpu build): the best
+            # match over all indexes. uv's default takes the first index that has a name, and
+            # PyTorch's index mirrors old versions of filelock, sympy, ... that miss exact pins.
+            + ["--index-strategy", "unsafe-best-match"]
             + ["-r", str(req_path)],
         ]
     else:
