@@ -38,7 +38,6 @@ import os
 import re
 import threading
 import time
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +50,7 @@ from ._checkpoint_file import (
     read_checkpoint_file,
 )
 from ._io import append_lines, atomic_write_json, fsync_dir, read_json
+from ._warnings import warn
 from .errors import CheckpointError, UsageError
 
 __all__ = [
@@ -535,7 +535,7 @@ class CheckpointManager:
                         "loaded": info.file,
                     }
                 )
-                warnings.warn(message, CheckpointFallbackWarning, stacklevel=2)
+                warn(message, CheckpointFallbackWarning)
             return self._finish_load(tree, info, restore_rng, failed[0][0] if failed else None)
         if failed:
             raise CheckpointError(

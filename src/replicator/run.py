@@ -14,13 +14,13 @@ import signal
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from ._io import atomic_write_json, read_json
+from ._warnings import warn
 from .config import ENV_RUN_DIR, ENV_SEED, config_hash, to_container
 from .errors import StoreError, UsageError
 from .metrics import MetricsWriter, encode_value
@@ -368,11 +368,10 @@ def _resume(
         if digest != meta.get("config_hash"):
             meta["resumes"][-1]["config_hash"] = digest
             atomic_write_json(run_dir / "run.json", meta)
-            warnings.warn(
+            warn(
                 f"Resuming run {run_id} with a config that differs from the recorded one "
                 f"(hash {str(meta.get('config_hash'))[:12]} -> {digest[:12]}); this is recorded.",
                 RuntimeWarning,
-                stacklevel=3,
             )
     report = seed_everything(seed, deterministic=deterministic) if seed_frameworks else None
     run = Run(

@@ -15,10 +15,10 @@ from __future__ import annotations
 import os
 import random
 import sys
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._warnings import warn
 from .errors import SeedingError
 
 __all__ = [
@@ -123,24 +123,12 @@ def warn_hash_randomization() -> None:
     if _hash_warned or hash_seed_fixed():
         return
     _hash_warned = True
-    warnings.warn(
+    warn(
         "PYTHONHASHSEED was not set when Python started, so set/dict iteration order of strings "
         "varies between runs. Start the script with `replicator run -- python ...` (which sets "
         "it) or export PYTHONHASHSEED yourself; this is recorded in the run.",
         RuntimeWarning,
-        stacklevel=_user_stacklevel(),
     )
-
-
-def _user_stacklevel() -> int:
-    """The stacklevel of the first frame outside replicator: warnings point at the user's line."""
-    package = os.path.dirname(os.path.abspath(__file__))
-    frame = sys._getframe(1)
-    level = 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
-        frame = frame.f_back  # type: ignore[assignment]
-        level += 1
-    return level
 
 
 def seed_everything(seed: int, *, deterministic: bool = False, warn: bool = True) -> SeedReport:
