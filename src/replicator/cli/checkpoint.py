@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from .._format import format_size
+
 
 def _directory(run: str) -> Path:
     """A run id (or prefix) in the store, a run directory, or a checkpoint directory."""
@@ -19,13 +21,7 @@ def _directory(run: str) -> Path:
 
 
 def _size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000  # type: ignore[assignment]
-    return f"{n} B"
+    return "?" if n is None else format_size(n)
 
 
 @click.group("checkpoint")

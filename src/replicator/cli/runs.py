@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from .._format import format_size
 from ..checkpoints import describe_checkpoints
 from ..config import flatten
 from ..diff import diff_runs, read_part
@@ -319,7 +320,7 @@ def show_command(run: str, as_json: bool) -> None:
         _section("Checkpoints")
         for c in checkpoints:
             metrics = ", ".join(f"{k}={_fmt_value(v)}" for k, v in (c.get("metrics") or {}).items())
-            size = f"{(c.get('size') or 0) / 2**20:.1f} MiB"
+            size = format_size(int(c.get("size") or 0))
             _kv(
                 f"step {c.get('step')}",
                 f"{'/'.join(c.get('roles') or [])}  {size}  {metrics}  {c.get('file')}",

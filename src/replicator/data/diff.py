@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._format import format_size
 from ..errors import MissingDependencyError, ReplicatorError, StoreError, UsageError
 from .fingerprint import ALGORITHMS, Fingerprint, ManifestEntry, fingerprint
 from .manifest import load_manifest
@@ -36,16 +37,6 @@ __all__ = [
     "format_record",
     "format_size",
 ]
-
-
-def format_size(n: int) -> str:
-    """Bytes in binary units: ``4.0 KiB``."""
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
 
 
 def format_record(name: str, record: dict[str, Any]) -> str:
