@@ -150,7 +150,7 @@ def verify_command(
         for c in report.checks:
             click.echo(f"{c.status:<8} {c.name}  ({c.path})")
             if c.status == "differ":
-                click.echo(f"         expected {c.algo}:{c.expected}, found {c.actual}")
+                click.echo(f"         expected {c.algo}:{c.expected}, found {c.algo}:{c.actual}")
             if c.note:
                 click.echo(f"         {c.note}")
             if c.diff is not None:

@@ -107,7 +107,11 @@ def _one(key: str, info: Mapping[str, Any]) -> Requirement:
             return Requirement(name, version, origin, f"{name} @ {url}", note="archive install")
         return Requirement(name, version, origin, None, note="archive without a usable URL")
     index = build_index(name, version)
-    note = f"build {version.partition('+')[2]} from {index}" if index else ""
+    note = (
+        f"build {version.partition('+')[2]}: inferred from the version label, usually from {index}"
+        if index
+        else ""
+    )
     if "+" in version and index is None:
         note = "local version label: install from the index or wheel it was built for"
     return Requirement(name, version, origin, f"{name}=={version}", index_url=index, note=note)
