@@ -19,22 +19,6 @@ from .store import RunRecord
 
 __all__ = ["Difference", "RunDiff", "diff_runs", "read_part"]
 
-NUMERIC_PACKAGES = (
-    "numpy",
-    "scipy",
-    "torch",
-    "jax",
-    "jaxlib",
-    "tensorflow",
-    "scikit-learn",
-    "pandas",
-    "numba",
-    "cupy",
-    "triton",
-    "mkl",
-    "openblas",
-    "intel-openmp",
-)
 # Sections after the environment's seven ranks (replicator.environment.compare.RANKS).
 SECTIONS = ("seeds", "config", "data", "code", "metrics")
 
@@ -68,12 +52,6 @@ def read_part(run_dir: Path, name: str) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def _package_rank(name: str) -> int:
-    if name in NUMERIC_PACKAGES or name.startswith(("nvidia-", "torch")):
-        return 0
-    return 1
 
 
 def diff_runs(a: RunRecord, b: RunRecord) -> RunDiff:
@@ -120,9 +98,10 @@ def diff_runs(a: RunRecord, b: RunRecord) -> RunDiff:
             if change.status == "same":
                 continue
             add("data", change.summary(), _digest(change.a), _digest(change.b))
-            for key, va, vb in _file_changes(change.name, change.diff)[:MAX_FILES_SHOWN]:
+            files = _file_changes(change.name, change.diff)
+            for key, va, vb in files[:MAX_FILES_SHOWN]:
                 add("data", key, va, vb, 1)
-            hidden = len(_file_changes(change.name, change.diff)) - MAX_FILES_SHOWN
+            hidden = len(files) - MAX_FILES_SHOWN
             if hidden > 0:
                 add("data", f"{change.name}: {hidden} more changed files", "", "see data diff", 1)
     code_a, code_b = read_part(a.dir, "code.json"), read_part(b.dir, "code.json")
@@ -167,23 +146,3 @@ def _digest(record: Mapping[str, Any] | None) -> str | None:
     if not record:
         return None
     return f"{record.get('algo')}:{str(record.get('digest'))[:12]}"
-
-
-def _short(version: Any) -> Any:
-    return version.split()[0] if isinstance(version, str) else version
-
-
-def _pkg(info: Mapping[str, Any] | None) -> str | None:
-    if not info:
-        return None
-    origin = info.get("origin", "index")
-    text = str(info.get("version"))
-    if origin == "editable":
-        git = info.get("git") or {}
-        commit = (git.get("commit") or "")[:10]
-        text += f" (editable {info.get('path')}{' @' + commit if commit else ''}{' dirty' if git.get('dirty') else ''})"
-    elif origin == "vcs":
-        text += f" ({info.get('vcs')} {str(info.get('commit'))[:10]})"
-    elif origin in ("local", "archive"):
-        text += f" ({origin} {info.get('path') or info.get('url')})"
-    return text

@@ -1,8 +1,7 @@
 """``replicator env diff`` and ``env check``: environment differences ranked by how likely they
 change numbers.
 
-The ranks refine the environment sections of :func:`replicator.diff.diff_runs` (same numeric
-package list, same package formatting):
+:func:`replicator.diff.diff_runs` shows its environment part in these ranks too:
 
 1. packages missing, or installed from another origin or source commit
 2. Python minor version (or implementation)
@@ -23,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..diff import _package_rank, _pkg, read_part
+from ..diff import read_part
 from .requirements import TOOLING
 
 __all__ = [
@@ -45,6 +44,46 @@ RANKS = {
     6: "determinism variables",
     7: "other",
 }
+NUMERIC_PACKAGES = (
+    "numpy",
+    "scipy",
+    "torch",
+    "jax",
+    "jaxlib",
+    "tensorflow",
+    "scikit-learn",
+    "pandas",
+    "numba",
+    "cupy",
+    "triton",
+    "mkl",
+    "openblas",
+    "intel-openmp",
+)
+
+
+def _package_rank(name: str) -> int:
+    if name in NUMERIC_PACKAGES or name.startswith(("nvidia-", "torch")):
+        return 0
+    return 1
+
+
+def _pkg(info: Mapping[str, Any] | None) -> str | None:
+    if not info:
+        return None
+    origin = info.get("origin", "index")
+    text = str(info.get("version"))
+    if origin == "editable":
+        git = info.get("git") or {}
+        commit = (git.get("commit") or "")[:10]
+        text += f" (editable {info.get('path')}{' @' + commit if commit else ''}{' dirty' if git.get('dirty') else ''})"
+    elif origin == "vcs":
+        text += f" ({info.get('vcs')} {str(info.get('commit'))[:10]})"
+    elif origin in ("local", "archive"):
+        text += f" ({origin} {info.get('path') or info.get('url')})"
+    return text
+
+
 THREAD_VARS = frozenset(
     {
         "OMP_NUM_THREADS",
