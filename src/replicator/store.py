@@ -226,6 +226,12 @@ def _current_status(record: RunRecord) -> RunRecord:
 def read_run(run_dir: str | os.PathLike[str]) -> RunRecord:
     """Read one run directory; raises StoreError naming the file when run.json is damaged."""
     path = Path(run_dir)
+    meta, summary = _read_files(path)
+    return _current_status(_record_from_files(path, meta, summary))
+
+
+def _read_files(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """run.json and summary.json as stored (the status not yet made current)."""
     try:
         meta = read_json(path / "run.json")
     except FileNotFoundError as exc:
@@ -244,7 +250,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunRecord:
             summary = loaded
     except (OSError, ValueError):
         pass
-    return _current_status(_record_from_files(path, meta, summary))
+    return meta, summary
 
 
 class Store:
@@ -412,16 +418,15 @@ class Store:
                     records.append(_current_status(_record_from_files(run_dir, meta, summary)))
                     continue
                 try:
-                    record = read_run(run_dir)
+                    meta, summary = _read_files(run_dir)
                 except StoreError as exc:
                     self.problems.append(str(exc))
                     updates.append((rid, str(run_dir), stamp, None, None, str(exc)))
                     continue
-                meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
                 updates.append(
-                    (rid, str(run_dir), stamp, json.dumps(meta), json.dumps(record.summary), None)
+                    (rid, str(run_dir), stamp, json.dumps(meta), json.dumps(summary), None)
                 )
-                records.append(record)
+                records.append(_current_status(_record_from_files(run_dir, meta, summary)))
             gone = [rid for rid in cached if rid not in seen]
             if updates or gone:
                 conn.execute("BEGIN")
