@@ -40,6 +40,7 @@ from .metrics import MetricPattern, MetricsWriter
 from .outputs import OutputWatcher
 from .recorder import (
     capture_all,
+    fingerprint_config_data,
     new_run,
     record_config,
     resume_run,
@@ -217,25 +218,6 @@ def read_run_experiment(run_dir: Path) -> str | None:
         return str(read_json(run_dir / "run.json")["experiment"])
     except (OSError, ValueError, KeyError):
         return None
-
-
-def fingerprint_config_data(
-    config: Mapping[str, Any], *, store: Store, base_dir: str, where: str | None
-) -> dict[str, Any]:
-    """Fingerprint the datasets of a config's ``data:`` section (name -> path or {path, algo})."""
-    section = config.get("data")
-    if section is None:
-        return {}
-    if not isinstance(section, Mapping) or not all(
-        isinstance(v, str) or (isinstance(v, Mapping) and "path" in v) for v in section.values()
-    ):
-        raise ConfigError(
-            f"The 'data' section of {where or 'the config'} must map dataset names to paths "
-            "(train: data/train) or to {path: ..., algo: md5}; put other settings under another key."
-        )
-    from .data import fingerprint_datasets
-
-    return fingerprint_datasets(section, store=store, base_dir=base_dir)
 
 
 def _config_outputs(config: Mapping[str, Any], config_path: str | None) -> list[str]:

@@ -17,11 +17,13 @@ from typing import Any
 
 from ._io import append_lines, atomic_write, atomic_write_json
 from .config import config_hash, dump_yaml, hparams_csv
+from .errors import ConfigError
 from .redact import redact_argv, redact_text
 from .store import SCHEMA_VERSION, Store, process_identity
 
 __all__ = [
     "capture_all",
+    "fingerprint_config_data",
     "new_run",
     "record_config",
     "resume_run",
@@ -276,3 +278,22 @@ def which_python(command: Sequence[str], env: Mapping[str, str]) -> str | None:
         return None
     resolved = shutil.which(first, path=env.get("PATH")) if os.sep not in first else first
     return os.path.abspath(resolved) if resolved else None
+
+
+def fingerprint_config_data(
+    config: Mapping[str, Any], *, store: Store, base_dir: str, where: str | None
+) -> dict[str, Any]:
+    """Fingerprint the datasets of a config's ``data:`` section (name -> path or {path, algo})."""
+    section = config.get("data")
+    if section is None:
+        return {}
+    if not isinstance(section, Mapping) or not all(
+        isinstance(v, str) or (isinstance(v, Mapping) and "path" in v) for v in section.values()
+    ):
+        raise ConfigError(
+            f"The 'data' section of {where or 'the config'} must map dataset names to paths "
+            "(train: data/train) or to {path: ..., algo: md5}; put other settings under another key."
+        )
+    from .data import fingerprint_datasets
+
+    return fingerprint_datasets(section, store=store, base_dir=base_dir)

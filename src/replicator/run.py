@@ -24,7 +24,14 @@ from ._warnings import warn
 from .config import ENV_RUN_DIR, ENV_SEED, config_hash, to_container
 from .errors import StoreError, UsageError
 from .metrics import MetricsWriter, encode_value
-from .recorder import capture_all, new_run, record_config, set_status, touch_heartbeat
+from .recorder import (
+    capture_all,
+    fingerprint_config_data,
+    new_run,
+    record_config,
+    set_status,
+    touch_heartbeat,
+)
 from .seeding import SeedReport, check_seed, seed_everything, seed_loaded, stop_seeding_on_import
 from .store import Store
 
@@ -493,7 +500,6 @@ def _open(
     )
 
     def capture() -> None:
-        from .launch import fingerprint_config_data
 
         record_config(run_dir, data, files=files, overrides=overrides)
         code = capture_all(run_dir, run_id=run_id, cwd=cwd, store=store_obj)
@@ -545,7 +551,6 @@ def record_script_config(
     if data.get("data") and data.get("data") != launcher_config.get("data"):
         # The script's own config declares datasets the launcher did not see: fingerprint them
         # now, before training reads them (the launcher files them in run.json at the end).
-        from .launch import fingerprint_config_data
         from .store import Store
 
         try:
