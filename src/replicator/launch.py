@@ -525,14 +525,8 @@ def _execute(
     atomic_write_json(run_dir / "run.json", meta)
     watcher = OutputWatcher(cwd, declared=outputs, exclude=[store.root, Path(cwd) / ".git"])
     watcher.before()
-    writer = (
-        MetricsWriter(
-            run_dir / "metrics.jsonl", source="output", on_tick=lambda: touch_heartbeat(run_dir)
-        )
-        if pattern
-        else None
-    )
-    heartbeat = _Heartbeat(run_dir) if writer is None else None
+    writer = MetricsWriter(run_dir / "metrics.jsonl", source="output") if pattern else None
+    heartbeat = _Heartbeat(run_dir)
     if on_start is not None:
         on_start(run_id, run_dir, seed)
     # Handlers go in before the child exists, so that a signal arriving while it starts is
@@ -566,8 +560,7 @@ def _execute(
             signal.signal(s, handler)
         if writer:
             writer.close()
-        if heartbeat:
-            heartbeat.stop()
+        heartbeat.stop()
     return _finalize(run_id, run_dir, meta, code, child.interrupted, writer, watcher, seed)
 
 
