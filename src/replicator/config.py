@@ -318,12 +318,11 @@ def load_config(
         path = os.environ[ENV_CONFIG]
     if path is not None:
         data = _load_tree(Path(path), sources)
-    all_overrides = list(overrides)
+    data = apply_overrides(data, overrides, sources)
+    run_added: list[str] = []
     if joined:
-        all_overrides += run_overrides()
-    data = apply_overrides(data, all_overrides, sources)
-    if joined and os.environ.get(ENV_SEED):
-        data["seed"] = int(os.environ[ENV_SEED])
+        data, run_added = _apply_run(data, sources)
+    all_overrides = [*overrides, *run_added]
     cfg = _to_omegaconf(data, sources)
     if schema is not None:
         cfg = _validate_schema(cfg, schema, sources)
@@ -333,6 +332,15 @@ def load_config(
     # Remembers the sources for start(cfg); inside `replicator run` also records the config.
     record_script_config(cfg, files=sources.files, overrides=all_overrides)
     return cfg
+
+
+def _apply_run(data: dict[str, Any], sources: _Sources) -> tuple[dict[str, Any], list[str]]:
+    """Inside `replicator run`: the CLI's --set overrides, then its seed; returns the overrides."""
+    overrides = run_overrides()
+    data = apply_overrides(data, overrides, sources)
+    if os.environ.get(ENV_SEED):
+        data["seed"] = int(os.environ[ENV_SEED])
+    return data, overrides
 
 
 def run_overrides() -> list[str]:
@@ -478,11 +486,9 @@ def capture_args(namespace: Any, *, config: Any = None) -> DictConfig:
     data = to_container(namespace)
     if config is not None:
         data = _deep_merge(to_container(config), data)
-    joined = os.environ.get(ENV_RUN_DIR)
-    overrides = run_overrides() if joined else []
-    data = apply_overrides(data, overrides)
-    if joined and os.environ.get(ENV_SEED):
-        data["seed"] = int(os.environ[ENV_SEED])
+    overrides: list[str] = []
+    if os.environ.get(ENV_RUN_DIR):
+        data, overrides = _apply_run(data, _Sources())
     if hasattr(namespace, "__dict__") and not isinstance(namespace, Mapping):
         # The script goes on using its namespace: it must hold the values that are recorded.
         for key, value in data.items():
