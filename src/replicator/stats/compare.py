@@ -274,42 +274,40 @@ def holm(p_values: Sequence[float], *, alpha: float = 0.05) -> Correction:
     """Holm's step-down correction (controls the family-wise error rate)."""
     import numpy as np
 
-    p = np.array(p_values, dtype=float, copy=True)
-    m = p.size
-    if m == 0:
-        return Correction((), (), (), alpha, "Holm (no p-values)")
-    order = np.argsort(p, kind="stable")
-    stepped = np.maximum.accumulate((m - np.arange(m)) * p[order])
-    adjusted = np.empty(m)
-    adjusted[order] = np.minimum(stepped, 1.0)
-    return Correction(
-        tuple(p.tolist()),
-        tuple(adjusted.tolist()),
-        tuple(bool(v) for v in adjusted < alpha),
-        alpha,
-        f"Holm-corrected over {m} comparison(s)",
-    )
+    def step(sorted_p: np.ndarray, m: int) -> np.ndarray:
+        return np.maximum.accumulate((m - np.arange(m)) * sorted_p)
+
+    return _correct(p_values, alpha, "Holm", step)
 
 
 def benjamini_hochberg(p_values: Sequence[float], *, alpha: float = 0.05) -> Correction:
     """Benjamini-Hochberg step-up correction (controls the false discovery rate)."""
     import numpy as np
 
+    def step(sorted_p: np.ndarray, m: int) -> np.ndarray:
+        scaled = sorted_p * m / np.arange(1, m + 1)
+        return np.minimum.accumulate(scaled[::-1])[::-1]
+
+    return _correct(p_values, alpha, "Benjamini-Hochberg", step)
+
+
+def _correct(p_values: Sequence[float], alpha: float, name: str, step: Any) -> Correction:
+    """Adjust p-values with ``step`` (given them in ascending order), capped at 1."""
+    import numpy as np
+
     p = np.array(p_values, dtype=float, copy=True)
     m = p.size
     if m == 0:
-        return Correction((), (), (), alpha, "Benjamini-Hochberg (no p-values)")
+        return Correction((), (), (), alpha, f"{name} (no p-values)")
     order = np.argsort(p, kind="stable")
-    scaled = p[order] * m / np.arange(1, m + 1)
-    stepped = np.minimum.accumulate(scaled[::-1])[::-1]
     adjusted = np.empty(m)
-    adjusted[order] = np.minimum(stepped, 1.0)
+    adjusted[order] = np.minimum(step(p[order], m), 1.0)
     return Correction(
         tuple(p.tolist()),
         tuple(adjusted.tolist()),
         tuple(bool(v) for v in adjusted < alpha),
         alpha,
-        f"Benjamini-Hochberg-corrected over {m} comparison(s)",
+        f"{name}-corrected over {m} comparison(s)",
     )
 
 
