@@ -27,7 +27,6 @@ skipped.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -36,7 +35,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._deps import require
-from .errors import QueryError, UsageError
+from .config import flatten
+from .errors import UsageError
 from .store import RunRecord, Store
 
 if TYPE_CHECKING:
@@ -61,21 +61,6 @@ _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 Where = str | Callable[[dict[str, Any]], bool] | None
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; an empty dict stays a leaf so the key is not lost."""
-    out: dict[str, Any] = {}
-    stack: list[tuple[str, Mapping[str, Any]]] = [(prefix, tree)]
-    while stack:
-        base, node = stack.pop()
-        for key, value in node.items():
-            name = f"{base}{key}"
-            if isinstance(value, Mapping) and value:
-                stack.append((name + ".", value))
-            else:
-                out[name] = value
-    return out
-
-
 def metric_column(df: pd.DataFrame, metric: str) -> str:
     """The column holding ``metric``: itself if present, else ``summary.<metric>``."""
     if metric in df.columns:
@@ -90,14 +75,6 @@ def metric_column(df: pd.DataFrame, metric: str) -> str:
     )
 
 
-def _where_filter(where: Where) -> Callable[[dict[str, Any]], bool] | None:
-    if where is None or callable(where):
-        return where
-    from .query import compile_where
-
-    return compile_where(where)
-
-
 def _select(
     *,
     experiment: str | Iterable[str] | None,
@@ -109,27 +86,7 @@ def _select(
         store = Store.open()
     elif not isinstance(store, Store):
         store = Store(store)
-    records = store.records()
-    if experiment is not None:
-        wanted = {experiment} if isinstance(experiment, str) else set(experiment)
-        records = [r for r in records if r.experiment in wanted]
-    if status is not None:
-        allowed = {status} if isinstance(status, str) else set(status)
-        records = [r for r in records if r.status in allowed]
-    predicate = _where_filter(where)
-    if predicate is not None:
-        kept = []
-        for record in records:
-            try:
-                keep = predicate(record.as_dict())
-            except QueryError:
-                raise
-            except Exception as exc:
-                raise QueryError(f"--where {where!r} failed on run {record.id}: {exc}") from exc
-            if keep:
-                kept.append(record)
-        records = kept
-    return records
+    return store.select(experiment=experiment, status=status, where=where)
 
 
 def load_runs(
@@ -192,28 +149,27 @@ def _value(raw: Any) -> float:
 def read_metrics_file(
     path: str | os.PathLike[str], *, keys: Iterable[str] | None = None, superseded: bool = False
 ) -> list[tuple[int, str, float, float]]:
-    """(step, key, value, time) tuples from one metrics.jsonl; torn or damaged lines skipped."""
+    """(step, key, value, time) tuples from one metrics.jsonl; torn or damaged lines skipped.
+
+    Reads through :func:`replicator.metrics.read_metrics`, so lines that a resumed run
+    superseded are dropped unless ``superseded``.
+    """
+    from .metrics import read_metrics
+
     wanted = set(keys) if keys is not None else None
     out: list[tuple[int, str, float, float]] = []
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = f.readlines()
-    except FileNotFoundError:
-        return out
-    loads = json.loads
-    for line in lines:
-        try:
-            obj = loads(line)
-            key = obj["key"]
-        except (ValueError, KeyError, TypeError):
-            continue  # a crash may tear the last line; the rest of the file is still good
+    for entry in read_metrics(path, include_superseded=superseded):
+        key = entry["key"]
         if wanted is not None and key not in wanted:
-            continue
-        if not superseded and obj.get("superseded"):
             continue
         try:
             out.append(
-                (int(obj.get("step", 0)), key, _value(obj.get("value")), _value(obj.get("time")))
+                (
+                    int(entry.get("step", 0)),
+                    key,
+                    _value(entry.get("value")),
+                    _value(entry.get("time")),
+                )
             )
         except (TypeError, ValueError):
             continue

@@ -37,7 +37,7 @@ import re
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -374,6 +374,40 @@ class Store:
             except StoreError as exc:
                 self.problems.append(str(exc))
         return records
+
+    def select(
+        self,
+        *,
+        experiment: str | Iterable[str] | None = None,
+        status: str | Iterable[str] | None = None,
+        where: str | Callable[[dict[str, Any]], bool] | None = None,
+    ) -> list[RunRecord]:
+        """Runs matching the filters, oldest first: ``where`` is a ``--where`` expression over
+        ``RunRecord.as_dict()`` (see :mod:`replicator.query`) or a predicate."""
+        records = self.records()
+        if experiment is not None:
+            wanted = {experiment} if isinstance(experiment, str) else set(experiment)
+            records = [r for r in records if r.experiment in wanted]
+        if status is not None:
+            allowed = {status} if isinstance(status, str) else set(status)
+            records = [r for r in records if r.status in allowed]
+        if where is None:
+            return records
+        from .errors import QueryError
+        from .query import compile_where
+
+        predicate = where if callable(where) else compile_where(where)
+        kept = []
+        for record in records:
+            try:
+                keep = predicate(record.as_dict())
+            except QueryError:
+                raise
+            except Exception as exc:
+                raise QueryError(f"--where {where!r} failed on run {record.id}: {exc}") from exc
+            if keep:
+                kept.append(record)
+        return kept
 
     # ----------------------------------------------------------------- index (a cache)
     def _connect(self) -> sqlite3.Connection:

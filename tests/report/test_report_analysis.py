@@ -105,3 +105,18 @@ def test_damaged_run_is_skipped_not_fatal(tmp_path: Path) -> None:
     assert list(df["id"]) == ["good"]
     assert json.loads((store / "runs" / "good" / "run.json").read_text())["id"] == "good"
     assert isinstance(load_metrics(store=store), pd.DataFrame)
+
+
+def test_load_metrics_drops_lines_a_resume_superseded(tmp_path: Path) -> None:
+    import json
+
+    write_run(tmp_path / "s", "r1", config={}, summary={})
+    metrics = tmp_path / "s" / "runs" / "r1" / "metrics.jsonl"
+    lines = [{"step": s, "time": 1.0, "key": "loss", "value": float(s)} for s in range(4)]
+    lines.insert(4, {"event": "resume", "step": 1})
+    lines.append({"step": 2, "time": 2.0, "key": "loss", "value": 20.0})
+    metrics.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    df = load_metrics(store=tmp_path / "s")
+    assert list(zip(df["step"], df["value"])) == [(0, 0.0), (1, 1.0), (2, 20.0)]
+    everything = load_metrics(store=tmp_path / "s", superseded=True)
+    assert len(everything) == 5

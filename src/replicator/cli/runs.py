@@ -14,7 +14,6 @@ from ..checkpoints import describe_checkpoints
 from ..config import flatten
 from ..diff import diff_runs, read_part
 from ..metrics import iter_jsonl, read_metrics
-from ..query import compile_where
 from ..store import RunRecord, Store
 
 
@@ -43,28 +42,6 @@ def _warn_problems(store: Store) -> None:
         click.secho(f"warning: skipped {problem}", err=True, fg="yellow")
 
 
-def select_runs(
-    store: Store,
-    *,
-    experiment: str | None = None,
-    status: str | None = None,
-    where: str | None = None,
-) -> list[RunRecord]:
-    """Runs of the store matching the filters, oldest first."""
-    predicate = compile_where(where) if where else None
-    records = store.records()
-    out = []
-    for r in records:
-        if experiment and r.experiment != experiment:
-            continue
-        if status and r.status != status:
-            continue
-        if predicate and not predicate(r.as_dict()):
-            continue
-        out.append(r)
-    return out
-
-
 @click.command(
     "ls",
     epilog="""\b
@@ -90,7 +67,7 @@ def ls_command(
 ) -> None:
     """List recorded runs, oldest first."""
     store = Store.open()
-    runs = select_runs(store, experiment=experiment, status=status, where=where)
+    runs = store.select(experiment=experiment, status=status, where=where)
     if limit is not None:
         runs = runs[-limit:] if limit > 0 else []
     _warn_problems(store)
