@@ -92,7 +92,7 @@ def bench_env_build(names: list[str], repeats: int) -> dict[str, list[float]]:
 def bench_overhead(repeats: int) -> dict[str, list[float]]:
     from repro_helpers import TRAIN, git, make_venv
 
-    from replicator.launch import RunSpec, launch
+    from replicator.record.launch import RunSpec, launch
     from replicator.reproduce import reproduce
     from replicator.store import Store
 

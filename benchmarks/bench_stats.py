@@ -205,7 +205,7 @@ def make_runs(root: Path, n: int) -> None:
 
 
 def bench_load_runs(n: int, mlflow_python: str | None, workdir: Path) -> None:
-    from replicator.analysis import load_runs
+    from replicator.store.frames import load_runs
 
     store = workdir / f"store-{n}"
     if not (store / "runs").is_dir() or len(os.listdir(store / "runs")) != n:

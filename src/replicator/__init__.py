@@ -25,7 +25,7 @@ _EXPORTS: dict[str, str] = {
     "ConfigError": "errors",
     "RNGRestoreError": "errors",
     "ReplicatorError": "errors",
-    "Run": "run",
+    "Run": "record",
     "RunRecord": "store",
     "Store": "store",
     "capture_args": "config",
@@ -33,24 +33,24 @@ _EXPORTS: dict[str, str] = {
     "check_release": "release",
     "checklist": "cards",
     "datasheet": "cards",
-    "draw_seeds": "seeding",
+    "draw_seeds": "record.seeding",
     "export_environment": "environment",
     "export_release": "release",
     "fingerprint": "data",
     "load_config": "config",
-    "load_metrics": "analysis",
-    "load_runs": "analysis",
+    "load_metrics": "store.frames",
+    "load_runs": "store.frames",
     "model_card": "cards",
     "read_checkpoint": "checkpoints",
-    "register_rng": "rng",
+    "register_rng": "checkpoints",
     "reproduce_run": "reproduce.core:reproduce",
-    "run_notebook": "analysis",
-    "restore_rng_state": "rng",
-    "rng_state": "rng",
+    "run_notebook": "store.frames",
+    "restore_rng_state": "checkpoints",
+    "rng_state": "checkpoints",
     "score_readme": "release",
-    "seed_everything": "seeding",
-    "seed_worker": "seeding",
-    "start": "run",
+    "seed_everything": "record.seeding",
+    "seed_worker": "record.seeding",
+    "start": "record",
 }
 
 __all__ = [
@@ -90,19 +90,19 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .analysis import load_metrics, load_runs, run_notebook
     from .cards import checklist, datasheet, model_card
-    from .checkpoints import Checkpoint, CheckpointManager, read_checkpoint
+    from .checkpoints.manager import Checkpoint, CheckpointManager, read_checkpoint
+    from .checkpoints.rng import register_rng, restore_rng_state, rng_state
     from .config import capture_args, load_config
     from .data import fingerprint
     from .environment import check_environment, export_environment
     from .errors import CheckpointError, ConfigError, ReplicatorError, RNGRestoreError
+    from .record.run import Run, start
+    from .record.seeding import draw_seeds, seed_everything, seed_worker
     from .release import check_release, export_release, score_readme
     from .reproduce.core import reproduce as reproduce_run
-    from .rng import register_rng, restore_rng_state, rng_state
-    from .run import Run, start
-    from .seeding import draw_seeds, seed_everything, seed_worker
-    from .store import RunRecord, Store
+    from .store.frames import load_metrics, load_runs, run_notebook
+    from .store.store import RunRecord, Store
 
 
 def __getattr__(name: str) -> Any:

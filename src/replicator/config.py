@@ -327,7 +327,7 @@ def load_config(
     if schema is not None:
         cfg = _validate_schema(cfg, schema, sources)
     _resolve_check(cfg, sources)
-    from .run import record_script_config
+    from .record.run import record_script_config
 
     # Remembers the sources for start(cfg); inside `replicator run` also records the config.
     record_script_config(cfg, files=sources.files, overrides=all_overrides)
@@ -494,7 +494,7 @@ def capture_args(namespace: Any, *, config: Any = None) -> DictConfig:
         for key, value in data.items():
             setattr(namespace, key, value)
     cfg = OmegaConf.create(data)
-    from .run import record_script_config
+    from .record.run import record_script_config
 
     record_script_config(cfg, files=[], overrides=overrides)
     return cfg

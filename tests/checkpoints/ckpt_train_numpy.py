@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 import replicator
-from replicator.rng import register_rng
+from replicator.checkpoints.rng import register_rng
 
 STEPS = int(os.environ.get("TRAIN_STEPS", "40"))
 MARKS = Path(os.environ["MARK_DIR"])

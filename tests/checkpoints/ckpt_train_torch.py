@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader, Dataset
 
 import replicator
-from replicator.rng import register_rng
+from replicator.checkpoints.rng import register_rng
 
 STEPS = int(os.environ.get("TRAIN_STEPS", "30"))
 MARKS = Path(os.environ["MARK_DIR"])

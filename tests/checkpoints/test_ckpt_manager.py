@@ -223,7 +223,7 @@ def test_planted_pickle_never_runs_on_load(tmp_path, caplog):
     # The attacker replaces the latest file and even fixes the manifest's hash.
     latest = manager.latest.path
     latest.write_bytes(payload)
-    from replicator._checkpoint_file import hash_file
+    from replicator.checkpoints.file import hash_file
 
     manifest = json.loads((directory / "manifest.json").read_text())
     manifest["checkpoints"][-1]["hash"] = hash_file(latest)

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from replicator.checkpoints import CheckpointManager
-from replicator.errors import RNGRestoreError
-from replicator.rng import (
+from replicator.checkpoints.rng import (
     register_rng,
     registered_rngs,
     restore_rng_state,
     rng_state,
     unregister_rng,
 )
+from replicator.errors import RNGRestoreError
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from replicator.metrics import read_metrics
+from replicator.record.metrics import read_metrics
 from replicator.store import Store
 
 from ..conftest import git, run_cli

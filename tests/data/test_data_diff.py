@@ -180,7 +180,7 @@ def test_cli_fingerprint_and_verify_dvc(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_progress_helper_is_silent_off_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
-    from replicator._progress import NullProgress, progress_bar
+    from replicator._util.progress import NullProgress, progress_bar
 
     with progress_bar("x") as bar:
         assert isinstance(bar, NullProgress)

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from report_fixtures import write_run
 
-from replicator.analysis import flatten, load_metrics, load_runs, metric_column
 from replicator.errors import QueryError, UsageError
 from replicator.store import Store
+from replicator.store.frames import flatten, load_metrics, load_runs, metric_column
 
 
 def test_load_runs_one_row_per_completed_run(experiment_store: Path) -> None:

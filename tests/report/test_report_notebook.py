@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from replicator.analysis import load_runs, parse_parameters
 from replicator.errors import UsageError
+from replicator.store.frames import load_runs, parse_parameters
 
 nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("papermill")

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from replicator.analysis import load_metrics, load_runs
 from replicator.errors import UsageError
 from replicator.report import results_table
 from replicator.report.plots import (
@@ -20,6 +19,7 @@ from replicator.report.plots import (
     save_figure,
 )
 from replicator.stats import performance_profile
+from replicator.store.frames import load_metrics, load_runs
 
 pytest.importorskip("matplotlib")
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from replicator.analysis import load_runs
 from replicator.errors import UsageError
 from replicator.report import results_table, to_csv, to_html, to_latex, to_markdown
+from replicator.store.frames import load_runs
 
 
 def runs_frame() -> pd.DataFrame:

@@ -36,7 +36,7 @@ def record() -> Callable[..., str]:
     """Record ``python train.py`` with ``python`` via launch(); returns the run id."""
     import io
 
-    from replicator.launch import RunSpec, launch
+    from replicator.record.launch import RunSpec, launch
     from replicator.store import Store
 
     def _record(python: Path, *args: str, seed: int = 7, **spec: object) -> str:

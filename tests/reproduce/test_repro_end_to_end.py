@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from repro_helpers import SOURCE, git, make_venv
 
-from replicator._io import atomic_write_json, read_json
+from replicator._util.io import atomic_write_json, read_json
 from replicator.reproduce import ReproduceError, reproduce
 from replicator.store import Store
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from replicator._io import atomic_write_json
+from replicator._util.io import atomic_write_json
 from replicator.capture.environment import capture_environment
 from replicator.capture.hardware import capture_hardware
 from replicator.environment import check_environment, diff_environments, format_env_diff

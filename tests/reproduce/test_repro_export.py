@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from replicator._io import atomic_write_json
+from replicator._util.io import atomic_write_json
 from replicator.environment import (
     check_apptainer,
     check_dockerfile,

@@ -28,10 +28,14 @@ from ..redact import redact_env, redact_url
 __all__ = [
     "LOCK_FILES",
     "RELEVANT_ENV",
+    "TOOLING",
     "capture_environment",
     "interpreter_facts",
     "scan_packages",
 ]
+
+# Installers, not dependencies: a uv-made venv has no pip, a pip-made one has no uv.
+TOOLING = frozenset({"pip", "uv", "setuptools", "wheel", "distribute", "pkg-resources"})
 
 LOCK_FILES = (
     "uv.lock",

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._io import read_json
+from .._util.io import read_json
 from ..errors import RunNotFoundError, UsageError
-from ..store import RunRecord, Store
+from ..store.store import RunRecord, Store
 
 __all__ = [
     "MetricSummary",

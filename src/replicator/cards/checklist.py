@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..store import Store
+from ..store.store import Store
 from ._records import (
     format_bytes,
     format_duration,

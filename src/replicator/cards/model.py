@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ..store import Store
+from ..store.store import Store
 from ._records import (
     TO_WRITE,
     MetricSummary,
@@ -285,6 +285,6 @@ def model_card(
 
 def write_card(text: str, path: str | os.PathLike[str]) -> None:
     """Write a card atomically."""
-    from .._io import atomic_write
+    from .._util.io import atomic_write
 
     atomic_write(path, text)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .._io import atomic_write
+from .._util.io import atomic_write
 from ..cards import checklist, datasheet, model_card
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .._format import format_size
+from .._util.format import format_size
 
 
 def _directory(run: str) -> Path:
@@ -15,7 +15,7 @@ def _directory(run: str) -> Path:
     path = Path(run)
     if (path / "manifest.json").exists() or (path / "checkpoints").is_dir():
         return path
-    from ..store import Store
+    from ..store.store import Store
 
     return Store.open().resolve(run)
 
@@ -48,7 +48,7 @@ def ls_command(run: str, as_json: bool) -> None:
       replicator checkpoint ls 20261126-141503-7f3a
       replicator checkpoint ls runs/ckpt --json
     """
-    from ..checkpoints import describe_checkpoints
+    from ..checkpoints.manager import describe_checkpoints
 
     directory = _directory(run)
     run_dir = directory.parent if (directory / "manifest.json").exists() else directory
@@ -84,7 +84,7 @@ def verify_command(run: str, as_json: bool) -> None:
       replicator checkpoint verify 20261126-141503-7f3a
       replicator checkpoint verify 20261126-141503-7f3a --json
     """
-    from ..checkpoints import CheckpointManager
+    from ..checkpoints.manager import CheckpointManager
 
     report = CheckpointManager.open(_directory(run)).verify()
     if as_json:

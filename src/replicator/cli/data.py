@@ -52,7 +52,7 @@ def fingerprint_command(path: str, algo: str, no_cache: bool, entries: bool, as_
       replicator data fingerprint data/train
       replicator data fingerprint data/train --algo md5 --json
     """
-    from .._progress import progress_bar
+    from .._util.progress import progress_bar
     from ..data.diff import format_size
     from ..data.fingerprint import fingerprint
 

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except ModuleNotFoundError as exc:
-        from .._deps import OPTIONAL
+        from .._util.deps import OPTIONAL
 
         top = (exc.name or "").split(".")[0]
         if top not in OPTIONAL:

@@ -130,7 +130,7 @@ def report_command(
     if output is None:
         click.echo(text, nl=False)
         return
-    from .._io import atomic_write
+    from .._util.io import atomic_write
 
     atomic_write(output, text)
     click.echo(f"Wrote {output} ({len(report.runs)} runs, {len(report.excluded)} excluded).")

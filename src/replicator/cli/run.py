@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..launch import LaunchResult, RunSpec, launch
+from ..record.launch import LaunchResult, RunSpec, launch
 
 RUN_EPILOG = """\b
 Examples:

@@ -9,12 +9,13 @@ from typing import Any
 
 import click
 
-from .._format import format_size
-from ..checkpoints import describe_checkpoints
+from .._util.format import format_size
+from ..checkpoints.manager import describe_checkpoints
+from ..compare.runs import diff_runs
 from ..config import flatten
-from ..diff import diff_runs, read_part
-from ..metrics import iter_jsonl, read_metrics
-from ..store import RunRecord, Store
+from ..record.metrics import iter_jsonl, read_metrics
+from ..store import read_part
+from ..store.store import RunRecord, Store
 
 
 def _fmt_time(ts: float | None) -> str:
@@ -80,7 +81,7 @@ def ls_command(
             + (" match the filters." if (experiment or status or where) else ".")
         )
         if where:
-            from ..query import missing_paths
+            from ..store.query import missing_paths
 
             for path in missing_paths(where, [r.as_dict() for r in store.records()]):
                 click.secho(f"warning: no run has '{path}' (a typo?)", err=True, fg="yellow")

@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._format import format_size
+from .._util.format import format_size
 from ..errors import MissingDependencyError, ReplicatorError, StoreError, UsageError
 from .fingerprint import ALGORITHMS, Fingerprint, ManifestEntry, fingerprint
 from .manifest import load_manifest
 
 if TYPE_CHECKING:
-    from .._progress import Progress
-    from ..store import Store
+    from .._util.progress import Progress
+    from ..store.store import Store
 
 __all__ = [
     "DataDiff",
@@ -303,7 +303,7 @@ def diff_recorded(
 
 # --------------------------------------------------------------------------- resolving sides
 def _store_root(store: Store | str | os.PathLike[str] | None) -> Path:
-    from ..store import Store
+    from ..store.store import Store
 
     if isinstance(store, Store):
         return store.root
@@ -313,7 +313,7 @@ def _store_root(store: Store | str | os.PathLike[str] | None) -> Path:
 
 
 def _open_store(store: Store | str | os.PathLike[str] | None) -> Store:
-    from ..store import Store
+    from ..store.store import Store
 
     if isinstance(store, Store):
         return store

@@ -37,7 +37,7 @@ from .fingerprint import (
 from .manifest import load_manifest
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from ..store.store import Store
 
 __all__ = ["DvcEntry", "EntryCheck", "VerifyReport", "legacy_md5", "read_dvc_file", "verify"]
 

@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ..errors import MissingDependencyError, ReplicatorError, UsageError
 
 if TYPE_CHECKING:
-    from .._progress import Progress
-    from ..store import Store
+    from .._util.progress import Progress
+    from ..store.store import Store
 
 __all__ = [
     "ALGORITHMS",
@@ -436,7 +436,7 @@ def _hash_many(
 
 def _advance(progress: Progress) -> Callable[[int], None] | None:
     """None when nobody watches, so large files take the fastest path (one mmap call)."""
-    from .._progress import NullProgress
+    from .._util.progress import NullProgress
 
     return None if isinstance(progress, NullProgress) else progress.advance
 
@@ -512,7 +512,7 @@ def fingerprint(
     cache and, for directories, the manifest, saved content-addressed under
     ``objects/<algo>/<digest[:2]>/<digest>.json`` (see :mod:`replicator.data.manifest`).
     ``use_cache=False`` hashes every file (and still refreshes the cache). ``progress``
-    receives the byte total and increments (see :mod:`replicator._progress`).
+    receives the byte total and increments (see :mod:`replicator._util.progress`).
 
     Example::
 
@@ -520,7 +520,7 @@ def fingerprint(
         fp.digest, fp.size, fp.nfiles          # 'e3b0...dir', 81920000, 20000
         fingerprint("data/", algo="md5").digest   # equals the md5 in data.dvc
     """
-    from .._progress import NullProgress
+    from .._util.progress import NullProgress
     from .cache import StatCache, cache_path, is_fresh, now_ns
 
     if algo not in ALGORITHMS:
@@ -633,7 +633,7 @@ def _replace(fp: Fingerprint, **changes: Any) -> Fingerprint:
 
 
 def _open_store(store: Store | str | os.PathLike[str] | None) -> Store | None:
-    from ..store import Store
+    from ..store.store import Store
 
     if isinstance(store, Store):
         return store

@@ -37,7 +37,7 @@ def save_manifest(fp: Fingerprint, store_root: str | os.PathLike[str]) -> str:
     """
     import json
 
-    from .._io import atomic_write
+    from .._util.io import atomic_write
 
     manifest_id = f"{fp.algo}/{fp.digest}"
     target = manifest_path(store_root, manifest_id)
@@ -60,7 +60,7 @@ def save_manifest(fp: Fingerprint, store_root: str | os.PathLike[str]) -> str:
 
 def load_manifest(store_root: str | os.PathLike[str], manifest_id: str) -> Fingerprint:
     """A stored manifest as a :class:`Fingerprint` (``path`` None), checked against its id."""
-    from .._io import read_json
+    from .._util.io import read_json
     from ..errors import StoreError
 
     target = manifest_path(store_root, manifest_id)

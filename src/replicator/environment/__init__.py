@@ -11,7 +11,8 @@ snapshot_editable_packages(packages, ...) -> packages with editable sources snap
 
 from __future__ import annotations
 
-from .compare import (
+from ..capture.editable import snapshot_editable_packages
+from ..compare.environment import (
     RANKS,
     EnvDiff,
     EnvDifference,
@@ -34,7 +35,6 @@ from .requirements import (
     build_index,
     requirements_from_environment,
     requirements_text,
-    snapshot_editable_packages,
 )
 
 __all__ = [

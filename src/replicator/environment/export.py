@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write
+from .._util.io import atomic_write
 from ..errors import UsageError
 from .requirements import Requirement, requirements_from_environment, requirements_text
 
@@ -261,7 +261,7 @@ def export_environment(
     output: str | os.PathLike[str] | None = None,
 ) -> EnvExport:
     """Build (and with ``output``, write) the files of ``format`` for a recorded run."""
-    from ..diff import read_part
+    from ..store import read_part
 
     if format not in FORMATS:
         raise UsageError(f"Unknown export format '{format}'; choose one of {', '.join(FORMATS)}.")

@@ -8,9 +8,9 @@ into ``name==version`` pins, which cannot be installed for editable or VCS packa
   ``+cu130``, ``+rocm6.2``) keeps the label and names the index that serves it;
 - a VCS package becomes ``name @ git+URL@COMMIT``;
 - an editable or local package becomes a path install (``-e PATH``), with its recorded commit and
-  dirty flag in a comment; :func:`snapshot_editable_packages` records an editable package's
-  uncommitted changes as a snapshot commit in its own repository, so that a reproduction can
-  install exactly what ran.
+  dirty flag in a comment; :func:`replicator.capture.editable.snapshot_editable_packages` records
+  an editable package's uncommitted changes as a snapshot commit in its own repository, so that a
+  reproduction can install exactly what ran.
 """
 
 from __future__ import annotations
@@ -20,17 +20,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..capture.environment import TOOLING
+
 __all__ = [
-    "TOOLING",
     "Requirement",
     "build_index",
     "requirements_from_environment",
     "requirements_text",
-    "snapshot_editable_packages",
 ]
 
-# Installers, not dependencies: a uv-made venv has no pip, a pip-made one has no uv.
-TOOLING = frozenset({"pip", "uv", "setuptools", "wheel", "distribute", "pkg-resources"})
 PYTORCH_INDEX = "https://download.pytorch.org/whl/{label}"
 _BUILD_LABEL = re.compile(r"^(cpu|cu\d{2,3}|rocm\d+(\.\d+)*|xpu)$")
 _TORCH_FAMILY = ("torch", "torchvision", "torchaudio", "torchtext", "torchdata", "triton")
@@ -160,50 +158,3 @@ def requirements_text(
         else:
             lines.append(req.line + comment)
     return "\n".join(lines) + "\n"
-
-
-def snapshot_editable_packages(
-    packages: Mapping[str, Mapping[str, Any]],
-    *,
-    run_id: str,
-    project_repo: str | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Record the uncommitted changes of editable packages as snapshot commits.
-
-    For every editable package with uncommitted changes whose source lives in a git repository
-    other than the run's own (``project_repo``), a snapshot commit of that repository's working tree is made (same
-    mechanism as the run's code snapshot: temporary index, ``commit-tree``, a ref under
-    ``refs/replicator/snapshots/``) and its id stored under ``git.snapshot``. Returns the
-    packages with those fields added; meant to be called by capture after
-    :func:`~replicator.capture.environment.capture_environment`.
-    """
-    from pathlib import Path
-
-    from ..capture.git import capture_code
-
-    out: dict[str, dict[str, Any]] = {}
-    for key, info in packages.items():
-        record = dict(info)
-        git = dict(record.get("git") or {})
-        # A clean package is identified by its commit; only uncommitted changes need a snapshot.
-        if (
-            record.get("origin") == "editable"
-            and git.get("repo")
-            and git.get("dirty")
-            and record.get("path")
-        ):
-            same = (
-                project_repo is not None
-                and Path(git["repo"]).resolve() == Path(project_repo).resolve()
-            )
-            if not same:
-                state = capture_code(record["path"], run_id=f"{run_id}-pkg-{key}")
-                if state.snapshot:
-                    git.update(
-                        snapshot=state.snapshot,
-                        snapshot_ref=state.snapshot_ref,
-                        snapshot_tree=state.snapshot_tree,
-                    )
-                    record["git"] = git
-        out[key] = record
-    return out

@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write_json
+from .._util.io import atomic_write_json
 from ..errors import MissingDependencyError, UsageError
 
 try:
@@ -44,7 +44,7 @@ _UNSAFE_KEYS = ("hyper_parameters", "datamodule_hyper_parameters", "hparams_name
 def _the_run(run: Any) -> Any:
     if run is not None:
         return run
-    from ..run import active_run
+    from ..record.run import active_run
 
     active = active_run()
     if active is None:
@@ -186,7 +186,7 @@ class ReplicatorCheckpointIO(CheckpointIO):
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | os.PathLike[str], storage_options: Any = None
     ) -> None:
-        from .._checkpoint_file import Snapshot
+        from ..checkpoints.file import Snapshot
 
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -198,7 +198,7 @@ class ReplicatorCheckpointIO(CheckpointIO):
     def load_checkpoint(
         self, path: str | os.PathLike[str], map_location: Any = None, weights_only: Any = None
     ) -> dict[str, Any]:
-        from ..checkpoints import read_checkpoint
+        from ..checkpoints.manager import read_checkpoint
 
         target = Path(path).resolve()
         run = _the_run(self._run)

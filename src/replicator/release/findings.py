@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write_json
+from .._util.io import atomic_write_json
 from ..errors import UsageError
 
 __all__ = [

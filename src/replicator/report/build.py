@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._io import atomic_write
+from .._util.io import atomic_write
 from .._version import __version__
 from ..errors import UsageError
 from ..stats._common import column
@@ -29,7 +29,7 @@ from .tables import to_csv, to_html, to_latex, to_markdown
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..store import Store
+    from ..store.store import Store
 
 __all__ = ["FORMATS", "Report", "build_report", "render_report", "write_report"]
 
@@ -216,8 +216,8 @@ def build_report(
     plots: bool = True,
 ) -> Report:
     """Gather the table, plots, run list and environment facts of ``experiment``."""
-    from ..analysis import load_metrics, load_runs
-    from ..store import Store as _Store
+    from ..store.frames import load_metrics, load_runs
+    from ..store.store import Store as _Store
 
     opened = store if isinstance(store, _Store) else _Store(store) if store else _Store.open()
     every = load_runs(experiment=experiment, store=opened, status=None)

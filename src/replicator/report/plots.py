@@ -247,7 +247,7 @@ def data_uri(fig: Figure, fmt: str = "png") -> str:
 
 def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 150) -> Path:
     """Write ``fig`` as PNG or SVG according to the suffix of ``path``."""
-    from .._io import atomic_write
+    from .._util.io import atomic_write
 
     target = Path(path)
     fmt = target.suffix.lower().lstrip(".")

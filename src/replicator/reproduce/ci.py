@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .._io import atomic_write
+from .._util.io import atomic_write
 from ..errors import UsageError
 
 __all__ = ["WORKFLOW_PATH", "ci_workflow", "write_ci_workflow"]

@@ -227,7 +227,7 @@ def compare_checkpoints(
     original_dir: str | os.PathLike[str], reproduced_dir: str | os.PathLike[str]
 ) -> list[Check]:
     """Files under both runs' ``checkpoints/`` folders, compared by BLAKE3 hash."""
-    from ..outputs import hash_file
+    from ..record.outputs import hash_file
 
     a_root, b_root = Path(original_dir) / "checkpoints", Path(reproduced_dir) / "checkpoints"
     if not a_root.is_dir():

@@ -11,7 +11,7 @@ environment  ``--env fresh``: a new venv with the recorded packages (uv, else ve
              ``--env current``: the command's interpreter as it is now, after a check
 data         verify the recorded dataset fingerprints (refuse, or warn with
              ``allow_data_change``); link data kept outside git into the checkout
-run          :func:`replicator.launch.launch` as a new run, linked by ``reproduction_of``
+run          :func:`replicator.record.launch.launch` as a new run, linked by ``reproduction_of``
 compare      summary metrics, histories, output and checkpoint hashes -> a verdict
 """
 
@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .._io import atomic_write_json, read_json
-from .._progress import NullProgress, Progress
-from ..diff import read_part
+from .._util.io import atomic_write_json, read_json
+from .._util.progress import NullProgress, Progress
 from ..errors import ReplicatorError, UsageError
-from ..store import Store, read_run
+from ..store import read_part
+from ..store.store import Store, read_run
 from .checkout import Checkout, checkout_code
 from .compare import (
     Check,
@@ -138,7 +138,7 @@ class _Stages:
 
 def _host_warnings(run_dir: Path) -> list[str]:
     from ..capture.hardware import capture_hardware
-    from ..environment.compare import diff_environments
+    from ..compare.environment import diff_environments
 
     recorded = read_part(run_dir, "hardware.json")
     if not recorded:
@@ -266,7 +266,7 @@ def reproduce(
                 detail.append(f"{fresh.tool} venv in {fresh.seconds:.1f}s at {fresh.prefix}")
             else:
                 python = current_python(meta, environment, warnings)
-                from ..environment.compare import check_environment
+                from ..compare.environment import check_environment
 
                 result = check_environment(run_dir, python=python)
                 top = result.within(3)
@@ -367,7 +367,7 @@ def _stderr_tail(run_dir: Path) -> str:
 def _compare(
     original: Path, new: Path, *, rtol: float, atol: float, metrics: Sequence[str] | None
 ) -> list[Check]:
-    from ..metrics import read_metrics
+    from ..record.metrics import read_metrics
 
     a, b = read_run(original), read_run(new)
     checks = compare_summaries(a.summary, b.summary, rtol=rtol, atol=atol, metrics=metrics)
@@ -385,7 +385,7 @@ def _compare(
 
 def _explain(original: Path, new: Path, meta: Mapping[str, Any], env: str) -> list[str]:
     """Recorded differences between the original and the reproduction, most likely cause first."""
-    from ..environment.compare import diff_run_environments
+    from ..compare.environment import diff_run_environments
 
     causes = []
     new_meta = read_part(new, "run.json")

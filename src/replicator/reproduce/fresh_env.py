@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write
+from .._util.io import atomic_write
 from ..environment.requirements import (
     Requirement,
     requirements_from_environment,

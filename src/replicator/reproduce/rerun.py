@@ -1,4 +1,4 @@
-"""Re-running a recorded command: the new run through :func:`replicator.launch.launch`.
+"""Re-running a recorded command: the new run through :func:`replicator.record.launch.launch`.
 
 The recorded command, config file, overrides, seed, deterministic flag, metric pattern and
 variables are moved onto the checkout (paths under the original repository) and the fresh
@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from ..diff import read_part
-from ..store import Store
+from ..store import read_part
+from ..store.store import Store
 from .checkout import Checkout
 from .errors import ReproduceError
 
@@ -126,7 +126,7 @@ def rerun(
     stdout: IO[bytes] | None,
     stderr: IO[bytes] | None,
 ) -> Any:
-    from ..launch import RunSpec, launch
+    from ..record.launch import RunSpec, launch
     from ..redact import REDACTED
 
     command = list(meta.get("command") or [])

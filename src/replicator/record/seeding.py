@@ -18,8 +18,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._warnings import warn
-from .errors import SeedingError
+from .._util.warnings import warn
+from ..errors import SeedingError
 
 __all__ = [
     "DETERMINISM_ENV",

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ._io import atomic_write_json, read_json
-from .config import (
+from .._util.io import atomic_write_json, read_json
+from ..config import (
     ENV_CONFIG,
     ENV_OVERRIDES,
     ENV_RUN_DIR,
@@ -35,7 +35,9 @@ from .config import (
     parse_override,
     to_container,
 )
-from .errors import ConfigError, UsageError
+from ..errors import ConfigError, UsageError
+from ..redact import REDACTED, redact_argv, redact_text, secret_values
+from ..store.store import HEARTBEAT_INTERVAL_S, Store
 from .metrics import MetricPattern, MetricsWriter
 from .outputs import OutputWatcher
 from .recorder import (
@@ -48,9 +50,7 @@ from .recorder import (
     touch_heartbeat,
     which_python,
 )
-from .redact import REDACTED, redact_argv, redact_text, secret_values
 from .seeding import DETERMINISM_ENV, check_seed, draw_seeds
-from .store import HEARTBEAT_INTERVAL_S, Store
 
 __all__ = ["LaunchResult", "RunSpec", "launch"]
 
@@ -168,7 +168,7 @@ def launch(
     sweep: dict[str, Any] = {}
     sweep_file = Path()
     if spec.seeds is not None:
-        from .store import new_run_id
+        from ..store.store import new_run_id
 
         sweep_id = new_run_id()
         sweep = {

@@ -19,10 +19,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ._io import atomic_write_json, read_json
-from ._warnings import warn
-from .config import ENV_RUN_DIR, ENV_SEED, config_hash, to_container
-from .errors import StoreError, UsageError
+from .._util.io import atomic_write_json, read_json
+from .._util.warnings import warn
+from ..config import ENV_RUN_DIR, ENV_SEED, config_hash, to_container
+from ..errors import StoreError, UsageError
+from ..store.store import Store
 from .metrics import MetricsWriter, encode_value
 from .recorder import (
     capture_all,
@@ -33,7 +34,6 @@ from .recorder import (
     touch_heartbeat,
 )
 from .seeding import SeedReport, check_seed, seed_everything, seed_loaded, stop_seeding_on_import
-from .store import Store
 
 __all__ = ["Run", "Summary", "active_run", "record_script_config", "start"]
 
@@ -111,7 +111,7 @@ class Run:
         if self._rng is None:
             import numpy as np
 
-            from .rng import register_rng
+            from ..checkpoints.rng import register_rng
 
             self._rng = np.random.default_rng(np.random.SeedSequence(self.seed))
             register_rng(self._rng, name="run.rng")
@@ -142,7 +142,7 @@ class Run:
     def checkpoints(self) -> Any:
         """The run's :class:`~replicator.checkpoints.CheckpointManager` (in ``dir/checkpoints``)."""
         if self._checkpoints is None:
-            from .checkpoints import CheckpointManager
+            from ..checkpoints.manager import CheckpointManager
 
             self._checkpoints = CheckpointManager(
                 self.dir / "checkpoints",
@@ -195,7 +195,7 @@ class Run:
         if self._checkpoints is not None:
             self._checkpoints.close()  # waits for pending asynchronous writes
         if self._rng is not None:
-            from .rng import unregister_rng
+            from ..checkpoints.rng import unregister_rng
 
             unregister_rng("run.rng")
         self._metrics.close()
@@ -551,7 +551,7 @@ def record_script_config(
     if data.get("data") and data.get("data") != launcher_config.get("data"):
         # The script's own config declares datasets the launcher did not see: fingerprint them
         # now, before training reads them (the launcher files them in run.json at the end).
-        from .store import Store
+        from ..store.store import Store
 
         try:
             record["data"] = fingerprint_config_data(

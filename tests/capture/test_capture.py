@@ -13,7 +13,7 @@ from replicator.capture.environment import capture_environment, lock_files, scan
 from replicator.capture.git import capture_code
 from replicator.capture.hardware import capture_hardware
 
-from .conftest import git
+from ..conftest import git
 
 
 def test_snapshot_leaves_branch_index_stash_and_tree_untouched(repo: Path, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 import replicator
 from replicator.errors import UsageError
-from replicator.metrics import read_metrics
+from replicator.record.metrics import read_metrics
 from replicator.store import Store
 
 

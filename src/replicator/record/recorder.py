@@ -15,11 +15,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._io import append_lines, atomic_write, atomic_write_json
-from .config import config_hash, dump_yaml, hparams_csv
-from .errors import ConfigError
-from .redact import redact_argv, redact_text
-from .store import SCHEMA_VERSION, Store, process_identity
+from .._util.io import append_lines, atomic_write, atomic_write_json
+from ..config import config_hash, dump_yaml, hparams_csv
+from ..errors import ConfigError
+from ..redact import redact_argv, redact_text
+from ..store.store import SCHEMA_VERSION, Store, process_identity
 
 __all__ = [
     "capture_all",
@@ -96,9 +96,9 @@ def resume_run(run_dir: Path, *, resume_completed: bool = False) -> tuple[str, d
     Returns ``(run_id, meta, session)``; the status history keeps every earlier status and the
     run is 'running' again under this process. A run whose recorder still lives is refused.
     """
-    from ._io import read_json
-    from .errors import UsageError
-    from .store import read_run
+    from .._util.io import read_json
+    from ..errors import UsageError
+    from ..store.store import read_run
 
     record = read_run(run_dir)
     if record.status == "running":
@@ -221,9 +221,9 @@ def capture_all(
 
     Capture problems never stop a run: each part that fails is recorded with its error.
     """
-    from .capture.environment import capture_environment
-    from .capture.git import capture_code
-    from .capture.hardware import capture_hardware
+    from ..capture.environment import capture_environment
+    from ..capture.git import capture_code
+    from ..capture.hardware import capture_hardware
 
     errors: dict[str, str] = {}
     exclude: list[str] = []
@@ -243,7 +243,7 @@ def capture_all(
             env=dict(env) if env is not None else None,
         )
         # Dirty editable packages get a snapshot commit in their own repository, like the run's code.
-        from .environment import snapshot_editable_packages
+        from ..capture.editable import snapshot_editable_packages
 
         try:
             environment["packages"] = snapshot_editable_packages(
@@ -294,6 +294,6 @@ def fingerprint_config_data(
             f"The 'data' section of {where or 'the config'} must map dataset names to paths "
             "(train: data/train) or to {path: ..., algo: md5}; put other settings under another key."
         )
-    from .data import fingerprint_datasets
+    from ..data import fingerprint_datasets
 
     return fingerprint_datasets(section, store=store, base_dir=base_dir)

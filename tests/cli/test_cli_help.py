@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from replicator import __version__
 from replicator.cli.main import cli
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def all_commands() -> list[tuple[str, ...]]:
@@ -51,7 +51,7 @@ def test_version() -> None:
 
 
 def test_unknown_command_is_a_usage_error() -> None:
-    from .conftest import run_cli
+    from ..conftest import run_cli
 
     proc = run_cli("nosuchcommand")
     assert proc.returncode == 2 and "No such command" in proc.stderr
@@ -76,7 +76,7 @@ def test_ctx_exit_code_reaches_the_shell() -> None:
     from replicator.cli.main import main
 
     assert main(["--version"]) == 0
-    from .conftest import run_cli
+    from ..conftest import run_cli
 
     assert run_cli("ls", "--where", "(").returncode == 2
 

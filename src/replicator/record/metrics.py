@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._io import append_lines
-from .errors import ConfigError
+from .._util.io import append_lines
+from ..errors import ConfigError
 
 __all__ = ["MetricPattern", "MetricsWriter", "decode_value", "encode_value", "read_metrics"]
 

@@ -9,7 +9,7 @@ import pytest
 
 import replicator
 from replicator.errors import SeedingError
-from replicator.seeding import check_seed, draw_seeds, worker_seed
+from replicator.record.seeding import check_seed, draw_seeds, worker_seed
 
 
 def test_same_seed_same_numbers_for_random_and_numpy() -> None:

@@ -1,7 +1,7 @@
 """``replicator env diff`` and ``env check``: environment differences ranked by how likely they
 change numbers.
 
-:func:`replicator.diff.diff_runs` shows its environment part in these ranks too:
+:func:`replicator.compare.runs.diff_runs` shows its environment part in these ranks too:
 
 1. packages missing, or installed from another origin or source commit
 2. Python minor version (or implementation)
@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..diff import read_part
-from .requirements import TOOLING
+from ..capture.environment import TOOLING
+from ..store import read_part
 
 __all__ = [
     "RANKS",

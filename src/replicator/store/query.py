@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .errors import QueryError
+from ..errors import QueryError
 
 __all__ = ["compile_where", "missing_paths"]
 

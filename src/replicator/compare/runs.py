@@ -8,18 +8,16 @@ final metrics that differ as a consequence.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-from .config import flatten
-from .store import RunRecord
+from ..config import flatten
+from ..store.store import RunRecord
 
-__all__ = ["Difference", "RunDiff", "diff_runs", "read_part"]
+__all__ = ["Difference", "RunDiff", "diff_runs"]
 
-# Sections after the environment's seven ranks (replicator.environment.compare.RANKS).
+# Sections after the environment's seven ranks (replicator.compare.environment.RANKS).
 SECTIONS = ("seeds", "config", "data", "code", "metrics")
 
 
@@ -44,16 +42,6 @@ class RunDiff:
         return {"a": self.a, "b": self.b, "differences": [asdict(d) for d in self.differences]}
 
 
-def read_part(run_dir: Path, name: str) -> dict[str, Any]:
-    """A run's JSON part (environment.json, hardware.json, code.json...), {} when absent."""
-    try:
-        with open(run_dir / name, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def diff_runs(a: RunRecord, b: RunRecord) -> RunDiff:
     """Every difference between two runs' records, ranked."""
     out: list[Difference] = []
@@ -63,13 +51,13 @@ def diff_runs(a: RunRecord, b: RunRecord) -> RunDiff:
             out.append(Difference(section, key, va, vb, 10 * (SECTIONS.index(section) + 1) + sub))
 
     # Environment and hardware: one ranking, shared with `replicator env diff`.
-    from .environment.compare import RANKS, diff_environments
+    from .environment import RANKS, diff_environments
 
     env = diff_environments(
-        read_part(a.dir, "environment.json"),
-        read_part(a.dir, "hardware.json"),
-        read_part(b.dir, "environment.json"),
-        read_part(b.dir, "hardware.json"),
+        a.part("environment.json"),
+        a.part("hardware.json"),
+        b.part("environment.json"),
+        b.part("hardware.json"),
         a=a.id,
         b=b.id,
     )
@@ -91,7 +79,7 @@ def diff_runs(a: RunRecord, b: RunRecord) -> RunDiff:
         add("config", key, cfg_a.get(key, "<absent>"), cfg_b.get(key, "<absent>"))
     data_a, data_b = a.meta.get("data") or {}, b.meta.get("data") or {}
     if data_a or data_b:
-        from .data import diff_recorded
+        from ..data import diff_recorded
 
         store_root = a.dir.parent.parent  # runs/ID -> the store
         for change in diff_recorded(data_a, data_b, store=store_root).values():
@@ -104,7 +92,7 @@ def diff_runs(a: RunRecord, b: RunRecord) -> RunDiff:
             hidden = len(files) - MAX_FILES_SHOWN
             if hidden > 0:
                 add("data", f"{change.name}: {hidden} more changed files", "", "see data diff", 1)
-    code_a, code_b = read_part(a.dir, "code.json"), read_part(b.dir, "code.json")
+    code_a, code_b = a.part("code.json"), b.part("code.json")
     add(
         "code",
         "working tree (snapshot tree)",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from replicator.errors import ConfigError
-from replicator.metrics import MetricPattern, MetricsWriter, read_metrics
+from replicator.record.metrics import MetricPattern, MetricsWriter, read_metrics
 
 
 def test_writer_flushes_in_the_background_within_a_second(tmp_path: Path) -> None:
@@ -95,7 +95,7 @@ def test_atomic_writes_follow_the_umask(tmp_path: Path) -> None:
     import os
     import stat
 
-    from replicator._io import _UMASK, atomic_write
+    from replicator._util.io import _UMASK, atomic_write
 
     path = atomic_write(tmp_path / "f.json", "{}")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~_UMASK

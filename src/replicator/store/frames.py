@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._deps import require
-from .config import flatten
-from .errors import UsageError
+from .._util.deps import require
+from ..config import flatten
+from ..errors import UsageError
 from .store import RunRecord, Store
 
 if TYPE_CHECKING:
@@ -151,10 +151,10 @@ def read_metrics_file(
 ) -> list[tuple[int, str, float, float]]:
     """(step, key, value, time) tuples from one metrics.jsonl; torn or damaged lines skipped.
 
-    Reads through :func:`replicator.metrics.read_metrics`, so lines that a resumed run
+    Reads through :func:`replicator.record.metrics.read_metrics`, so lines that a resumed run
     superseded are dropped unless ``superseded``.
     """
-    from .metrics import read_metrics
+    from ..record.metrics import read_metrics
 
     wanted = set(keys) if keys is not None else None
     out: list[tuple[int, str, float, float]] = []
@@ -289,11 +289,11 @@ def run_notebook(
     """
     import shutil
 
-    from ._io import atomic_write_json, read_json
-    from .config import ENV_RUN_DIR, ENV_SEED
-    from .errors import MissingDependencyError, ReplicatorError
-    from .outputs import hash_file
-    from .run import start
+    from .._util.io import atomic_write_json, read_json
+    from ..config import ENV_RUN_DIR, ENV_SEED
+    from ..errors import MissingDependencyError, ReplicatorError
+    from ..record.outputs import hash_file
+    from ..record.run import start
 
     try:
         import papermill as pm

@@ -8,8 +8,8 @@ A :class:`CheckpointManager` owns one directory::
       events.jsonl                      fallbacks, superseded checkpoints, pickle opt-ins
       step000000120-000007.safetensors  one file per checkpoint (step, then save counter)
 
-``save(state, step=...)`` adds every RNG stream (:func:`replicator.rng.rng_state`) to the user's
-state, writes a safetensors file (see :mod:`replicator._checkpoint_file`) under a temporary name
+``save(state, step=...)`` adds every RNG stream (:func:`replicator.checkpoints.rng.rng_state`) to the user's
+state, writes a safetensors file (see :mod:`replicator.checkpoints.file`) under a temporary name
 with fsync, renames it into place and fsyncs the directory, then commits a new manifest
 atomically, and only then deletes the files that are no longer kept.
 
@@ -43,15 +43,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._checkpoint_file import (
+from .._util.io import append_lines, atomic_write_json, fsync_dir, read_json
+from .._util.warnings import warn
+from ..errors import CheckpointError, UsageError
+from .file import (
     CheckpointHashError,
     Snapshot,
     hash_file,
     read_checkpoint_file,
 )
-from ._io import append_lines, atomic_write_json, fsync_dir, read_json
-from ._warnings import warn
-from .errors import CheckpointError, UsageError
 
 __all__ = [
     "Checkpoint",
@@ -141,13 +141,13 @@ class VerifyReport:
 
 
 def _encode(value: Any) -> Any:
-    from .metrics import encode_value
+    from ..record.metrics import encode_value
 
     return encode_value(value)
 
 
 def _decode(value: Any) -> Any:
-    from .metrics import decode_value
+    from ..record.metrics import decode_value
 
     return decode_value(value)
 

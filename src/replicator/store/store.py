@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._io import read_json
-from .errors import ConfigError, RunNotFoundError, StoreError
+from .._util.io import read_json
+from ..errors import ConfigError, RunNotFoundError, StoreError
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -138,6 +138,21 @@ class RunRecord:
             "exit_code": self.meta.get("exit_code"),
             "command": self.meta.get("command"),
         }
+
+    def part(self, name: str) -> dict[str, Any]:
+        """One JSON part of the run directory (``code.json``, ``environment.json``...), {} when
+        absent or unreadable."""
+        return read_part(self.dir, name)
+
+
+def read_part(run_dir: str | os.PathLike[str], name: str) -> dict[str, Any]:
+    """A run's JSON part (environment.json, hardware.json, code.json...), {} when absent."""
+    try:
+        with open(Path(run_dir) / name, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _pid_start_time(pid: int) -> str | None:
@@ -302,7 +317,7 @@ class Store:
 
     def write_sweep(self, experiment: str, sweep: dict[str, Any]) -> Path:
         """Store the seeds drawn for a sweep under experiments/NAME/sweeps/ID.json."""
-        from ._io import atomic_write_json
+        from .._util.io import atomic_write_json
 
         folder = self.experiments_dir / _safe_name(experiment) / "sweeps"
         folder.mkdir(parents=True, exist_ok=True)
@@ -383,7 +398,7 @@ class Store:
         where: str | Callable[[dict[str, Any]], bool] | None = None,
     ) -> list[RunRecord]:
         """Runs matching the filters, oldest first: ``where`` is a ``--where`` expression over
-        ``RunRecord.as_dict()`` (see :mod:`replicator.query`) or a predicate."""
+        ``RunRecord.as_dict()`` (see :mod:`replicator.store.query`) or a predicate."""
         records = self.records()
         if experiment is not None:
             wanted = {experiment} if isinstance(experiment, str) else set(experiment)
@@ -393,7 +408,7 @@ class Store:
             records = [r for r in records if r.status in allowed]
         if where is None:
             return records
-        from .errors import QueryError
+        from ..errors import QueryError
         from .query import compile_where
 
         predicate = where if callable(where) else compile_where(where)

@@ -1,0 +1,2 @@
+"""Foundations shared by every layer: atomic file I/O, formatting, progress, warnings, optional
+dependencies, hashing and mapping helpers. Nothing here knows about runs or stores."""

@@ -1,0 +1,33 @@
+"""Checkpoints: the manager behind ``run.checkpoint()`` and ``replicator checkpoint``, the
+safetensors-based file format, and the RNG state saved with every checkpoint."""
+
+from __future__ import annotations
+
+from .file import CheckpointHashError, Snapshot, read_checkpoint_file
+from .manager import (
+    Checkpoint,
+    CheckpointFallbackWarning,
+    CheckpointInfo,
+    CheckpointManager,
+    VerifyReport,
+    describe_checkpoints,
+    read_checkpoint,
+)
+from .rng import register_rng, restore_rng_state, rng_state, unregister_rng
+
+__all__ = [
+    "Checkpoint",
+    "CheckpointFallbackWarning",
+    "CheckpointHashError",
+    "CheckpointInfo",
+    "CheckpointManager",
+    "Snapshot",
+    "VerifyReport",
+    "describe_checkpoints",
+    "read_checkpoint",
+    "read_checkpoint_file",
+    "register_rng",
+    "restore_rng_state",
+    "rng_state",
+    "unregister_rng",
+]
