@@ -2,7 +2,7 @@
 
 Every error replicator raises on purpose derives from :class:`ReplicatorError`, whose message says
 what went wrong, where (file and line, run id, config key) and what to do. The CLI prints the
-message and exits with ``exit_code``; it never shows a traceback for these.
+message after ``Error:`` and exits with ``exit_code``; it never shows a traceback for these.
 
     ReplicatorError                 (exit code 1: the thing checked failed)
     ├── UsageError                  (exit code 2: the user's input is wrong)
@@ -11,24 +11,36 @@ message and exits with ``exit_code``; it never shows a traceback for these.
     │   └── RunNotFoundError        no run (or several) match a run id
     ├── StoreError                  the store or a run directory cannot be read or written
     ├── CaptureError                capturing code, environment or hardware failed
+    ├── GitError                    a git command failed (names the command, directory, git's words)
     ├── SeedingError                a framework could not be seeded as asked
     ├── CheckpointError             a checkpoint cannot be saved, verified or loaded
+    │   ├── CheckpointHashError     a checkpoint file does not match its manifest's hash
     │   └── RNGRestoreError         a random stream in a checkpoint cannot be restored
+    ├── FingerprintError            a file cannot be hashed reliably (changed while read, unreadable)
     ├── MissingDependencyError      an optional extra is needed (names the pip command)
-    ├── data.FingerprintError       a file cannot be hashed reliably (changed while read, unreadable)
-    └── reproduce.ReproduceError    a stage of `replicator reproduce` failed (names stage and cause)
+    └── ReproduceError              a stage of `replicator reproduce` failed (names stage and cause)
+
+The feature packages re-export their own: ``replicator.checkpoints.CheckpointHashError``,
+``replicator.data.FingerprintError`` and ``replicator.reproduce.ReproduceError`` are these classes.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+
 __all__ = [
     "CaptureError",
     "CheckpointError",
+    "CheckpointHashError",
     "ConfigError",
+    "FingerprintError",
+    "GitError",
     "MissingDependencyError",
     "QueryError",
     "RNGRestoreError",
     "ReplicatorError",
+    "ReproduceError",
     "RunNotFoundError",
     "SeedingError",
     "StoreError",
@@ -68,6 +80,16 @@ class CaptureError(ReplicatorError):
     """Capturing code, environment or hardware facts failed."""
 
 
+class GitError(ReplicatorError):
+    """A git command failed; the message names the command, the directory and git's own words."""
+
+    def __init__(self, command: Sequence[str], cwd: str | os.PathLike[str], stderr: str) -> None:
+        super().__init__(f"git {' '.join(command[:2])} failed in {os.fspath(cwd)}: {stderr}")
+        self.command = tuple(command)
+        self.cwd = os.fspath(cwd)
+        self.stderr = stderr
+
+
 class SeedingError(ReplicatorError):
     """A framework could not be seeded or made deterministic as asked."""
 
@@ -76,8 +98,16 @@ class CheckpointError(ReplicatorError):
     """A checkpoint cannot be saved, verified or loaded (damaged, altered, unsafe, missing)."""
 
 
+class CheckpointHashError(CheckpointError):
+    """A checkpoint file's content does not match the hash its manifest recorded."""
+
+
 class RNGRestoreError(CheckpointError):
     """A random stream saved in a checkpoint cannot be restored, so a resume would not be exact."""
+
+
+class FingerprintError(ReplicatorError):
+    """A file could not be hashed reliably (unreadable, changing, a broken or looping link)."""
 
 
 class MissingDependencyError(ReplicatorError):
@@ -90,3 +120,18 @@ class MissingDependencyError(ReplicatorError):
         )
         self.package = package
         self.extra = extra
+
+
+class ReproduceError(ReplicatorError):
+    """A reproduction stopped at ``stage`` (checkout, environment, data, run...) because of ``cause``.
+
+    The stages, in order, are ``replicator.reproduce.STAGES``.
+    """
+
+    def __init__(self, stage: str, cause: str, *, hint: str = "") -> None:
+        message = f"reproduce failed at stage '{stage}': {cause}"
+        if hint:
+            message = message.rstrip(". ") + f". {hint}"
+        super().__init__(message)
+        self.stage = stage
+        self.cause = cause

@@ -9,7 +9,7 @@ a whole value whatever it looks like.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 REDACTED = "<redacted>"
+"""What a redacted secret is replaced with."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,10 @@ def _p(rule: str, pattern: str, description: str, flags: int = 0) -> SecretPatte
     return SecretPattern(rule, re.compile(pattern, flags), description)
 
 
-# Formats from ../shared/FACTS.md. Each regex matches the secret itself (group 0 or group "secret").
+# The formats their issuers publish, as public scanners match them (gitleaks' default rules,
+# https://github.com/gitleaks/gitleaks/blob/master/config/gitleaks.toml; GitHub's token prefixes,
+# https://github.blog/2021-04-05-behind-githubs-new-authentication-token-formats/).
+# Each regex matches the secret itself (group 0 or group "secret").
 SECRET_PATTERNS: tuple[SecretPattern, ...] = (
     # The whole block when its END line is there (so capture redacts the key body too).
     _p(
@@ -95,6 +99,7 @@ SECRET_PATTERNS: tuple[SecretPattern, ...] = (
     _p("slack-token", r"\bxox[bpaser]-[0-9A-Za-z\-]{10,}", "Slack token"),
     _p("slack-app-token", r"\bxapp-[0-9]-[0-9A-Za-z\-]{10,}", "Slack app-level token"),
 )
+"""The secret formats redaction and ``replicator release check`` look for, each named by its rule id."""
 
 _SECRET_NAME = re.compile(
     r"(?:^|[_\-.])(?:api[_\-]?key|key|token|secret|password|passwd|pwd|credentials?|auth|"
@@ -241,8 +246,3 @@ def secret_values(env: Mapping[str, str], argv: Sequence[str]) -> frozenset[str]
     found |= _redact_command(argv)[1]
     # Short values ("1", "true") would shred unrelated output; they are not credentials anyway.
     return frozenset(v for v in found if len(v) >= 6)
-
-
-def redact_values(items: Iterable[str]) -> list[str]:
-    """``redact_text`` over a sequence."""
-    return [redact_text(item) for item in items]

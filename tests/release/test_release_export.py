@@ -104,3 +104,32 @@ def test_export_cli_json(repo: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
     assert data["files"] == 4 and data["commit"] == _git(dest, "rev-parse", "HEAD")
+
+
+def test_export_commit_author_is_the_users_else_replicator(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The test environment names an author in GIT_AUTHOR_NAME...: the export keeps it.
+    export_release(repo, tmp_path / "with-identity")
+    assert _git(tmp_path / "with-identity", "log", "-1", "--format=%an|%ae|%cn") == (
+        "Test Author|author@example.com|Test Author"
+    )
+    # Without any identity (no variables, no global config) the commit is replicator's.
+    for name in (
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+    ):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
+    export_release(repo, tmp_path / "anonymous")
+    log = subprocess.run(
+        ["git", "log", "-1", "--format=%an|%ae|%cn|%ce"],
+        cwd=tmp_path / "anonymous",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert log == "replicator|replicator@localhost|replicator|replicator@localhost"

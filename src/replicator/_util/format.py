@@ -5,7 +5,7 @@ from __future__ import annotations
 __all__ = ["format_size"]
 
 
-def format_size(n: int) -> str:
+def format_size(n: float) -> str:
     """Bytes in binary units: ``4.0 KiB``."""
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):

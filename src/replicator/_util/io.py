@@ -2,23 +2,30 @@
 
 ``atomic_write`` writes to a temporary file in the same directory, fsyncs it, renames it over the
 target and fsyncs the directory, so a reader sees either the old or the new content, never a torn
-file. ``append_line`` appends whole lines with a single ``write`` on an ``O_APPEND`` descriptor:
-appended data is never rewritten.
+file. ``replacing`` gives the same guarantee to a writer that opens the file itself (a
+checkpoint streamed to disk). Temp files are created with mode 0o666 and the kernel applies the
+umask; nothing here reads or sets the umask. ``append_lines`` appends whole lines with a single
+``write`` on an ``O_APPEND`` descriptor: appended data is never rewritten.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["append_lines", "atomic_write", "atomic_write_json", "fsync_dir", "read_json"]
-
-# The process umask, read once (os.umask can only be read by setting it).
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+__all__ = [
+    "append_lines",
+    "atomic_write",
+    "atomic_write_json",
+    "fsync_dir",
+    "read_json",
+    "replacing",
+]
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
@@ -39,16 +46,26 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, fsync: bool
     """Replace ``path`` with ``data`` atomically (temp file, fsync, rename, directory fsync)."""
     target = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    with replacing(target, fsync=fsync) as tmp, open(tmp, "wb") as f:
+        f.write(payload)
+        if fsync:
+            f.flush()
+            os.fsync(f.fileno())
+    return target
+
+
+@contextmanager
+def replacing(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator[Path]:
+    """A new temp file beside ``path`` to write; renamed over ``path`` when the block succeeds.
+
+    When the block raises, the temp file is removed and ``path`` is untouched. With ``fsync``
+    the directory is flushed after the rename (the caller flushes the file it wrote).
+    """
+    target = Path(path)
+    fd, tmp = _create_temp(target)
+    os.close(fd)
     try:
-        # mkstemp makes 0600 files; runs and reports are shared (cluster filesystems, teams),
-        # so the result gets the mode any new file would get under the user's umask.
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
+        yield tmp
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -58,7 +75,22 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, fsync: bool
         raise
     if fsync:
         fsync_dir(target.parent)
-    return target
+
+
+def _create_temp(target: Path) -> tuple[int, Path]:
+    """A new, empty temp file beside ``target`` (``.NAME.<random>.tmp``), opened for writing.
+
+    It is created with mode 0o666 and the kernel applies the umask, so the result gets the mode
+    any new file gets (runs and reports are shared on cluster filesystems and in teams). Reading
+    the umask instead would mean setting it, which changes it for every thread for a moment.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, fsync: bool = True) -> Path:

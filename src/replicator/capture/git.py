@@ -5,6 +5,9 @@ with a temporary index seeded from the user's own index (so unchanged files are 
 committed with ``git commit-tree`` on top of HEAD and kept from garbage collection under
 ``refs/replicator/snapshots/RUN_ID``. The user's branch, index, stash and working tree are
 never touched. A plain patch (snapshot versus HEAD, binary-safe) is written next to the run.
+
+:func:`git` is the one way replicator runs git (capture, reproduce's checkouts, release export):
+never prompting, messages in English, failures as :class:`~replicator.errors.GitError`.
 """
 
 from __future__ import annotations
@@ -13,13 +16,16 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from ..errors import GitError
 from ..redact import clean_remote_url
 
-__all__ = ["CodeState", "capture_code", "git_root"]
+__all__ = ["CodeState", "GitResult", "capture_code", "git", "git_root", "git_stream"]
 
 SNAPSHOT_REF_PREFIX = "refs/replicator/snapshots/"
 _IDENTITY = {
@@ -51,14 +57,90 @@ class CodeState:
         return asdict(self)
 
 
-def _git(
-    args: list[str],
+@dataclass(frozen=True)
+class GitResult:
+    """What one git command returned: its exit status, its output and its error output."""
+
+    command: tuple[str, ...]
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def ok(self) -> bool:
+        """Whether git exited with status 0."""
+        return self.returncode == 0
+
+    @property
+    def text(self) -> str:
+        """The output as text, stripped (bytes that are not UTF-8 kept as surrogates)."""
+        return self.stdout.decode("utf-8", "surrogateescape").strip()
+
+    @property
+    def message(self) -> str:
+        """Git's error output as text, stripped: what an error message quotes."""
+        return self.stderr.decode("utf-8", "replace").strip()
+
+    def fields(self) -> list[str]:
+        """The NUL-separated fields of ``-z`` output, unstripped (paths keep their spaces)."""
+        return [f for f in self.stdout.decode("utf-8", "surrogateescape").split("\0") if f]
+
+
+def git(
     cwd: str | os.PathLike[str],
-    env: dict[str, str] | None = None,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    input: bytes | None = None,
+    timeout: float | None = None,
     check: bool = True,
-    binary: bool = False,
-) -> Any:
-    full_env = {
+) -> GitResult:
+    """Run ``git ARGS`` in ``cwd``, never prompting, with messages in English.
+
+    ``env`` adds to the process environment. With ``check`` a failure raises :class:`GitError`
+    (``git ARG ARG failed in CWD: <git's message>``); without, the caller reads ``returncode``.
+    A missing git binary or directory raises OSError, a timeout ``subprocess.TimeoutExpired``.
+    """
+    proc = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        env=_environment(env),
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    result = GitResult(tuple(args), proc.returncode, proc.stdout, proc.stderr)
+    if check and not result.ok:
+        raise GitError(args, cwd, result.message)
+    return result
+
+
+@contextmanager
+def git_stream(cwd: str | os.PathLike[str], *args: str) -> Iterator[IO[bytes]]:
+    """The output of a long git command (``git log -p --all``) to read as it comes.
+
+    Set up like :func:`git`; git's error output is discarded. Leaving the block stops git if it
+    is still running, so a reader may stop early.
+    """
+    proc = subprocess.Popen(
+        ["git", *args],
+        cwd=cwd,
+        env=_environment(None),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    try:
+        yield proc.stdout
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        proc.wait()
+
+
+def _environment(env: Mapping[str, str] | None) -> dict[str, str]:
+    return {
         **os.environ,
         **(env or {}),
         "GIT_TERMINAL_PROMPT": "0",
@@ -66,14 +148,6 @@ def _git(
         # `git status` must not refresh the user's index behind their back
         "GIT_OPTIONAL_LOCKS": "0",
     }
-    proc = subprocess.run(["git", *args], cwd=cwd, env=full_env, capture_output=True, check=False)
-    if check and proc.returncode != 0:
-        raise subprocess.CalledProcessError(
-            proc.returncode, ["git", *args], proc.stdout, proc.stderr
-        )
-    if binary:
-        return proc.stdout
-    return proc.stdout.decode("utf-8", "replace").strip()
 
 
 def git_root(path: str | os.PathLike[str]) -> Path | None:
@@ -81,8 +155,8 @@ def git_root(path: str | os.PathLike[str]) -> Path | None:
     if shutil.which("git") is None:
         return None
     try:
-        out = _git(["rev-parse", "--show-toplevel"], path)
-    except (subprocess.CalledProcessError, OSError):
+        out = git(path, "rev-parse", "--show-toplevel").text
+    except (GitError, OSError):
         return None
     return Path(out) if out else None
 
@@ -106,33 +180,31 @@ def capture_code(
         return CodeState(repo=None, note="not inside a git repository; code was not captured")
     try:
         return _capture(root, Path(cwd), run_id, patch_path, exclude)
-    except subprocess.CalledProcessError as exc:
-        err = exc.stderr.decode("utf-8", "replace").strip() if exc.stderr else ""
-        return CodeState(repo=str(root), note=f"git failed ({' '.join(exc.cmd[:3])}): {err[:300]}")
+    except GitError as exc:
+        command = " ".join(exc.command[:2])
+        return CodeState(repo=str(root), note=f"git failed (git {command}): {exc.stderr[:300]}")
 
 
 def _capture(root: Path, cwd: Path, run_id: str, patch_path: Any, exclude: Any) -> CodeState:
-    head = _git(["rev-parse", "--verify", "-q", "HEAD"], root, check=False) or None
-    branch = _git(["symbolic-ref", "--short", "-q", "HEAD"], root, check=False) or None
+    head = git(root, "rev-parse", "--verify", "-q", "HEAD", check=False).text or None
+    branch = git(root, "symbolic-ref", "--short", "-q", "HEAD", check=False).text or None
     remote = _remote(root, branch)
     tree = _working_tree(root, exclude)
-    status = _git(["status", "--porcelain=v1", "-uall", "--no-renames"], root, check=False)
+    status = git(root, "status", "--porcelain=v1", "-uall", "--no-renames", check=False).text
     untracked = sum(1 for line in status.splitlines() if line.startswith("??"))
     changed = sum(1 for line in status.splitlines() if line and not line.startswith("??"))
-    head_tree = _git(["rev-parse", f"{head}^{{tree}}"], root) if head else None
+    head_tree = git(root, "rev-parse", f"{head}^{{tree}}").text if head else None
     dirty = tree != head_tree
     message = f"replicator snapshot for run {run_id}\n\nbase: {head or '(no commit)'}\n"
     args = ["commit-tree", tree, "-m", message]
     if head:
         args[2:2] = ["-p", head]
-    snapshot = _git(args, root, env=_IDENTITY)
+    snapshot = git(root, *args, env=_IDENTITY).text
     ref = SNAPSHOT_REF_PREFIX + run_id
-    _git(["update-ref", ref, snapshot], root)
+    git(root, "update-ref", ref, snapshot)
     if patch_path is not None:
-        base = head or _git(["hash-object", "-t", "tree", "/dev/null"], root)
-        patch = _git(
-            ["diff", "--binary", "--no-color", "--no-ext-diff", base, snapshot], root, binary=True
-        )
+        base = head or git(root, "hash-object", "-t", "tree", "/dev/null").text
+        patch = git(root, "diff", "--binary", "--no-color", "--no-ext-diff", base, snapshot).stdout
         Path(patch_path).write_bytes(patch)
     try:
         rel = str(cwd.resolve().relative_to(root.resolve()))
@@ -156,7 +228,7 @@ def _capture(root: Path, cwd: Path, run_id: str, patch_path: Any, exclude: Any) 
 
 def _working_tree(root: Path, exclude: Any = ()) -> str:
     """The tree id of the working tree (untracked, non-ignored files included); touches nothing."""
-    git_dir = Path(_git(["rev-parse", "--absolute-git-dir"], root))
+    git_dir = Path(git(root, "rev-parse", "--absolute-git-dir").text)
     with tempfile.TemporaryDirectory(prefix="replicator-index-") as tmp:
         tmp_index = os.path.join(tmp, "index")
         user_index = git_dir / "index"
@@ -166,10 +238,10 @@ def _working_tree(root: Path, exclude: Any = ()) -> str:
             # it, and a fresh mtime would make a same-size edit in the same second look clean.
             shutil.copy2(user_index, tmp_index)
         env = {"GIT_INDEX_FILE": tmp_index, **_IDENTITY}
-        _git(["add", "-A", "--", "."], root, env=env)
+        git(root, "add", "-A", "--", ".", env=env)
         for path in exclude:
-            _git(["rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", path], root, env=env)
-        return str(_git(["write-tree"], root, env=env))
+            git(root, "rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", path, env=env)
+        return git(root, "write-tree", env=env).text
 
 
 def working_tree_id(path: str | os.PathLike[str]) -> str | None:
@@ -183,20 +255,20 @@ def working_tree_id(path: str | os.PathLike[str]) -> str | None:
         return None
     try:
         return _working_tree(root)
-    except (subprocess.CalledProcessError, OSError):
+    except (GitError, OSError):
         return None
 
 
 def _remote(root: Path, branch: str | None) -> str | None:
     name = None
     if branch:
-        name = _git(["config", "--get", f"branch.{branch}.remote"], root, check=False) or None
+        name = git(root, "config", "--get", f"branch.{branch}.remote", check=False).text or None
     if not name:
-        remotes = _git(["remote"], root, check=False).split()
+        remotes = git(root, "remote", check=False).text.split()
         name = "origin" if "origin" in remotes else (remotes[0] if remotes else None)
     if not name:
         return None
-    url = _git(["remote", "get-url", name], root, check=False)
+    url = git(root, "remote", "get-url", name, check=False).text
     return clean_remote_url(url) if url else None
 
 
@@ -205,6 +277,6 @@ def package_repo_state(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     root = git_root(path)
     if root is None:
         return None
-    commit = _git(["rev-parse", "--verify", "-q", "HEAD"], root, check=False) or None
-    status = _git(["status", "--porcelain=v1"], root, check=False)
+    commit = git(root, "rev-parse", "--verify", "-q", "HEAD", check=False).text or None
+    status = git(root, "status", "--porcelain=v1", check=False).text
     return {"repo": str(root), "commit": commit, "dirty": bool(status.strip())}

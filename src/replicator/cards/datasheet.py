@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .._util.format import format_size
+from ..data import fingerprint
 from ..errors import UsageError
-from ._records import TO_WRITE, format_bytes
+from ._records import TO_WRITE
 
 __all__ = ["Datasheet", "datasheet"]
 
@@ -100,33 +102,15 @@ class Datasheet:
 
 
 def _facts(path: Path, store: Any) -> dict[str, Any]:
-    fingerprint: Any
-    try:
-        from ..data import fingerprint
-    except ImportError:  # the data package is optional in a trimmed install
-        fingerprint = None
+    fp = fingerprint(path, store=store)
+    entries = [(e.relpath, e.size) for e in fp.entries] or [(path.name, fp.size)]
+    facts: dict[str, Any] = {
+        "fingerprint": f"{fp.algo}:{fp.digest}",
+        "nfiles": fp.nfiles,
+        "size": fp.size,
+        "kind": fp.kind,
+    }
     formats: dict[str, list[int]] = {}
-    if fingerprint is not None:
-        fp = fingerprint(path, store=store)
-        entries = [(e.relpath, e.size) for e in fp.entries] or [(path.name, fp.size)]
-        facts: dict[str, Any] = {
-            "fingerprint": f"{fp.algo}:{fp.digest}",
-            "nfiles": fp.nfiles,
-            "size": fp.size,
-            "kind": fp.kind,
-        }
-    else:
-        entries = []
-        for dirpath, _, files in os.walk(path):
-            for name in files:
-                full = Path(dirpath) / name
-                entries.append((full.relative_to(path).as_posix(), full.stat().st_size))
-        facts = {
-            "fingerprint": None,
-            "nfiles": len(entries),
-            "size": sum(s for _, s in entries),
-            "kind": "dir",
-        }
     for rel, size in entries:
         suffix = "".join(PurePosixPath(rel).suffixes[-2:]).lower() or "(no extension)"
         slot = formats.setdefault(suffix, [0, 0])
@@ -165,13 +149,13 @@ def datasheet(
                 out.append("- **Fingerprint:** not computed (replicator.data is not available)")
             out.append(f"- **Files:** {facts['nfiles']}")
             out.append(
-                f"- **Total size:** {format_bytes(float(facts['size']))} ({facts['size']} bytes)"
+                f"- **Total size:** {format_size(float(facts['size']))} ({facts['size']} bytes)"
             )
             if facts["top_level_dirs"]:
                 out.append(f"- **Top-level folders:** {', '.join(facts['top_level_dirs'])}")
             out += ["", "| format | files | size |", "|---|---:|---:|"]
             for fmt, info in facts["formats"].items():
-                out.append(f"| {fmt} | {info['files']} | {format_bytes(float(info['bytes']))} |")
+                out.append(f"| {fmt} | {info['files']} | {format_size(float(info['bytes']))} |")
             out.append("")
         for question in questions:
             out += [f"**{question}**", "", TO_WRITE, ""]

@@ -28,7 +28,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import CheckpointError
+from .._util import hashing
+from ..errors import CheckpointError, CheckpointHashError
 
 logger = logging.getLogger("replicator.checkpoints")
 
@@ -71,10 +72,6 @@ _ITEMSIZE = {
     "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
     "BOOL": 1, "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1,
 }  # fmt: skip
-
-
-class CheckpointHashError(CheckpointError):
-    """A checkpoint file's content does not match the hash its manifest recorded."""
 
 
 def _is_torch_tensor(obj: Any) -> bool:
@@ -300,18 +297,12 @@ class Snapshot:
             worker.join()
         if os.stat(path).st_size != size:
             raise CheckpointError(f"Checkpoint {path} has the wrong size after writing.")
-        return size, "blake3:" + hasher.hexdigest()
+        return size, f"{hashing.ALGORITHM}:{hasher.hexdigest()}"
 
 
-def hash_file(path: str | os.PathLike[str]) -> str:
-    """``blake3:<hex>`` of a file's bytes (memory-mapped, multi-threaded)."""
-    import blake3
-
-    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-    if os.path.getsize(path) == 0:
-        return "blake3:" + hasher.hexdigest()
-    hasher.update_mmap(os.fspath(path))
-    return "blake3:" + hasher.hexdigest()
+def hash_checkpoint(path: str | os.PathLike[str]) -> str:
+    """The ``blake3:<hex>`` a manifest records for a checkpoint file."""
+    return hashing.hash_file(path, labelled=True)
 
 
 def read_checkpoint_file(
@@ -336,9 +327,7 @@ def read_checkpoint_file(
     except FileNotFoundError as exc:
         raise CheckpointError(f"Checkpoint file {path} is missing.") from exc
     if expected_hash is not None:
-        import blake3
-
-        actual = "blake3:" + blake3.blake3(buf, max_threads=blake3.blake3.AUTO).hexdigest()
+        actual = hashing.hash_buffer(buf, labelled=True)
         if actual != expected_hash:
             raise CheckpointHashError(
                 f"Checkpoint {path} does not match its manifest: content hash {actual[:19]}..., "

@@ -23,16 +23,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .._util.io import atomic_write_json
-from ..errors import MissingDependencyError, UsageError
+from .._util.deps import require
+from .._util.io import atomic_write_json, replacing
+from ..errors import UsageError
 
-try:
-    from lightning.pytorch.callbacks import Callback
-    from lightning.pytorch.plugins.io import CheckpointIO
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise MissingDependencyError(
-        "lightning", "lightning", purpose="replicator.integrations.lightning"
-    ) from exc
+require("lightning.pytorch", purpose="replicator.integrations.lightning")
+from lightning.pytorch.callbacks import Callback  # noqa: E402 (after the clear error above)
+from lightning.pytorch.plugins.io import CheckpointIO  # noqa: E402
 
 __all__ = ["ReplicatorCallback", "ReplicatorCheckpointIO"]
 
@@ -191,9 +188,8 @@ class ReplicatorCheckpointIO(CheckpointIO):
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v for k, v in checkpoint.items() if k not in _UNSAFE_KEYS}
-        tmp = target.with_name(f".{target.name}.tmp")
-        Snapshot({"state": state}, copy=False).write(tmp)
-        os.replace(tmp, target)
+        with replacing(target) as tmp:
+            Snapshot({"state": state}, copy=False).write(tmp)
 
     def load_checkpoint(
         self, path: str | os.PathLike[str], map_location: Any = None, weights_only: Any = None

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._util.hashing import hash_file
+
 __all__ = ["OutputWatcher", "hash_file"]
 
 SKIP_DIRS = frozenset(
@@ -29,16 +31,6 @@ SKIP_DIRS = frozenset(
     }
 )
 MAX_FILES = 200_000
-
-
-def hash_file(path: str | os.PathLike[str]) -> str:
-    """BLAKE3 hex digest of a file (memory-mapped, multi-threaded for big files)."""
-    import blake3
-
-    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-    if os.path.getsize(path) > 0:
-        hasher.update_mmap(os.fspath(path))
-    return str(hasher.hexdigest())
 
 
 class OutputWatcher:

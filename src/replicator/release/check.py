@@ -41,6 +41,7 @@ from .scan import MAX_SCAN_BYTES, credential_file_findings, scan_history, scan_s
 __all__ = ["FAIL_ON", "CheckReport", "check_release"]
 
 FAIL_ON = ("error", "warning", "never")
+"""The levels ``--fail-on`` accepts: fail on errors, on warnings too, or never."""
 LARGE_FILE_BYTES = 50 * 1024 * 1024
 GITHUB_LIMIT_BYTES = 100 * 1024 * 1024
 _LICENSE = re.compile(r"^(?:LICEN[CS]E|COPYING|UNLICENSE)(?:[.\-_][\w.\-]*)?$", re.I)

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..capture.git import git
 from ..errors import ReplicatorError, UsageError
 from .check import CheckReport, check_release
 
@@ -35,24 +35,6 @@ class ExportResult:
     report: CheckReport
 
 
-def _git(
-    cwd: Path, *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None
-) -> str:
-    proc = subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        capture_output=True,
-        input=stdin,
-        env=env,
-        timeout=600,
-        check=False,
-    )
-    if proc.returncode != 0:
-        err = proc.stderr.decode("utf-8", "replace").strip()
-        raise ReplicatorError(f"git {' '.join(args[:2])} failed in {cwd}: {err}")
-    return proc.stdout.decode("utf-8", "surrogateescape")
-
-
 def export_release(
     source: str | os.PathLike[str],
     dest: str | os.PathLike[str],
@@ -68,8 +50,8 @@ def export_release(
     src = Path(source).resolve()
     target = Path(dest).resolve()
     try:
-        top = Path(_git(src, "rev-parse", "--show-toplevel").strip())
-        head = _git(src, "rev-parse", "--verify", "HEAD^{commit}").strip()
+        top = Path(git(src, "rev-parse", "--show-toplevel", timeout=600).text)
+        head = git(src, "rev-parse", "--verify", "HEAD^{commit}", timeout=600).text
     except ReplicatorError as exc:
         raise UsageError(
             f"{src} is not a git repository with at least one commit; commit the code you want "
@@ -109,49 +91,55 @@ def export_release(
 def _materialise(top: Path, target: Path) -> int:
     """Check out HEAD's tracked files (minus .replicator/) into ``target`` via a temporary index."""
     with tempfile.TemporaryDirectory(prefix="replicator-export-") as tmp:
-        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        _git(top, "read-tree", "HEAD", env=env)
-        listed = _git(top, "ls-files", "-z", "-s", env=env).split("\0")
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        git(top, "read-tree", "HEAD", env=env, timeout=600)
+        listed = git(top, "ls-files", "-z", "-s", env=env, timeout=600).fields()
         paths = []
         for entry in listed:
-            if not entry:
-                continue
             meta, _, path = entry.partition("\t")
             if meta.startswith("160000") or path.startswith(".replicator/"):
                 continue  # submodules are not files; the store is never published
             paths.append(path)
         if paths:
             payload = "\0".join(paths).encode("utf-8", "surrogateescape") + b"\0"
-            _git(
+            git(
                 top,
                 "checkout-index",
                 "-z",
                 "--stdin",
                 f"--prefix={target}/",
                 env=env,
-                stdin=payload,
+                input=payload,
+                timeout=600,
             )
     return len(paths)
 
 
 def _commit(target: Path, message: str) -> str:
-    _git(target, "init", "-q")
-    _git(target, "add", "-A")
-    env = dict(os.environ)
+    git(target, "init", "-q", timeout=600)
+    git(target, "add", "-A", timeout=600)
     # A release commit needs an author even on a machine without git identity.
-    for key, default in (("GIT_AUTHOR_NAME", "replicator"), ("GIT_COMMITTER_NAME", "replicator")):
-        if not _configured(target, "user.name"):
-            env.setdefault(key, default)
-    for key in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
-        if not _configured(target, "user.email"):
-            env.setdefault(key, "replicator@localhost")
-    _git(target, "commit", "-q", "--no-verify", "-m", message, env=env)
-    return _git(target, "rev-parse", "HEAD").strip()
+    defaults = {"user.name": "replicator", "user.email": "replicator@localhost"}
+    env = {
+        variable: defaults[setting]
+        for setting, variables in _IDENTITY_VARIABLES.items()
+        if not _configured(target, setting)
+        for variable in variables
+        if variable not in os.environ
+    }
+    git(target, "commit", "-q", "--no-verify", "-m", message, env=env, timeout=600)
+    return git(target, "rev-parse", "HEAD", timeout=600).text
+
+
+_IDENTITY_VARIABLES = {
+    "user.name": ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"),
+    "user.email": ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"),
+}
 
 
 def _configured(repo: Path, key: str) -> bool:
-    proc = subprocess.run(["git", "config", key], cwd=repo, capture_output=True, check=False)
-    return proc.returncode == 0 and bool(proc.stdout.strip())
+    result = git(repo, "config", key, check=False)
+    return result.ok and bool(result.text)
 
 
 def _remove(target: Path, created: bool) -> None:

@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..capture.git import git
 from ..errors import UsageError
 
 __all__ = ["ProjectFiles", "list_project_files", "read_text"]
@@ -41,19 +42,12 @@ class ProjectFiles:
 
 
 def _git_lines(root: Path, *args: str) -> list[str] | None:
+    """The NUL-separated output of a git command, or None when git fails or is missing."""
     try:
-        proc = subprocess.run(
-            ["git", "-c", "core.quotepath=off", *args],
-            cwd=root,
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
+        result = git(root, "-c", "core.quotepath=off", *args, timeout=120, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    if proc.returncode != 0:
-        return None
-    return [p for p in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if p]
+    return result.fields() if result.ok else None
 
 
 def list_project_files(root: str | os.PathLike[str]) -> ProjectFiles:

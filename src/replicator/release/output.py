@@ -78,6 +78,7 @@ def format_text(report: CheckReport, *, fail_on: str = "error") -> str:
 
 
 def format_json(report: CheckReport) -> str:
+    """The report as indented JSON (``replicator release check --format json``)."""
     return json.dumps(report.as_dict(), indent=2)
 
 

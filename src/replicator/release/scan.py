@@ -14,12 +14,12 @@ import bisect
 import json
 import math
 import re
-import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from ..capture.git import git_stream
 from ..redact import SECRET_PATTERNS, redact_text
 from .findings import Finding, fingerprint, mask, suppressed_rules
 
@@ -448,8 +448,7 @@ def scan_history(root: str | Path, *, timeout: float = 600.0) -> list[Finding]:
 
     Each secret is reported once, at the first (oldest) commit that added it to a file.
     """
-    cmd = [
-        "git",
+    args = (
         "-c",
         "core.quotepath=off",
         "log",
@@ -462,9 +461,7 @@ def scan_history(root: str | Path, *, timeout: float = 600.0) -> list[Finding]:
         "--no-textconv",
         "--no-renames",
         "--format=%x00commit %H",
-    ]
-    # Streamed: the patch of a whole history can be far larger than memory should hold.
-    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    )
     findings: dict[str, Finding] = {}
     commit = ""
     path: str | None = None
@@ -479,34 +476,32 @@ def scan_history(root: str | Path, *, timeout: float = 600.0) -> list[Finding]:
         block.clear()
         numbers.clear()
 
-    assert proc.stdout is not None
     deadline = time.monotonic() + timeout
-    for raw_bytes in proc.stdout:
-        if time.monotonic() > deadline:
-            proc.kill()
-            break
-        raw = raw_bytes.decode("utf-8", "replace").rstrip("\r\n")
-        if raw.startswith("\x00commit "):
-            flush()
-            commit, path = raw[8:].strip(), None
-        elif raw.startswith("+++ "):
-            flush()
-            target = raw[4:]
-            path = target[2:] if target.startswith("b/") else None
-        elif raw.startswith("@@"):
-            flush()
-            m = _HUNK.match(raw)
-            lineno = int(m["start"]) if m else 0
-        elif raw.startswith("+") and path is not None:
-            text = raw[1:]
-            if path.endswith(".ipynb"):
-                text = _json_string_line(text)
-            numbers[len(block)] = lineno
-            block.append(text)
-            lineno += 1
+    # Streamed: the patch of a whole history can be far larger than memory should hold.
+    with git_stream(root, *args) as out:
+        for raw_bytes in out:
+            if time.monotonic() > deadline:
+                break  # leaving the block stops git
+            raw = raw_bytes.decode("utf-8", "replace").rstrip("\r\n")
+            if raw.startswith("\x00commit "):
+                flush()
+                commit, path = raw[8:].strip(), None
+            elif raw.startswith("+++ "):
+                flush()
+                target = raw[4:]
+                path = target[2:] if target.startswith("b/") else None
+            elif raw.startswith("@@"):
+                flush()
+                m = _HUNK.match(raw)
+                lineno = int(m["start"]) if m else 0
+            elif raw.startswith("+") and path is not None:
+                text = raw[1:]
+                if path.endswith(".ipynb"):
+                    text = _json_string_line(text)
+                numbers[len(block)] = lineno
+                block.append(text)
+                lineno += 1
     flush()
-    proc.stdout.close()
-    proc.wait()
     return list(findings.values())
 
 

@@ -7,6 +7,7 @@ write_ci_workflow(run, root=...)                                    -> .github/w
 
 from __future__ import annotations
 
+from ..errors import ReproduceError
 from .checkout import Checkout, checkout_code, checkout_commit
 from .ci import WORKFLOW_PATH, ci_workflow, write_ci_workflow
 from .compare import (
@@ -18,8 +19,8 @@ from .compare import (
     verdict_of,
 )
 from .core import Reproduction, StageResult, format_verdict, reproduce
-from .errors import STAGES, ReproduceError
 from .fresh_env import FreshEnv, build_fresh_env, find_uv
+from .stages import STAGES
 
 __all__ = [
     "STAGES",

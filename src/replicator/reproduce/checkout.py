@@ -12,28 +12,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ReproduceError
+from ..capture.git import git
+from ..errors import ReproduceError
 
 __all__ = ["Checkout", "checkout_code", "checkout_commit"]
-
-
-def _git(args: list[str], cwd: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
-    return subprocess.run(
-        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
-    )
 
 
 def _has_commit(repo: Path, rev: str | None) -> bool:
     if not rev or not repo.is_dir():
         return False
-    return _git(["cat-file", "-e", f"{rev}^{{commit}}"], repo).returncode == 0
+    return git(repo, "cat-file", "-e", f"{rev}^{{commit}}", check=False).ok
 
 
 @dataclass(frozen=True)
@@ -70,49 +63,48 @@ class Checkout:
     def remove(self) -> None:
         """Delete the checkout (and its worktree registration in the original repository)."""
         if self.method in ("snapshot", "commit", "commit+patch") and self.repo.is_dir():
-            _git(["worktree", "remove", "--force", str(self.root)], self.repo)
-            _git(["worktree", "prune"], self.repo)
+            git(self.repo, "worktree", "remove", "--force", str(self.root), check=False)
+            git(self.repo, "worktree", "prune", check=False)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
 def _worktree(repo: Path, rev: str, dest: Path) -> None:
-    proc = _git(["worktree", "add", "--detach", "--quiet", str(dest), rev], repo)
-    if proc.returncode != 0:
+    proc = git(repo, "worktree", "add", "--detach", "--quiet", str(dest), rev, check=False)
+    if not proc.ok:
         raise ReproduceError(
-            "checkout", f"git worktree add of {rev[:12]} in {repo} failed: {proc.stderr.strip()}"
+            "checkout", f"git worktree add of {rev[:12]} in {repo} failed: {proc.message}"
         )
 
 
 def _apply_patch(root: Path, patch: Path, commit: str) -> None:
     if not patch.is_file() or patch.stat().st_size == 0:
         return
-    proc = _git(["apply", "--binary", "--whitespace=nowarn", str(patch)], root)
-    if proc.returncode != 0:
+    proc = git(root, "apply", "--binary", "--whitespace=nowarn", str(patch), check=False)
+    if not proc.ok:
         raise ReproduceError(
             "checkout",
             f"patch conflict: the stored {patch} does not apply to commit {commit[:12]} "
-            f"({proc.stderr.strip()[:400]})",
+            f"({proc.message[:400]})",
             hint="The recorded commit may have been rewritten; check out the code by hand.",
         )
 
 
 def _tree_of(root: Path) -> str:
-    _git(["add", "-A"], root)
-    proc = _git(["write-tree"], root)
-    return proc.stdout.strip()
+    git(root, "add", "-A", check=False)
+    return git(root, "write-tree", check=False).text
 
 
 def _finish(
     root: Path, repo: Path, commit: str, method: str, recorded_tree: str | None
 ) -> Checkout:
     if method == "snapshot":
-        tree_id = _git(["rev-parse", "HEAD^{tree}"], root).stdout.strip()
+        tree_id = git(root, "rev-parse", "HEAD^{tree}", check=False).text
     else:
         tree_id = _tree_of(root)
     changed: tuple[str, ...] = ()
     if recorded_tree and recorded_tree != tree_id:
-        proc = _git(["diff", "--name-only", recorded_tree, tree_id], root)
-        changed = tuple(proc.stdout.split()) if proc.returncode == 0 else ("(unknown)",)
+        proc = git(root, "diff", "--name-only", recorded_tree, tree_id, check=False)
+        changed = tuple(proc.text.split()) if proc.ok else ("(unknown)",)
     return Checkout(root, repo, commit, tree_id, method, recorded_tree, changed)
 
 
@@ -144,17 +136,25 @@ def checkout_code(
         return _finish(target, repo, str(commit), "commit+patch", recorded_tree)
     remote = code.get("remote")
     if remote and commit:
-        proc = _git(["clone", "--quiet", "--no-checkout", str(remote), str(target)], target.parent)
-        if proc.returncode != 0:
+        proc = git(
+            target.parent,
+            "clone",
+            "--quiet",
+            "--no-checkout",
+            str(remote),
+            str(target),
+            check=False,
+        )
+        if not proc.ok:
             raise ReproduceError(
                 "checkout",
                 f"{repo} no longer holds commit {str(commit)[:12]} and cloning {remote} failed: "
-                f"{proc.stderr.strip()[:300]}",
+                f"{proc.message[:300]}",
             )
-        proc = _git(["checkout", "--quiet", "--detach", str(commit)], target)
-        if proc.returncode != 0:
+        proc = git(target, "checkout", "--quiet", "--detach", str(commit), check=False)
+        if not proc.ok:
             raise ReproduceError(
-                "checkout", f"commit {str(commit)[:12]} is not in {remote}: {proc.stderr.strip()}"
+                "checkout", f"commit {str(commit)[:12]} is not in {remote}: {proc.message}"
             )
         _apply_patch(target, Path(patch), str(commit))
         return _finish(target, repo, str(commit), "clone+patch", recorded_tree)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .._protocol import REPLICATOR_STORE
 from .._util.io import atomic_write
 from ..errors import UsageError
 
 __all__ = ["WORKFLOW_PATH", "ci_workflow", "write_ci_workflow"]
 
 WORKFLOW_PATH = Path(".github/workflows/replicator-reproduce.yml")
+"""Where ``replicator reproduce --ci`` writes the GitHub Actions workflow, relative to the repository."""
 
 
 def replicator_requirement() -> str:
@@ -23,7 +25,7 @@ def replicator_requirement() -> str:
     import sys
 
     from ..capture.environment import scan_packages
-    from ..capture.git import _git, git_root
+    from ..capture.git import git, git_root
 
     info = scan_packages(list(sys.path)).get("replicator") or {}
     version = info.get("version", "")
@@ -33,7 +35,7 @@ def replicator_requirement() -> str:
     if origin in ("editable", "local") and info.get("path"):
         root = git_root(info["path"])
         commit = (info.get("git") or {}).get("commit")
-        remote = _git(["remote", "get-url", "origin"], root, check=False) if root else ""
+        remote = git(root, "remote", "get-url", "origin", check=False).text if root else ""
         if (
             remote
             and commit
@@ -77,7 +79,7 @@ jobs:
     runs-on: ubuntu-latest
     timeout-minutes: 30
     env:
-      REPLICATOR_STORE: {store}
+      {REPLICATOR_STORE.name}: {store}
     steps:
       - uses: actions/checkout@v4
         with:

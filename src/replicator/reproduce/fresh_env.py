@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from .._util.io import atomic_write
+from ..capture.git import git
 from ..environment.requirements import (
     Requirement,
     requirements_from_environment,
     requirements_text,
 )
+from ..errors import ReproduceError
 from .checkout import Checkout, checkout_commit
-from .errors import ReproduceError
 
 __all__ = ["FreshEnv", "build_fresh_env", "find_python", "find_uv", "plan_requirements"]
 
@@ -150,7 +151,7 @@ def _local(
     """Where an editable or local package comes from in the fresh environment."""
     assert req.source is not None
     flag = "-e " if req.origin == "editable" else ""
-    git = dict(req.git or {})
+    recorded = dict(req.git or {})
 
     def at(path: Path, note: str) -> Requirement:
         line = f"{flag}{path}" if flag else f"{req.name} @ file://{path}"
@@ -158,21 +159,21 @@ def _local(
 
     if project is not None and project.contains(req.source):
         return at(project.path_for(req.source), "from the run's code snapshot")
-    repo = Path(str(git.get("repo"))) if git.get("repo") else None
+    repo = Path(str(recorded.get("repo"))) if recorded.get("repo") else None
     rel = Path(req.source).resolve().relative_to(repo.resolve()) if repo else Path()
-    rev = git.get("snapshot") or (git.get("commit") if not git.get("dirty") else None)
+    rev = recorded.get("snapshot") or (
+        recorded.get("commit") if not recorded.get("dirty") else None
+    )
     if repo is not None and rev:
-        current = subprocess.run(
-            ["git", "status", "--porcelain=v1"], cwd=repo, capture_output=True, text=True
-        )
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True
-        )
-        if not git.get("dirty") and head.stdout.strip() == rev and not current.stdout.strip():
+        current = git(repo, "status", "--porcelain=v1", check=False).text
+        head = git(repo, "rev-parse", "HEAD", check=False).text
+        if not recorded.get("dirty") and head == rev and not current:
             return at(Path(req.source), f"at its recorded commit {rev[:12]}")
         checkout = checkout_commit(repo, str(rev), workdir / f"pkg-{req.name}")
         made.append(checkout)
-        what = "snapshot of its recorded uncommitted changes" if git.get("snapshot") else "commit"
+        what = (
+            "snapshot of its recorded uncommitted changes" if recorded.get("snapshot") else "commit"
+        )
         return at(checkout.root / rel, f"checked out at its recorded {what} {str(rev)[:12]}")
     if not Path(req.source).exists():
         raise ReproduceError(
@@ -181,7 +182,7 @@ def _local(
         )
     why = (
         "was recorded with uncommitted changes that were not recorded"
-        if git.get("dirty")
+        if recorded.get("dirty")
         else "has no recorded commit"
     )
     note = f"{req.name} {why}; installed from its current state at {req.source}"
