@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from replicator.errors import ConfigError
-from replicator.record.metrics import MetricPattern, MetricsWriter, read_metrics
+from replicator.record.metrics import MetricPattern, MetricsWriter
+from replicator.store.metrics import read_metrics
 
 
 def test_writer_flushes_in_the_background_within_a_second(tmp_path: Path) -> None:
@@ -89,13 +90,3 @@ def test_metric_pattern_parses_and_validates() -> None:
         MetricPattern.compile("step (")
     with pytest.raises(ConfigError, match="no named group"):
         MetricPattern.compile(r"loss (\d+)")
-
-
-def test_atomic_writes_follow_the_umask(tmp_path: Path) -> None:
-    import os
-    import stat
-
-    from replicator._util.io import _UMASK, atomic_write
-
-    path = atomic_write(tmp_path / "f.json", "{}")
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~_UMASK

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._util.io import read_json
+from .._util.format import format_size
+from ..config import flatten
 from ..errors import RunNotFoundError, UsageError
-from ..store.store import RunRecord, Store
+from ..store import RunRecord, Store, StoreLike
 
 __all__ = [
     "MetricSummary",
     "RunSet",
-    "format_bytes",
     "format_duration",
     "load_runs",
     "summarise_metrics",
@@ -71,13 +71,10 @@ class RunSet:
         return out
 
     def first_file(self, name: str) -> dict[str, Any]:
-        """The first readable JSON file ``name`` among the runs (environment.json, ...)."""
+        """The first readable, non-empty JSON part ``name`` among the runs (environment.json...)."""
         for r in self.records:
-            try:
-                data = read_json(Path(r.dir) / name)
-            except (OSError, ValueError):
-                continue
-            if isinstance(data, dict):
+            data = r.part(name)
+            if data:
                 return data
         return {}
 
@@ -93,9 +90,9 @@ class RunSet:
         return found
 
 
-def load_runs(ref: str, *, store: Store | None = None, include_failed: bool = False) -> RunSet:
+def load_runs(ref: str, *, store: StoreLike = None, include_failed: bool = False) -> RunSet:
     """The runs for a run reference (id, prefix, name, 'last') or, failing that, an experiment."""
-    store = store or Store.open()
+    store = Store.coerce(store)
     try:
         record = store.get(ref)
     except RunNotFoundError:
@@ -125,22 +122,11 @@ def _numeric(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _flat(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """Nested summary values as dotted keys: {"val": {"acc": 1}} -> [("val.acc", 1)]."""
-    out: list[tuple[str, Any]] = []
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.extend(_flat(value, f"{prefix}{key}."))
-        else:
-            out.append((f"{prefix}{key}", value))
-    return out
-
-
 def summarise_metrics(records: Iterable[RunRecord]) -> list[MetricSummary]:
     """Every numeric summary metric, aggregated over the runs that report it."""
     values: dict[str, list[float]] = {}
     for r in records:
-        for key, value in _flat(r.summary):
+        for key, value in flatten(r.summary).items():
             number = _numeric(value)
             if number is not None:
                 values.setdefault(key, []).append(number)
@@ -161,14 +147,6 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h"
 
 
-def format_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
 def hardware_text(hardware: dict[str, Any]) -> list[str]:
     """Bullet lines describing CPU, memory and GPUs from hardware.json."""
     lines = []
@@ -181,7 +159,7 @@ def hardware_text(hardware: dict[str, Any]) -> list[str]:
         )
     memory = (hardware.get("memory") or {}).get("total_bytes")
     if memory:
-        lines.append(f"Memory: {format_bytes(float(memory))}")
+        lines.append(f"Memory: {format_size(float(memory))}")
     gpu = hardware.get("gpu") or {}
     devices = gpu.get("devices") or []
     if devices:

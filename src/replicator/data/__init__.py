@@ -18,14 +18,9 @@ from .diff import (
     fingerprint_datasets,
     format_record,
 )
+from .digest import ALGORITHMS, Fingerprint, ManifestEntry
 from .dvc import EntryCheck, VerifyReport, legacy_md5, read_dvc_file, verify
-from .fingerprint import (
-    ALGORITHMS,
-    Fingerprint,
-    FingerprintError,
-    ManifestEntry,
-    fingerprint,
-)
+from .fingerprint import FingerprintError, fingerprint
 from .manifest import load_manifest, manifest_path
 
 __all__ = [

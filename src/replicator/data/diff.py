@@ -19,13 +19,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._util.format import format_size
-from ..errors import MissingDependencyError, ReplicatorError, StoreError, UsageError
-from .fingerprint import ALGORITHMS, Fingerprint, ManifestEntry, fingerprint
+from ..errors import (
+    MissingDependencyError,
+    ReplicatorError,
+    RunNotFoundError,
+    StoreError,
+    UsageError,
+)
+from ..store import Store, StoreLike
+from .digest import ALGORITHMS, Fingerprint, ManifestEntry
+from .fingerprint import fingerprint
 from .manifest import load_manifest
 
 if TYPE_CHECKING:
     from .._util.progress import Progress
-    from ..store.store import Store
 
 __all__ = [
     "DataDiff",
@@ -160,7 +167,7 @@ def diff_fingerprints(a: Fingerprint, b: Fingerprint) -> DataDiff:
 def fingerprint_datasets(
     data: Mapping[str, str | os.PathLike[str] | Mapping[str, Any]],
     *,
-    store: Store | str | os.PathLike[str] | None = None,
+    store: StoreLike = None,
     base_dir: str | os.PathLike[str] | None = None,
     algo: str = "blake3",
     progress: Progress | None = None,
@@ -261,14 +268,14 @@ def diff_recorded(
     a: dict[str, dict[str, Any]],
     b: dict[str, dict[str, Any]],
     *,
-    store: Store | str | os.PathLike[str],
+    store: StoreLike,
 ) -> dict[str, DatasetChange]:
     """Compare two runs' recorded datasets (``run.json["data"]``), name by name.
 
     Uses the manifests stored by :func:`fingerprint_datasets`; never touches the data itself, so
     it works after the data moved or changed. A missing manifest degrades to digest equality.
     """
-    root = _store_root(store)
+    root = Store.coerce(store).root
     out: dict[str, DatasetChange] = {}
     for name in sorted(set(a) | set(b)):
         ra, rb = a.get(name), b.get(name)
@@ -302,24 +309,6 @@ def diff_recorded(
 
 
 # --------------------------------------------------------------------------- resolving sides
-def _store_root(store: Store | str | os.PathLike[str] | None) -> Path:
-    from ..store.store import Store
-
-    if isinstance(store, Store):
-        return store.root
-    if store is not None:
-        return Path(store)
-    return Store.open().root
-
-
-def _open_store(store: Store | str | os.PathLike[str] | None) -> Store:
-    from ..store.store import Store
-
-    if isinstance(store, Store):
-        return store
-    return Store(store) if store is not None else Store.open()
-
-
 def run_datasets(store: Store, ref: str) -> tuple[str, dict[str, dict[str, Any]]]:
     """A run's id and its recorded datasets (``run.json["data"]``)."""
     record = store.get(ref)
@@ -361,8 +350,6 @@ def resolve_side(
     head = text.partition("/")[0]
     if head in ALGORITHMS and text.endswith(".dir"):
         return load_manifest(store.root, text)
-    from ..errors import RunNotFoundError
-
     try:
         run_id, data = run_datasets(store, text)
     except RunNotFoundError as exc:
@@ -380,7 +367,7 @@ def diff(
     a: Fingerprint | str | os.PathLike[str],
     b: Fingerprint | str | os.PathLike[str],
     *,
-    store: Store | str | os.PathLike[str] | None = None,
+    store: StoreLike = None,
     algo: str | None = None,
     name: str | None = None,
 ) -> DataDiff:
@@ -390,7 +377,7 @@ def diff(
     or a run id (``name`` picks the dataset when the run recorded several). A path compared with
     a recorded side is hashed with the recorded side's algorithm.
     """
-    st = _open_store(store)
+    st = Store.coerce(store)
     sides: list[Fingerprint | None] = [None, None]
     # Resolve recorded sides first, so that a path on the other side uses their algorithm.
     for i, ref in sorted(enumerate((a, b)), key=lambda t: _is_path(t[1])):

@@ -22,22 +22,15 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..errors import ReplicatorError, UsageError
-from .diff import DataDiff, _open_store, _pick, diff_fingerprints, run_datasets
-from .fingerprint import (
-    Fingerprint,
-    ManifestEntry,
-    _os_error,
-    _walk,
-    dir_digest,
-    fingerprint,
-)
+from ..errors import ReplicatorError, RunNotFoundError, UsageError
+from ..store import Store, StoreLike
+from .diff import DataDiff, _pick, diff_fingerprints, run_datasets
+from .digest import Fingerprint, ManifestEntry, dir_digest
+from .fingerprint import fingerprint
+from .hashing import _os_error, _walk
 from .manifest import load_manifest
-
-if TYPE_CHECKING:
-    from ..store.store import Store
 
 __all__ = ["DvcEntry", "EntryCheck", "VerifyReport", "legacy_md5", "read_dvc_file", "verify"]
 
@@ -295,7 +288,7 @@ def verify(
     path: str | os.PathLike[str] | None = None,
     *,
     against: str | os.PathLike[str],
-    store: Store | str | os.PathLike[str] | None = None,
+    store: StoreLike = None,
     name: str | None = None,
 ) -> VerifyReport:
     """Check data against a ``dvc.lock``, a ``.dvc`` file or a run's recorded datasets.
@@ -304,7 +297,7 @@ def verify(
     checked instead of the dataset's recorded location: the dataset recorded at ``path``, else
     the one called ``name``, else the run's only dataset.
     """
-    st = _open_store(store)
+    st = Store.coerce(store)
     ref = os.fspath(against)
     selected = Path(path).resolve() if path is not None else None
     as_file = Path(ref)
@@ -317,8 +310,6 @@ def verify(
         return VerifyReport(ref, tuple(_check_dvc_entry(e, st) for e in entries))
     if dvc_like:
         raise UsageError(f"{ref}: no such file. Give a dvc.lock, a .dvc file or a run id.")
-    from ..errors import RunNotFoundError
-
     try:
         run_id, data = run_datasets(st, ref)
     except RunNotFoundError as exc:

@@ -12,11 +12,13 @@ name. The file is plain JSON::
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
-from ..errors import UsageError
-from .fingerprint import ALGORITHMS, Fingerprint, ManifestEntry, dir_digest
+from .._util.io import atomic_write, read_json
+from ..errors import StoreError, UsageError
+from .digest import ALGORITHMS, Fingerprint, ManifestEntry, dir_digest
 
 __all__ = ["load_manifest", "manifest_path", "save_manifest"]
 
@@ -35,10 +37,6 @@ def save_manifest(fp: Fingerprint, store_root: str | os.PathLike[str]) -> str:
     The digest already names the content (paths and file digests), so an existing object is
     never rewritten: a warm re-fingerprint writes nothing.
     """
-    import json
-
-    from .._util.io import atomic_write
-
     manifest_id = f"{fp.algo}/{fp.digest}"
     target = manifest_path(store_root, manifest_id)
     if target.is_file():
@@ -60,9 +58,6 @@ def save_manifest(fp: Fingerprint, store_root: str | os.PathLike[str]) -> str:
 
 def load_manifest(store_root: str | os.PathLike[str], manifest_id: str) -> Fingerprint:
     """A stored manifest as a :class:`Fingerprint` (``path`` None), checked against its id."""
-    from .._util.io import read_json
-    from ..errors import StoreError
-
     target = manifest_path(store_root, manifest_id)
     try:
         body = read_json(target)

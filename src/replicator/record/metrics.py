@@ -4,61 +4,29 @@
 A background thread turns the buffer into JSON lines and appends them with one ``write`` at
 least every second and at close, so a ``kill -9`` loses at most the last second. Nothing written
 is ever rewritten: a resumed run appends a ``{"event": "resume", "step": N}`` line, and readers
-mark earlier lines with a larger step as superseded.
+treat earlier lines with a larger step as superseded.
 
-Line format: ``{"step": 12, "time": 1764167703.51, "key": "loss", "value": 0.25}``. Non-finite
-values are written as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` so that every
-line is strict JSON. Lines parsed from a script's output carry ``"source": "output"``.
+The line format, its value encoding and the reader are in :mod:`replicator.store.metrics`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .._util.io import append_lines
 from ..errors import ConfigError
+from ..store.metrics import encode_value
 
-__all__ = ["MetricPattern", "MetricsWriter", "decode_value", "encode_value", "read_metrics"]
-
-_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-
-
-def encode_value(value: Any) -> Any:
-    """A JSON-safe metric value: numbers as float/int, tensors and numpy scalars unwrapped."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if not isinstance(value, float):
-        item = getattr(value, "item", None)
-        if callable(item):
-            value = item()
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            return str(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
-
-
-def decode_value(value: Any) -> Any:
-    """Inverse of :func:`encode_value` for the non-finite strings."""
-    if isinstance(value, str) and value in _NONFINITE:
-        return _NONFINITE[value]
-    return value
+__all__ = ["MetricPattern", "MetricsWriter"]
 
 
 class MetricsWriter:
@@ -141,48 +109,6 @@ class MetricsWriter:
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=10)
         self.flush()
-
-
-def read_metrics(
-    path: str | os.PathLike[str], *, include_superseded: bool = False
-) -> list[dict[str, Any]]:
-    """Read a metrics.jsonl; damaged lines (a torn last line after a kill) are skipped.
-
-    Lines logged before a resume marker with a step after the resume point are superseded;
-    they are dropped unless ``include_superseded`` (then they carry ``"superseded": True``).
-    """
-    entries: list[dict[str, Any]] = []
-    resume_points: list[tuple[int, int]] = []  # (index in entries, step resumed from)
-    for obj in iter_jsonl(path):
-        if obj.get("event") == "resume":
-            resume_points.append((len(entries), int(obj.get("step", -1))))
-            continue
-        if "key" not in obj:
-            continue
-        obj["value"] = decode_value(obj.get("value"))
-        entries.append(obj)
-    for index, step in resume_points:
-        for entry in entries[:index]:
-            if isinstance(entry.get("step"), int) and entry["step"] > step:
-                entry["superseded"] = True
-    if include_superseded:
-        return entries
-    return [e for e in entries if not e.get("superseded")]
-
-
-def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """Yield the JSON objects of a JSON-lines file, skipping damaged lines."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                try:
-                    obj = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(obj, dict):
-                    yield obj
-    except FileNotFoundError:
-        return
 
 
 @dataclass(frozen=True)

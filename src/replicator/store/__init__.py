@@ -1,25 +1,23 @@
-"""Reading and indexing runs: :class:`Store` (the run directories and their SQLite index),
-:class:`RunRecord`, ``--where`` queries, the metrics-file reader, and the pandas frames of
-:func:`load_runs` / :func:`load_metrics`."""
+"""Reading and indexing runs: :class:`Store` (the run directories, ``store.py``, and their SQLite
+index, ``index.py``), :class:`RunRecord` (``record.py``), ``--where`` queries (``query.py``), the
+metrics-file reader (``metrics.py``), and the pandas frames of :func:`load_runs` /
+:func:`load_metrics` (``frames.py``)."""
 
 from __future__ import annotations
 
 from .query import compile_where
-from .store import (
+from .record import (
     FINAL_STATUSES,
     HEARTBEAT_INTERVAL_S,
     HEARTBEAT_STALE_S,
     SCHEMA_VERSION,
-    STORE_DIRNAME,
     RunRecord,
-    Store,
-    find_project_root,
-    new_run_id,
     process_identity,
     read_part,
     read_run,
     recorder_alive,
 )
+from .store import STORE_DIRNAME, Store, StoreLike, find_project_root, new_run_id
 
 __all__ = [
     "FINAL_STATUSES",
@@ -29,6 +27,7 @@ __all__ = [
     "STORE_DIRNAME",
     "RunRecord",
     "Store",
+    "StoreLike",
     "compile_where",
     "find_project_root",
     "new_run_id",

@@ -23,42 +23,33 @@ The store is found from ``REPLICATOR_STORE``, else a ``replicator.yaml`` (key ``
 project root, else ``.replicator/`` in the project root (the nearest directory holding
 ``replicator.yaml``, ``.replicator/`` or ``.git``, else the working directory).
 
-The index is a cache only readers write: listing brings it up to date from the run directories,
-so concurrent runs never contend on SQLite and the store works on NFS or Lustre. If SQLite fails
-(locking on a shared filesystem, a damaged file) listing reads the files directly.
+The index is a cache only readers write (:mod:`replicator.store.index`): listing brings it up to
+date from the run directories, so concurrent runs never contend on SQLite and the store works on
+NFS or Lustre. If SQLite fails (locking on a shared filesystem, a damaged file) listing reads the
+files directly. What a reader gets of one run is a :class:`~replicator.store.record.RunRecord`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
-import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._util.io import read_json
-from ..errors import ConfigError, RunNotFoundError, StoreError
+from .._protocol import REPLICATOR_STORE
+from ..errors import ConfigError, RunNotFoundError, StoreError, UsageError
+from .index import delete_index, read_indexed
+from .record import RunRecord, read_run, record_of
 
-__all__ = [
-    "SCHEMA_VERSION",
-    "RunRecord",
-    "Store",
-    "find_project_root",
-    "new_run_id",
-]
+__all__ = ["STORE_DIRNAME", "Store", "StoreLike", "find_project_root", "new_run_id"]
 
-SCHEMA_VERSION = 1
 STORE_DIRNAME = ".replicator"
-# A run on another host is crashed when its heartbeat is older than this (seconds).
-HEARTBEAT_STALE_S = 120.0
-HEARTBEAT_INTERVAL_S = 10.0
-FINAL_STATUSES = ("completed", "failed", "interrupted", "crashed")
+"""The store's directory in the project root, unless ``REPLICATOR_STORE`` or replicator.yaml
+names another."""
 
 
 def find_project_root(start: str | os.PathLike[str] | None = None) -> Path:
@@ -98,176 +89,6 @@ def new_run_id(now: float | None = None) -> str:
     return f"{stamp}-{suffix:04x}"
 
 
-@dataclass(frozen=True)
-class RunRecord:
-    """What ``ls`` and readers know of a run: run.json and summary.json, status made current."""
-
-    id: str
-    dir: Path
-    experiment: str
-    name: str | None
-    status: str
-    seed: int | None
-    started: float | None
-    ended: float | None
-    config: dict[str, Any] = field(default_factory=dict)
-    summary: dict[str, Any] = field(default_factory=dict)
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def duration(self) -> float | None:
-        if self.started is None:
-            return None
-        end = self.ended if self.ended is not None else time.time()
-        return max(0.0, end - self.started)
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready view used by ``--json`` and ``--where``."""
-        return {
-            "id": self.id,
-            "dir": str(self.dir),
-            "experiment": self.experiment,
-            "name": self.name,
-            "status": self.status,
-            "seed": self.seed,
-            "started": self.started,
-            "ended": self.ended,
-            "duration": self.duration,
-            "config": self.config,
-            "summary": self.summary,
-            "exit_code": self.meta.get("exit_code"),
-            "command": self.meta.get("command"),
-        }
-
-    def part(self, name: str) -> dict[str, Any]:
-        """One JSON part of the run directory (``code.json``, ``environment.json``...), {} when
-        absent or unreadable."""
-        return read_part(self.dir, name)
-
-
-def read_part(run_dir: str | os.PathLike[str], name: str) -> dict[str, Any]:
-    """A run's JSON part (environment.json, hardware.json, code.json...), {} when absent."""
-    try:
-        with open(Path(run_dir) / name, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _pid_start_time(pid: int) -> str | None:
-    """Start time of a process (clock ticks since boot) from /proc, to tell pid reuse apart."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses; fields resume after the last ')'.
-    fields = data[data.rfind(")") + 2 :].split()
-    if fields and fields[0] in ("Z", "X"):
-        return None  # a zombie (killed, not yet reaped) is not alive
-    return fields[19] if len(fields) > 19 else None
-
-
-def process_identity() -> dict[str, Any]:
-    """pid, its start time and the host, stored in run.json to detect a dead recorder."""
-    pid = os.getpid()
-    return {"pid": pid, "pid_start": _pid_start_time(pid), "host": socket.gethostname()}
-
-
-def recorder_alive(meta: dict[str, Any], heartbeat_mtime: float | None) -> bool:
-    """Whether the process recording a 'running' run still lives."""
-    pid = meta.get("pid")
-    if meta.get("host") == socket.gethostname() and isinstance(pid, int):
-        start = _pid_start_time(pid)
-        if start is None:
-            return False
-        recorded = meta.get("pid_start")
-        return recorded is None or recorded == start
-    if heartbeat_mtime is None:
-        return False
-    return time.time() - heartbeat_mtime < HEARTBEAT_STALE_S
-
-
-def _record_from_files(run_dir: Path, meta: dict[str, Any], summary: dict[str, Any]) -> RunRecord:
-    return RunRecord(
-        id=str(meta.get("id", run_dir.name)),
-        dir=run_dir,
-        experiment=str(meta.get("experiment") or "default"),
-        name=meta.get("name"),
-        status=str(meta.get("status", "unknown")),
-        seed=meta.get("seed"),
-        started=meta.get("started"),
-        ended=meta.get("ended"),
-        config=meta.get("config") or {},
-        summary=summary,
-        meta={k: v for k, v in meta.items() if k not in ("config",)},
-    )
-
-
-def _current_status(record: RunRecord) -> RunRecord:
-    """Turn a 'running' record whose recorder died into 'crashed' (derived, nothing written)."""
-    if record.status != "running":
-        return record
-    try:
-        hb = (record.dir / "heartbeat").stat().st_mtime
-    except OSError:
-        hb = None
-    if recorder_alive(record.meta, hb):
-        return record
-    # The last sign of life: the heartbeat, or a later write of metrics or output.
-    signs = [hb] if hb is not None else []
-    for name in ("metrics.jsonl", "stdout.log", "stderr.log", "summary.json"):
-        try:
-            signs.append((record.dir / name).stat().st_mtime)
-        except OSError:
-            pass
-    ended = max(signs) if signs else record.started
-    return RunRecord(
-        id=record.id,
-        dir=record.dir,
-        experiment=record.experiment,
-        name=record.name,
-        status="crashed",
-        seed=record.seed,
-        started=record.started,
-        ended=ended,
-        config=record.config,
-        summary=record.summary,
-        meta={**record.meta, "crash_detected": "recorder process is gone (stale heartbeat)"},
-    )
-
-
-def read_run(run_dir: str | os.PathLike[str]) -> RunRecord:
-    """Read one run directory; raises StoreError naming the file when run.json is damaged."""
-    path = Path(run_dir)
-    meta, summary = _read_files(path)
-    return _current_status(_record_from_files(path, meta, summary))
-
-
-def _read_files(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """run.json and summary.json as stored (the status not yet made current)."""
-    try:
-        meta = read_json(path / "run.json")
-    except FileNotFoundError as exc:
-        raise StoreError(f"{path}: no run.json; this is not a run directory.") from exc
-    except (OSError, ValueError) as exc:
-        raise StoreError(
-            f"{path / 'run.json'} is damaged ({exc}). The run's other files are intact; "
-            "fix or remove the directory."
-        ) from exc
-    if not isinstance(meta, dict):
-        raise StoreError(f"{path / 'run.json'} does not hold a JSON object; fix or remove the run.")
-    summary: dict[str, Any] = {}
-    try:
-        loaded = read_json(path / "summary.json")
-        if isinstance(loaded, dict):
-            summary = loaded
-    except (OSError, ValueError):
-        pass
-    return meta, summary
-
-
 class Store:
     """A replicator store on disk. ``Store.open()`` finds the one for the working directory."""
 
@@ -284,10 +105,10 @@ class Store:
     @classmethod
     def open(cls, start: str | os.PathLike[str] | None = None) -> Store:
         """The store for ``start`` (default: the working directory); see the module docstring."""
-        env = os.environ.get("REPLICATOR_STORE")
+        env = REPLICATOR_STORE.get()
         project = find_project_root(start)
-        if env:
-            return cls(Path(env).expanduser(), project_root=project)
+        if env is not None:
+            return cls(env.expanduser(), project_root=project)
         config_file = project / "replicator.yaml"
         if config_file.is_file():
             settings = _read_settings(config_file)
@@ -297,6 +118,21 @@ class Store:
                     root = project / root
                 return cls(root, project_root=project)
         return cls(project / STORE_DIRNAME, project_root=project)
+
+    @classmethod
+    def coerce(cls, store: StoreLike) -> Store:
+        """The store a ``store=`` argument names: a :class:`Store` as it is, a path as the store
+        directory, ``None`` as the store of the working directory (:meth:`open`)."""
+        if isinstance(store, Store):
+            return store
+        if store is None:
+            return cls.open()
+        if isinstance(store, (str, os.PathLike)):
+            return cls(store)
+        raise UsageError(
+            f"store must be a Store, the path of a store directory or None, "
+            f"got {type(store).__name__} {store!r}."
+        )
 
     # ----------------------------------------------------------------- writing (one run only)
     def create_run_dir(self, *, now: float | None = None) -> tuple[str, Path]:
@@ -379,7 +215,8 @@ class Store:
         self.problems = []
         if use_index and self.runs_dir.is_dir():
             try:
-                return self._records_from_index()
+                found = read_indexed(self.index_path, self.run_dirs(), self.problems)
+                return [record_of(run_dir, meta, summary) for run_dir, meta, summary in found]
             except sqlite3.Error as exc:
                 self.problems.append(f"index unusable ({exc}); read the run directories directly")
         records = []
@@ -424,88 +261,15 @@ class Store:
                 kept.append(record)
         return kept
 
-    # ----------------------------------------------------------------- index (a cache)
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.index_path, timeout=5.0, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, dir TEXT NOT NULL, "
-            "stamp TEXT NOT NULL, meta TEXT, summary TEXT, error TEXT)"
-        )
-        conn.execute("CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT)")
-        row = conn.execute("SELECT value FROM info WHERE key='schema_version'").fetchone()
-        if row is None or row[0] != str(SCHEMA_VERSION):
-            conn.execute("DELETE FROM runs")
-            conn.execute(
-                "INSERT OR REPLACE INTO info VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-        return conn
-
-    def _records_from_index(self) -> list[RunRecord]:
-        conn = self._connect()
-        try:
-            cached = {
-                row[0]: row[1:]
-                for row in conn.execute("SELECT id, stamp, meta, summary, error FROM runs")
-            }
-            seen: set[str] = set()
-            records: list[RunRecord] = []
-            updates: list[tuple[str, str, str, str | None, str | None, str | None]] = []
-            for run_dir in self.run_dirs():
-                rid = run_dir.name
-                seen.add(rid)
-                stamp = _stamp(run_dir)
-                hit = cached.get(rid)
-                if hit is not None and hit[0] == stamp:
-                    _, meta_text, summary_text, error = hit
-                    if error:
-                        self.problems.append(error)
-                        continue
-                    meta = json.loads(meta_text or "{}")
-                    summary = json.loads(summary_text or "{}")
-                    records.append(_current_status(_record_from_files(run_dir, meta, summary)))
-                    continue
-                try:
-                    meta, summary = _read_files(run_dir)
-                except StoreError as exc:
-                    self.problems.append(str(exc))
-                    updates.append((rid, str(run_dir), stamp, None, None, str(exc)))
-                    continue
-                updates.append(
-                    (rid, str(run_dir), stamp, json.dumps(meta), json.dumps(summary), None)
-                )
-                records.append(_current_status(_record_from_files(run_dir, meta, summary)))
-            gone = [rid for rid in cached if rid not in seen]
-            if updates or gone:
-                conn.execute("BEGIN")
-                conn.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)", updates)
-                conn.executemany("DELETE FROM runs WHERE id = ?", [(g,) for g in gone])
-                conn.execute("COMMIT")
-            return records
-        finally:
-            conn.close()
-
     def rebuild_index(self) -> int:
         """Delete and recreate the index from the run directories; returns the run count."""
-        for suffix in ("", "-wal", "-shm"):
-            try:
-                os.unlink(str(self.index_path) + suffix)
-            except FileNotFoundError:
-                pass
+        delete_index(self.index_path)
         return len(self.records())
 
 
-def _stamp(run_dir: Path) -> str:
-    """Change marker of a run's indexed files: mtime and size of run.json and summary.json."""
-    parts = []
-    for name in ("run.json", "summary.json"):
-        try:
-            st = os.stat(run_dir / name)
-            parts.append(f"{st.st_mtime_ns}:{st.st_size}")
-        except OSError:
-            parts.append("-")
-    return "|".join(parts)
+StoreLike = Store | str | os.PathLike[str] | None
+"""What every ``store=`` argument accepts: a :class:`Store`, the path of a store directory, or
+None for the store of the working directory. :meth:`Store.coerce` turns it into a Store."""
 
 
 def _safe_name(name: str) -> str:

@@ -1,0 +1,108 @@
+"""The SQLite index of a store: a cache of each run's run.json and summary.json.
+
+Only readers write it: listing brings it up to date from the run directories (a run whose files
+changed, by mtime and size, is read again), so concurrent runs never contend on SQLite. It can be
+deleted at any time; :meth:`replicator.store.Store.rebuild_index` recreates it. A schema_version
+other than the store's empties it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..errors import StoreError
+from .record import SCHEMA_VERSION, read_run_files
+
+__all__ = ["delete_index", "read_indexed"]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=5.0, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, dir TEXT NOT NULL, "
+        "stamp TEXT NOT NULL, meta TEXT, summary TEXT, error TEXT)"
+    )
+    conn.execute("CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT)")
+    row = conn.execute("SELECT value FROM info WHERE key='schema_version'").fetchone()
+    if row is None or row[0] != str(SCHEMA_VERSION):
+        conn.execute("DELETE FROM runs")
+        conn.execute(
+            "INSERT OR REPLACE INTO info VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
+    return conn
+
+
+def read_indexed(
+    path: Path, run_dirs: Iterable[Path], problems: list[str]
+) -> list[tuple[Path, dict[str, Any], dict[str, Any]]]:
+    """(run directory, run.json, summary.json) of every readable run in ``run_dirs``, from the
+    index at ``path`` where a run's files did not change, else from the files (updating the
+    index). A damaged run is added to ``problems``; SQLite failures raise ``sqlite3.Error``."""
+    conn = _connect(path)
+    try:
+        cached = {
+            row[0]: row[1:]
+            for row in conn.execute("SELECT id, stamp, meta, summary, error FROM runs")
+        }
+        seen: set[str] = set()
+        found: list[tuple[Path, dict[str, Any], dict[str, Any]]] = []
+        updates: list[tuple[str, str, str, str | None, str | None, str | None]] = []
+        for run_dir in run_dirs:
+            rid = run_dir.name
+            seen.add(rid)
+            stamp = _stamp(run_dir)
+            hit = cached.get(rid)
+            if hit is not None and hit[0] == stamp:
+                _, meta_text, summary_text, error = hit
+                if error:
+                    problems.append(error)
+                    continue
+                meta = json.loads(meta_text or "{}")
+                summary = json.loads(summary_text or "{}")
+                found.append((run_dir, meta, summary))
+                continue
+            try:
+                meta, summary = read_run_files(run_dir)
+            except StoreError as exc:
+                problems.append(str(exc))
+                updates.append((rid, str(run_dir), stamp, None, None, str(exc)))
+                continue
+            updates.append((rid, str(run_dir), stamp, json.dumps(meta), json.dumps(summary), None))
+            found.append((run_dir, meta, summary))
+        gone = [rid for rid in cached if rid not in seen]
+        if updates or gone:
+            conn.execute("BEGIN")
+            conn.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)", updates)
+            conn.executemany("DELETE FROM runs WHERE id = ?", [(g,) for g in gone])
+            conn.execute("COMMIT")
+        return found
+    finally:
+        conn.close()
+
+
+def delete_index(path: Path) -> None:
+    """Remove the index file and its WAL companions."""
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.unlink(str(path) + suffix)
+        except FileNotFoundError:
+            pass
+
+
+def _stamp(run_dir: Path) -> str:
+    """Change marker of a run's indexed files: mtime and size of run.json and summary.json."""
+    parts = []
+    for name in ("run.json", "summary.json"):
+        try:
+            st = os.stat(run_dir / name)
+            parts.append(f"{st.st_mtime_ns}:{st.st_size}")
+        except OSError:
+            parts.append("-")
+    return "|".join(parts)

@@ -1,0 +1,97 @@
+"""Reading ``metrics.jsonl``, the one metrics-file format, and its value encoding.
+
+One JSON object per line: ``{"step": 12, "time": 1764167703.51, "key": "loss", "value": 0.25}``,
+with ``"source": "output"`` on lines parsed from a script's output. Non-finite values are
+written as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (:func:`encode_value`) so
+that every line is strict JSON; :func:`decode_value` turns them back into floats.
+
+The file is append-only. A resumed run appends a control line ``{"event": "resume", "step": N}``
+and logs again from step N: lines written before that marker with a step after N are
+*superseded*. Nothing in the file says so; :func:`read_metrics` works it out when reading. A line
+torn by a kill (the last one, usually) is skipped.
+
+The writer, :class:`replicator.record.metrics.MetricsWriter`, lives with run recording;
+checkpoint manifests use the same value encoding for their monitored metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["decode_value", "encode_value", "iter_jsonl", "read_metrics"]
+
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def encode_value(value: Any) -> Any:
+    """A JSON-safe metric value: numbers as float/int, tensors and numpy scalars unwrapped."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if not isinstance(value, float):
+        item = getattr(value, "item", None)
+        if callable(item):
+            value = item()
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return str(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def decode_value(value: Any) -> Any:
+    """Inverse of :func:`encode_value` for the non-finite strings."""
+    if isinstance(value, str) and value in _NONFINITE:
+        return _NONFINITE[value]
+    return value
+
+
+def read_metrics(
+    path: str | os.PathLike[str], *, include_superseded: bool = False
+) -> list[dict[str, Any]]:
+    """The metric lines of a metrics.jsonl, values decoded; damaged lines are skipped.
+
+    Lines logged before a resume marker with a step after the resume point are superseded;
+    they are dropped unless ``include_superseded`` (then they carry ``"superseded": True``).
+    """
+    entries: list[dict[str, Any]] = []
+    resume_points: list[tuple[int, int]] = []  # (index in entries, step resumed from)
+    for obj in iter_jsonl(path):
+        if obj.get("event") == "resume":
+            resume_points.append((len(entries), int(obj.get("step", -1))))
+            continue
+        if "key" not in obj:
+            continue
+        obj["value"] = decode_value(obj.get("value"))
+        entries.append(obj)
+    for index, step in resume_points:
+        for entry in entries[:index]:
+            if isinstance(entry.get("step"), int) and entry["step"] > step:
+                entry["superseded"] = True
+    if include_superseded:
+        return entries
+    return [e for e in entries if not e.get("superseded")]
+
+
+def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """Yield the JSON objects of a JSON-lines file, skipping damaged lines; none when absent."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(obj, dict):
+                    yield obj
+    except FileNotFoundError:
+        return
