@@ -1,7 +1,9 @@
 """replicator: make machine-learning experiments reproducible, from the first run to the release.
 
 The public API is re-exported here lazily (PEP 562): ``import replicator`` loads nothing heavy,
-and each name imports its module on first use.
+and each name imports its module on first use. Importing replicator changes nothing in the
+process (no ``sys.excepthook``, no handlers): a script joins ``replicator run`` only when it calls
+``load_config``, ``capture_args`` or ``start`` (see :mod:`replicator.record.script`).
 
     cfg = replicator.load_config("configs/mlp.yaml", overrides=["optim.lr=0.01"])
     with replicator.start(cfg, experiment="mlp") as run:
@@ -11,8 +13,6 @@ and each name imports its module on first use.
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -28,7 +28,7 @@ _EXPORTS: dict[str, str] = {
     "Run": "record",
     "RunRecord": "store",
     "Store": "store",
-    "capture_args": "config",
+    "capture_args": "record.script",
     "check_environment": "environment",
     "check_release": "release",
     "checklist": "cards",
@@ -37,14 +37,14 @@ _EXPORTS: dict[str, str] = {
     "export_environment": "environment",
     "export_release": "release",
     "fingerprint": "data",
-    "load_config": "config",
+    "load_config": "record.script",
     "load_metrics": "store.frames",
     "load_runs": "store.frames",
     "model_card": "cards",
     "read_checkpoint": "checkpoints",
     "register_rng": "checkpoints",
     "reproduce_run": "reproduce.core:reproduce",
-    "run_notebook": "store.frames",
+    "run_notebook": "report.notebook",
     "restore_rng_state": "checkpoints",
     "rng_state": "checkpoints",
     "score_readme": "release",
@@ -93,16 +93,17 @@ if TYPE_CHECKING:
     from .cards import checklist, datasheet, model_card
     from .checkpoints.manager import Checkpoint, CheckpointManager, read_checkpoint
     from .checkpoints.rng import register_rng, restore_rng_state, rng_state
-    from .config import capture_args, load_config
     from .data import fingerprint
     from .environment import check_environment, export_environment
     from .errors import CheckpointError, ConfigError, ReplicatorError, RNGRestoreError
     from .record.run import Run, start
+    from .record.script import capture_args, load_config
     from .record.seeding import draw_seeds, seed_everything, seed_worker
     from .release import check_release, export_release, score_readme
+    from .report.notebook import run_notebook
     from .reproduce.core import reproduce as reproduce_run
-    from .store.frames import load_metrics, load_runs, run_notebook
-    from .store.store import RunRecord, Store
+    from .store import RunRecord, Store
+    from .store.frames import load_metrics, load_runs
 
 
 def __getattr__(name: str) -> Any:
@@ -119,18 +120,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-def _excepthook(exc_type: Any, exc: BaseException, tb: Any) -> None:
-    """Inside `replicator run`, a replicator error in the script reads like a CLI error."""
-    from .errors import ReplicatorError
-
-    if isinstance(exc, ReplicatorError):
-        print(f"replicator: error: {exc}", file=sys.stderr)
-        return
-    _previous_excepthook(exc_type, exc, tb)
-
-
-_previous_excepthook = sys.excepthook
-if os.environ.get("REPLICATOR_RUN_DIR"):
-    sys.excepthook = _excepthook

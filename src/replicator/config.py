@@ -13,8 +13,10 @@ Values are parsed as YAML (``1`` is an int, ``[1, 2]`` a list, ``null`` None). A
 clashes with the file's (a string for a number, a scalar for a section) is an error that names the
 file and line where the key was defined. ``${a.b}`` interpolations are resolved before recording.
 
-Inside a script started by ``replicator run``, ``load_config`` also applies the CLI's ``--set``
-overrides and seed, and records the config the script actually used in the run.
+This module is a pure loader: it reads files and never writes into a run. ``replicator.load_config``
+and ``replicator.capture_args`` (in :mod:`replicator.record.script`) call :func:`compose_config`
+and :func:`compose_args` with what ``replicator run`` passed to the script (its ``--set``
+overrides and seed) and then record the config the script actually uses in the run.
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
 __all__ = [
+    "ComposedConfig",
     "Override",
     "apply_overrides",
-    "capture_args",
+    "compose_args",
+    "compose_config",
     "config_hash",
     "flatten",
     "hparams_csv",
@@ -45,11 +49,6 @@ __all__ = [
     "parse_override",
     "to_container",
 ]
-
-ENV_OVERRIDES = "REPLICATOR_OVERRIDES"
-ENV_CONFIG = "REPLICATOR_CONFIG"
-ENV_SEED = "REPLICATOR_SEED"
-ENV_RUN_DIR = "REPLICATOR_RUN_DIR"
 
 
 @dataclass(frozen=True)
@@ -295,64 +294,60 @@ def _unknown_key_message(key: str, ov: Override, data: dict[str, Any], difflib: 
     )
 
 
+@dataclass(frozen=True)
+class ComposedConfig:
+    """A loaded config with its sources: the files read and every override applied, in order."""
+
+    config: DictConfig
+    files: tuple[Path, ...]
+    overrides: tuple[str, ...]
+
+
+def compose_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    overrides: Sequence[str] = (),
+    schema: type | None = None,
+    run_overrides: Sequence[str] = (),
+    seed: int | None = None,
+) -> ComposedConfig:
+    """Load a YAML config (with ``extends:``), apply overrides, resolve and validate it.
+
+    ``run_overrides`` (the ``--set`` of ``replicator run``) apply after ``overrides``, and
+    ``seed``, when given, is set last as the ``seed`` key. ``schema`` (a dataclass) validates
+    types with OmegaConf's structured configs.
+    """
+    sources = _Sources()
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = _load_tree(Path(path), sources)
+    data = apply_overrides(data, overrides, sources)
+    data = _apply_run(data, run_overrides, seed, sources)
+    cfg = _to_omegaconf(data, sources)
+    if schema is not None:
+        cfg = _validate_schema(cfg, schema, sources)
+    _resolve_check(cfg, sources)
+    return ComposedConfig(cfg, tuple(sources.files), (*overrides, *run_overrides))
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None,
     *,
     overrides: Sequence[str] = (),
     schema: type | None = None,
-    apply_run_overrides: bool = True,
 ) -> DictConfig:
-    """Load a YAML config (with ``extends:``), apply overrides, resolve and validate it.
-
-    Inside a run started by ``replicator run``, the CLI's ``-c FILE`` replaces ``path`` (the
-    script's path is its default: the config named on the command line is the one used and
-    recorded), the CLI's ``--set`` overrides and seed are applied after ``overrides``, and the
-    resulting config is recorded in the run. ``schema`` (a dataclass) validates types with
-    OmegaConf's structured configs.
-    """
-
-    sources = _Sources()
-    data: dict[str, Any] = {}
-    joined = apply_run_overrides and os.environ.get(ENV_RUN_DIR)
-    if joined and os.environ.get(ENV_CONFIG):
-        path = os.environ[ENV_CONFIG]
-    if path is not None:
-        data = _load_tree(Path(path), sources)
-    data = apply_overrides(data, overrides, sources)
-    run_added: list[str] = []
-    if joined:
-        data, run_added = _apply_run(data, sources)
-    all_overrides = [*overrides, *run_added]
-    cfg = _to_omegaconf(data, sources)
-    if schema is not None:
-        cfg = _validate_schema(cfg, schema, sources)
-    _resolve_check(cfg, sources)
-    from .record.run import record_script_config
-
-    # Remembers the sources for start(cfg); inside `replicator run` also records the config.
-    record_script_config(cfg, files=sources.files, overrides=all_overrides)
-    return cfg
+    """The config of :func:`compose_config`, without its sources; nothing is recorded."""
+    return compose_config(path, overrides=overrides, schema=schema).config
 
 
-def _apply_run(data: dict[str, Any], sources: _Sources) -> tuple[dict[str, Any], list[str]]:
-    """Inside `replicator run`: the CLI's --set overrides, then its seed; returns the overrides."""
-    overrides = run_overrides()
-    data = apply_overrides(data, overrides, sources)
-    if os.environ.get(ENV_SEED):
-        data["seed"] = int(os.environ[ENV_SEED])
-    return data, overrides
-
-
-def run_overrides() -> list[str]:
-    """The ``--set`` overrides of the ``replicator run`` that started this process."""
-    text = os.environ.get(ENV_OVERRIDES)
-    if not text:
-        return []
-    try:
-        values = json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"${ENV_OVERRIDES} is not a JSON list of overrides: {text!r}.") from exc
-    return [str(v) for v in values]
+def _apply_run(
+    data: dict[str, Any], run_overrides: Sequence[str], seed: int | None, sources: _Sources
+) -> dict[str, Any]:
+    """What `replicator run` adds: its --set overrides, then its seed."""
+    data = apply_overrides(data, run_overrides, sources)
+    if seed is not None:
+        data["seed"] = seed
+    return data
 
 
 def _to_omegaconf(data: dict[str, Any], sources: _Sources) -> DictConfig:
@@ -475,26 +470,25 @@ def dump_yaml(data: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(data), sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
-def capture_args(namespace: Any, *, config: Any = None) -> DictConfig:
-    """Record an argparse ``Namespace`` (or any mapping) as the run's config.
+def compose_args(
+    namespace: Any,
+    *,
+    config: Any = None,
+    run_overrides: Sequence[str] = (),
+    seed: int | None = None,
+) -> ComposedConfig:
+    """An argparse ``Namespace`` (or any mapping) as a config, over ``config`` when given.
 
-    For existing argparse scripts: ``cfg = replicator.capture_args(parser.parse_args())``. Inside
-    a ``replicator run``, the CLI's ``--set`` overrides and seed apply to the arguments too.
+    ``run_overrides`` and ``seed`` apply as in :func:`compose_config`. A namespace is updated
+    with the resulting values: the script goes on using it, so it must hold what is recorded.
     """
     from omegaconf import OmegaConf
 
     data = to_container(namespace)
     if config is not None:
         data = _deep_merge(to_container(config), data)
-    overrides: list[str] = []
-    if os.environ.get(ENV_RUN_DIR):
-        data, overrides = _apply_run(data, _Sources())
+    data = _apply_run(data, run_overrides, seed, _Sources())
     if hasattr(namespace, "__dict__") and not isinstance(namespace, Mapping):
-        # The script goes on using its namespace: it must hold the values that are recorded.
         for key, value in data.items():
             setattr(namespace, key, value)
-    cfg = OmegaConf.create(data)
-    from .record.run import record_script_config
-
-    record_script_config(cfg, files=[], overrides=overrides)
-    return cfg
+    return ComposedConfig(OmegaConf.create(data), (), tuple(run_overrides))

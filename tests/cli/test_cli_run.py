@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from replicator.record.metrics import read_metrics
 from replicator.store import Store
+from replicator.store.metrics import read_metrics
 
 from ..conftest import git, run_cli
 
@@ -372,7 +372,7 @@ def test_secrets_inside_a_shell_command_are_redacted(repo: Path) -> None:
 def test_config_error_inside_the_script_reads_like_a_cli_error(project: Path) -> None:
     proc = run_cli("run", "--set", "optim.lrr=1", "--", "python", "train.py", cwd=project)
     assert proc.returncode == 1
-    assert "replicator: error: Override 'optim.lrr=1': config has no key 'optim.lrr'" in proc.stderr
+    assert "Error: Override 'optim.lrr=1': config has no key 'optim.lrr'" in proc.stderr
     assert "Did you mean 'optim.lr'" in proc.stderr and "Traceback" not in proc.stderr
 
 

@@ -124,6 +124,39 @@ def test_show_prints_everything_recorded(store_with_runs: Path) -> None:
     assert missing.returncode == 2 and "No run 'nope'" in missing.stderr
 
 
+def test_show_prints_data_checkpoints_outputs_and_failures(repo: Path) -> None:
+    (repo / "data" / "train").mkdir(parents=True)
+    (repo / "data" / "train" / "a.txt").write_text("abc\n")
+    (repo / "c.yaml").write_text("lr: 0.1\ndata:\n  train: data/train\n")
+    (repo / "t.py").write_text(
+        "import replicator\ncfg = replicator.load_config('c.yaml')\n"
+        "with replicator.start(cfg) as run:\n"
+        "    for s in range(3):\n        run.log({'loss': 0.5 - s / 10}, step=s)\n"
+        "    run.checkpoint({'w': [1, 2]}, step=2, metrics={'loss': 0.3})\n"
+        "    open('out.txt', 'w').write('hi')\n"
+    )
+    args = ("run", "-c", "c.yaml", "--seeds", "2", "-o", "out.txt", "-o", "gone.txt")
+    assert run_cli(*args, "--", "python", "t.py", cwd=repo).returncode == 0
+    failed = run_cli("run", "-e", "other", "--", "python", "-c", "raise SystemExit(3)", cwd=repo)
+    assert failed.returncode == 3
+    out = run_cli("show", ids(repo)[0], cwd=repo).stdout
+    for text in (
+        "seed:                  ",
+        ", sweep ",
+        "loss:                  0.3  (3 points, steps 0..2)",
+        "\nData\n  train  blake3:",
+        "\nCheckpoints\n  step 2:                latest  ",
+        "  loss=0.3  step000000002-",
+        "\nOutputs (declared)\n  out.txt:               2 bytes blake3:",
+        "  gone.txt:              declared but missing",
+    ):
+        assert text in out, text
+    out = run_cli("show", "last", cwd=repo).stdout
+    assert "status:                failed (exit code 3)" in out
+    assert "status history:        running -> failed" in out
+    assert "\nMetrics\n  (none)\n" in out and "Checkpoints" not in out and "Data" not in out
+
+
 def test_diff_ranks_packages_before_config_before_metrics(store_with_runs: Path) -> None:
     a, b, _ = ids(store_with_runs)
     env_file = store_with_runs / ".replicator" / "runs" / b / "environment.json"

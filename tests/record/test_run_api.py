@@ -13,8 +13,8 @@ import pytest
 
 import replicator
 from replicator.errors import UsageError
-from replicator.record.metrics import read_metrics
 from replicator.store import Store
+from replicator.store.metrics import read_metrics
 
 
 def py(cwd: Path, code: str, **kw) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from replicator.errors import UsageError
-from replicator.store.frames import load_runs, parse_parameters
+from replicator.report.notebook import parse_parameters
+from replicator.store.frames import load_runs
 
 nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("papermill")

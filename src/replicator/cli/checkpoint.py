@@ -15,7 +15,7 @@ def _directory(run: str) -> Path:
     path = Path(run)
     if (path / "manifest.json").exists() or (path / "checkpoints").is_dir():
         return path
-    from ..store.store import Store
+    from ..store import Store
 
     return Store.open().resolve(run)
 

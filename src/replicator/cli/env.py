@@ -52,7 +52,7 @@ def export_command(run: str, format_: str, output: str | None, as_json: bool) ->
       replicator env export 20261126-141503-7f3a --format repo2docker -o .
     """
     from ..environment.export import export_environment
-    from ..store.store import Store
+    from ..store import Store
 
     result = export_environment(Store.open().resolve(run), format=format_, output=output)
     if as_json:
@@ -114,7 +114,7 @@ def diff_command(run_a: str, run_b: str, max_rank: int, as_json: bool) -> None:
       replicator env diff RUN_A RUN_B --max-rank 3 --json
     """
     from ..compare.environment import diff_run_environments
-    from ..store.store import Store
+    from ..store import Store
 
     store = Store.open()
     _print_diff(
@@ -152,7 +152,7 @@ def check_command(
       replicator env check last --python .venv/bin/python --json
     """
     from ..compare.environment import check_environment
-    from ..store.store import Store
+    from ..store import Store
 
     result = check_environment(Store.open().resolve(run), python=python)
     _print_diff(result, as_json, max_rank)

@@ -15,8 +15,9 @@ import sys
 
 import click
 
+from .._protocol import REPLICATOR_DEBUG
 from .._version import __version__
-from ..errors import ReplicatorError
+from ..errors import MissingDependencyError, ReplicatorError
 
 # command name -> "module:attribute" under replicator.cli
 COMMANDS: dict[str, str] = {
@@ -97,12 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         top = (exc.name or "").split(".")[0]
         if top not in OPTIONAL:
             raise
-        click.echo(
-            f"Error: this command needs the optional package '{top}'. "
-            f"Install it with: pip install 'replicator[{OPTIONAL[top]}]'",
-            err=True,
-        )
-        sys.exit(1)
+        missing = MissingDependencyError(top, OPTIONAL[top], purpose="this command")
+        click.echo(f"Error: {missing}", err=True)
+        sys.exit(missing.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
@@ -112,10 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(0)
     except Exception as exc:
-        if os.environ.get("REPLICATOR_DEBUG"):
+        if REPLICATOR_DEBUG.get():
             raise
         click.echo(
-            f"replicator: internal error: {type(exc).__name__}: {exc}\n"
+            f"Error: internal error: {type(exc).__name__}: {exc}\n"
             "This is a bug in replicator. Run again with REPLICATOR_DEBUG=1 for the traceback "
             "and report it.",
             err=True,

@@ -62,7 +62,7 @@ def run_notebook_command(
       replicator notebook run analysis.ipynb -p lr=0.01 -p model=mlp
       replicator notebook run sweep.ipynb -p seeds=[0,1,2] --experiment study -o out.ipynb
     """
-    from ..store.frames import parse_parameters, run_notebook
+    from ..report.notebook import parse_parameters, run_notebook
 
     result = run_notebook(
         notebook,

@@ -58,7 +58,7 @@ def reproduce_command(
     """
     from .._util.progress import progress_bar
     from ..reproduce import format_verdict, reproduce
-    from ..store.store import Store
+    from ..store import Store
 
     started = time.perf_counter()
 
@@ -132,7 +132,7 @@ def ci_init_command(
       replicator ci init 20261126-141503-7f3a --rtol 1e-6
     """
     from ..reproduce.ci import write_ci_workflow
-    from ..store.store import Store, find_project_root
+    from ..store import Store, find_project_root
 
     store_obj = Store.open()
     run_id = store_obj.resolve(run).name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -13,9 +14,8 @@ from .._util.format import format_size
 from ..checkpoints.manager import describe_checkpoints
 from ..compare.runs import diff_runs
 from ..config import flatten
-from ..record.metrics import iter_jsonl, read_metrics
-from ..store import read_part
-from ..store.store import RunRecord, Store
+from ..store import RunRecord, Store, read_part
+from ..store.metrics import iter_jsonl, read_metrics
 
 
 def _fmt_time(ts: float | None) -> str:
@@ -160,11 +160,12 @@ def show_command(run: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(details, indent=2, default=str))
         return
+    for show_section in _SHOW_SECTIONS:
+        show_section(record, details)
+
+
+def _status_text(record: RunRecord) -> str:
     meta = record.meta
-    click.secho(f"Run {record.id}", bold=True)
-    _kv("experiment", record.experiment)
-    if record.name:
-        _kv("name", record.name)
     status = record.status + (
         f" (exit code {meta.get('exit_code')})" if meta.get("exit_code") is not None else ""
     )
@@ -172,14 +173,28 @@ def show_command(run: str, as_json: bool) -> None:
         status += f": {meta['error']}"
     if meta.get("crash_detected"):
         status += f" ({meta['crash_detected']})"
-    _kv("status", status)
+    return status
+
+
+def _seed_text(record: RunRecord) -> str:
+    meta = record.meta
     seeding = meta.get("seeding") or {}
     seed_text = f"{record.seed} ({seeding.get('source', '?')}"
     if seeding.get("root"):
         seed_text += f", root {seeding['root']}"
     if seeding.get("sweep"):
         seed_text += f", sweep {seeding['sweep']} #{seeding.get('index')}"
-    _kv("seed", seed_text + (", deterministic" if meta.get("deterministic") else "") + ")")
+    return seed_text + (", deterministic" if meta.get("deterministic") else "") + ")"
+
+
+def _show_overview(record: RunRecord, details: dict[str, Any]) -> None:
+    meta = record.meta
+    click.secho(f"Run {record.id}", bold=True)
+    _kv("experiment", record.experiment)
+    if record.name:
+        _kv("name", record.name)
+    _kv("status", _status_text(record))
+    _kv("seed", _seed_text(record))
     _kv("command", " ".join(meta.get("command") or []))
     _kv("working directory", meta.get("cwd"))
     _kv("host / user", f"{meta.get('host')} / {meta.get('user')}")
@@ -191,16 +206,18 @@ def show_command(run: str, as_json: bool) -> None:
     if len(history) > 1:
         _kv("status history", " -> ".join(h.get("status", "?") for h in history))
 
-    _section(
-        "Config"
-        + (f" (hash {str(meta.get('config_hash'))[:12]})" if meta.get("config_hash") else "")
-    )
+
+def _show_config(record: RunRecord, details: dict[str, Any]) -> None:
+    config_hash = record.meta.get("config_hash")
+    _section("Config" + (f" (hash {str(config_hash)[:12]})" if config_hash else ""))
     flat = flatten(record.config)
     for key, value in flat.items():
         _kv(key, value)
     if not flat:
         click.echo("  (none)")
 
+
+def _show_code(record: RunRecord, details: dict[str, Any]) -> None:
     _section("Code")
     code = details["code"]
     if code.get("repo"):
@@ -216,60 +233,66 @@ def show_command(run: str, as_json: bool) -> None:
     if code.get("note"):
         _kv("note", code["note"])
 
+
+def _show_packages(packages: dict[str, Any]) -> None:
+    special = {k: v for k, v in packages.items() if v.get("origin") != "index"}
+    _kv("packages", f"{len(packages)} ({len(special)} not from an index)")
+    for name, info in special.items():
+        git = info.get("git") or {}
+        extra = (
+            f" @ {str(git.get('commit'))[:10]}{' dirty' if git.get('dirty') else ''}" if git else ""
+        )
+        _kv(
+            f"  {name}",
+            f"{info.get('version')} {info.get('origin')} {info.get('path') or info.get('url') or ''}{extra}",
+            2,
+        )
+
+
+def _show_environment(record: RunRecord, details: dict[str, Any]) -> None:
     env = details["environment"]
-    if env:
-        _section("Environment")
-        py = env.get("python", {})
-        _kv("python", f"{str(py.get('version', '?')).split()[0]} ({py.get('executable')})")
-        osf = env.get("os", {})
+    if not env:
+        return
+    _section("Environment")
+    py = env.get("python", {})
+    _kv("python", f"{str(py.get('version', '?')).split()[0]} ({py.get('executable')})")
+    osf = env.get("os", {})
+    _kv(
+        "os",
+        f"{osf.get('distribution') or osf.get('system')} kernel {osf.get('release')} {osf.get('libc') or ''}".strip(),
+    )
+    _show_packages(env.get("packages", {}))
+    torch = env.get("torch")
+    if torch:
         _kv(
-            "os",
-            f"{osf.get('distribution') or osf.get('system')} kernel {osf.get('release')} {osf.get('libc') or ''}".strip(),
+            "torch build",
+            f"{torch.get('version')} ({'CUDA ' + str(torch['cuda']) if torch.get('cuda') else 'no CUDA'})",
         )
-        packages = env.get("packages", {})
-        special = {k: v for k, v in packages.items() if v.get("origin") != "index"}
-        _kv("packages", f"{len(packages)} ({len(special)} not from an index)")
-        for name, info in special.items():
-            git = info.get("git") or {}
-            extra = (
-                f" @ {str(git.get('commit'))[:10]}{' dirty' if git.get('dirty') else ''}"
-                if git
-                else ""
-            )
-            _kv(
-                f"  {name}",
-                f"{info.get('version')} {info.get('origin')} {info.get('path') or info.get('url') or ''}{extra}",
-                2,
-            )
-        torch = env.get("torch")
-        if torch:
-            _kv(
-                "torch build",
-                f"{torch.get('version')} ({'CUDA ' + str(torch['cuda']) if torch.get('cuda') else 'no CUDA'})",
-            )
-        for name, digest in (env.get("lock_files") or {}).items():
-            _kv(f"dependency file {name}", digest[:16])
-        for name, value in (env.get("relevant_env") or {}).items():
-            _kv(name, value)
+    for name, digest in (env.get("lock_files") or {}).items():
+        _kv(f"dependency file {name}", digest[:16])
+    for name, value in (env.get("relevant_env") or {}).items():
+        _kv(name, value)
 
+
+def _show_hardware(record: RunRecord, details: dict[str, Any]) -> None:
     hw = details["hardware"]
-    if hw:
-        _section("Hardware")
-        cpu = hw.get("cpu", {})
-        _kv("cpu", f"{cpu.get('model')} ({cpu.get('logical_cores')} logical cores)")
-        if cpu.get("numeric_flags"):
-            _kv("instruction sets", " ".join(cpu["numeric_flags"]))
-        mem = (hw.get("memory") or {}).get("total_bytes")
-        if mem:
-            _kv("memory", f"{mem / 2**30:.1f} GiB")
-        gpus = (hw.get("gpu") or {}).get("devices") or []
-        _kv(
-            "gpus",
-            ", ".join(f"{g.get('name')} ({g.get('memory_mib')} MiB)" for g in gpus) or "none",
-        )
-        if gpus:
-            _kv("driver", hw["gpu"].get("driver"))
+    if not hw:
+        return
+    _section("Hardware")
+    cpu = hw.get("cpu", {})
+    _kv("cpu", f"{cpu.get('model')} ({cpu.get('logical_cores')} logical cores)")
+    if cpu.get("numeric_flags"):
+        _kv("instruction sets", " ".join(cpu["numeric_flags"]))
+    mem = (hw.get("memory") or {}).get("total_bytes")
+    if mem:
+        _kv("memory", f"{mem / 2**30:.1f} GiB")
+    gpus = (hw.get("gpu") or {}).get("devices") or []
+    _kv("gpus", ", ".join(f"{g.get('name')} ({g.get('memory_mib')} MiB)" for g in gpus) or "none")
+    if gpus:
+        _kv("driver", hw["gpu"].get("driver"))
 
+
+def _show_metrics(record: RunRecord, details: dict[str, Any]) -> None:
     _section("Metrics")
     overview = details["metrics"]
     for key, value in record.summary.items():
@@ -283,39 +306,62 @@ def show_command(run: str, as_json: bool) -> None:
     if not record.summary:
         click.echo("  (none)")
 
+
+def _show_data(record: RunRecord, details: dict[str, Any]) -> None:
     datasets = record.meta.get("data") or {}
-    if datasets or record.meta.get("data_error"):
-        from ..data import format_record
+    if not (datasets or record.meta.get("data_error")):
+        return
+    from ..data import format_record
 
-        _section("Data")
-        for name, entry in datasets.items():
-            click.echo(f"  {format_record(name, entry)}")
-        if record.meta.get("data_error"):
-            _kv("error", record.meta["data_error"])
+    _section("Data")
+    for name, entry in datasets.items():
+        click.echo(f"  {format_record(name, entry)}")
+    if record.meta.get("data_error"):
+        _kv("error", record.meta["data_error"])
 
+
+def _show_checkpoints(record: RunRecord, details: dict[str, Any]) -> None:
     checkpoints = details["checkpoints"]
-    if checkpoints:
-        _section("Checkpoints")
-        for c in checkpoints:
-            metrics = ", ".join(f"{k}={_fmt_value(v)}" for k, v in (c.get("metrics") or {}).items())
-            size = format_size(int(c.get("size") or 0))
-            _kv(
-                f"step {c.get('step')}",
-                f"{'/'.join(c.get('roles') or [])}  {size}  {metrics}  {c.get('file')}",
-            )
+    if not checkpoints:
+        return
+    _section("Checkpoints")
+    for c in checkpoints:
+        metrics = ", ".join(f"{k}={_fmt_value(v)}" for k, v in (c.get("metrics") or {}).items())
+        size = format_size(int(c.get("size") or 0))
+        _kv(
+            f"step {c.get('step')}",
+            f"{'/'.join(c.get('roles') or [])}  {size}  {metrics}  {c.get('file')}",
+        )
 
+
+def _show_outputs(record: RunRecord, details: dict[str, Any]) -> None:
     outputs = details["outputs"]
-    if outputs.get("files") or outputs.get("missing"):
-        _section(f"Outputs ({outputs.get('mode')})")
-        for f in outputs.get("files", [])[:50]:
-            _kv(
-                f["path"],
-                f"{f.get('size', '?')} bytes blake3:{str(f.get('blake3', ''))[:16]} {f.get('status', '')}",
-            )
-        if len(outputs.get("files", [])) > 50:
-            click.echo(f"  ... {len(outputs['files']) - 50} more")
-        for m in outputs.get("missing", []):
-            _kv(m, "declared but missing")
+    if not (outputs.get("files") or outputs.get("missing")):
+        return
+    _section(f"Outputs ({outputs.get('mode')})")
+    for f in outputs.get("files", [])[:50]:
+        _kv(
+            f["path"],
+            f"{f.get('size', '?')} bytes blake3:{str(f.get('blake3', ''))[:16]} {f.get('status', '')}",
+        )
+    if len(outputs.get("files", [])) > 50:
+        click.echo(f"  ... {len(outputs['files']) - 50} more")
+    for m in outputs.get("missing", []):
+        _kv(m, "declared but missing")
+
+
+# `show` prints these sections in this order; each takes the record and run_details(record).
+_SHOW_SECTIONS: tuple[Callable[[RunRecord, dict[str, Any]], None], ...] = (
+    _show_overview,
+    _show_config,
+    _show_code,
+    _show_environment,
+    _show_hardware,
+    _show_metrics,
+    _show_data,
+    _show_checkpoints,
+    _show_outputs,
+)
 
 
 @click.command(

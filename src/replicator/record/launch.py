@@ -7,37 +7,32 @@ stderr to the terminal and to the run, parses metrics from the output when a pat
 forwards SIGINT/SIGTERM to the child's process group, and records the outcome: completed,
 failed (non-zero exit), interrupted (a forwarded signal). If the launcher itself is killed, the
 child gets SIGTERM (Linux parent-death signal) and the run reads as crashed (stale heartbeat).
+
+What the child is told is one :class:`~replicator._protocol.ChildContext` (:func:`child_context`);
+what it leaves for the launcher (``config/script.json``, ``config/experiment.json``) is read back
+through the same module. The child process itself (tee, signals, heartbeat) is in
+:mod:`replicator.record.child`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from .._protocol import ChildContext, read_experiment, read_script_config
 from .._util.io import atomic_write_json, read_json
-from ..config import (
-    ENV_CONFIG,
-    ENV_OVERRIDES,
-    ENV_RUN_DIR,
-    ENV_SEED,
-    apply_overrides,
-    load_config,
-    parse_override,
-    to_container,
-)
+from ..config import apply_overrides, load_config, parse_override, to_container
 from ..errors import ConfigError, UsageError
-from ..redact import REDACTED, redact_argv, redact_text, secret_values
-from ..store.store import HEARTBEAT_INTERVAL_S, Store
+from ..redact import REDACTED, redact_argv
+from ..store import Store, StoreLike, new_run_id
+from .child import ChildProcess, Heartbeat, forwarding_signals
 from .metrics import MetricPattern, MetricsWriter
 from .outputs import OutputWatcher
 from .recorder import (
@@ -47,12 +42,13 @@ from .recorder import (
     record_config,
     resume_run,
     set_status,
-    touch_heartbeat,
     which_python,
 )
 from .seeding import DETERMINISM_ENV, check_seed, draw_seeds
 
-__all__ = ["LaunchResult", "RunSpec", "launch"]
+OnStart = Callable[[str, Path, int], None]
+
+__all__ = ["LaunchResult", "RunSpec", "child_context", "launch", "read_run_experiment"]
 
 
 @dataclass(frozen=True)
@@ -98,9 +94,7 @@ def _resolve_config(spec: RunSpec) -> tuple[dict[str, Any], list[str]]:
     for text in spec.overrides:
         parse_override(text)  # syntax errors first, with the override's text
     if spec.config_path is not None:
-        cfg = load_config(
-            spec.config_path, overrides=list(spec.overrides), apply_run_overrides=False
-        )
+        cfg = load_config(spec.config_path, overrides=list(spec.overrides))
         files = [str(Path(spec.config_path).resolve())]
         return to_container(cfg), files
     # Overrides without a file: the script's own load_config applies them; here they are
@@ -128,13 +122,33 @@ def _draw(spec: RunSpec) -> tuple[list[int], dict[str, Any]]:
     return seeds, {"source": "drawn", "root": str(root)}
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What every run of one ``launch`` shares: config, seeds, experiment, metrics, outputs."""
+
+    config: dict[str, Any]
+    files: list[str]
+    seeds: list[int]
+    seeding: dict[str, Any]
+    experiment: str
+    pattern: MetricPattern | None
+    outputs: list[str]
+
+
+@dataclass(frozen=True)
+class _Streams:
+    stdout: IO[bytes]
+    stderr: IO[bytes]
+    on_start: OnStart | None
+
+
 def launch(
     spec: RunSpec,
     *,
-    store: Store | None = None,
+    store: StoreLike = None,
     stdout: IO[bytes] | None = None,
     stderr: IO[bytes] | None = None,
-    on_start: Callable[[str, Path, int], None] | None = None,
+    on_start: OnStart | None = None,
     on_end: Callable[[LaunchResult], None] | None = None,
 ) -> list[LaunchResult]:
     """Run ``spec.command`` once per seed, recording each run; stops a sweep when interrupted."""
@@ -142,20 +156,32 @@ def launch(
         raise UsageError(
             "No command to run. Put it after '--', e.g. replicator run -- python train.py"
         )
-    store = store or Store.open()
+    store = Store.coerce(store)
+    streams = _Streams(stdout or sys.stdout.buffer, stderr or sys.stderr.buffer, on_start)
     if spec.cwd is not None and spec.config_path and not os.path.isabs(spec.config_path):
         spec = dataclasses.replace(spec, config_path=os.path.join(spec.cwd, spec.config_path))
     if spec.resume is not None:
-        resumed = _resume(
-            spec,
-            store=store,
-            stdout=stdout or sys.stdout.buffer,
-            stderr=stderr or sys.stderr.buffer,
-            on_start=on_start,
-        )
+        resumed = _resume(spec, store=store, streams=streams)
         if on_end is not None:
             on_end(resumed)
         return [resumed]
+    plan = _plan(spec)
+    sweep = _Sweep.open(spec, plan, store) if spec.seeds is not None else None
+    results = []
+    for index, seed in enumerate(plan.seeds):
+        seeding = sweep.seeding(plan, index) if sweep is not None else plan.seeding
+        result = _launch_one(spec, plan, store=store, seed=seed, seeding=seeding, streams=streams)
+        results.append(result)
+        if sweep is not None and index == 0:
+            sweep.refile(read_run_experiment(result.dir))
+        if on_end is not None:
+            on_end(result)
+        if result.status == "interrupted":
+            break
+    return results
+
+
+def _plan(spec: RunSpec) -> _Plan:
     config, files = _resolve_config(spec)
     seeds, seeding = _draw(spec)
     experiment = spec.experiment or (Path(spec.config_path).stem if spec.config_path else "default")
@@ -164,56 +190,43 @@ def launch(
         MetricPattern.compile(str(pattern_text), where="metric_pattern") if pattern_text else None
     )
     outputs = list(spec.outputs) or _config_outputs(config, spec.config_path)
-    sweep_id = None
-    sweep: dict[str, Any] = {}
-    sweep_file = Path()
-    if spec.seeds is not None:
-        from ..store.store import new_run_id
+    return _Plan(config, files, seeds, seeding, experiment, pattern, outputs)
 
-        sweep_id = new_run_id()
-        sweep = {
-            "id": sweep_id,
-            "experiment": experiment,
+
+class _Sweep:
+    """The seeds of ``--seeds N``, filed with the experiment's sweeps."""
+
+    def __init__(self, store: Store, record: dict[str, Any], path: Path) -> None:
+        self.store = store
+        self.record = record
+        self.path = path
+
+    @classmethod
+    def open(cls, spec: RunSpec, plan: _Plan, store: Store) -> _Sweep:
+        record = {
+            "id": new_run_id(),
+            "experiment": plan.experiment,
             "created": time.time(),
-            "root": seeding["root"],
-            "seeds": seeds,
+            "root": plan.seeding["root"],
+            "seeds": plan.seeds,
             "command": redact_argv(list(spec.command)),
         }
-        sweep_file = store.write_sweep(experiment, sweep)
-    results = []
-    for index, seed in enumerate(seeds):
-        run_seeding = {**seeding, "index": index, "sweep": sweep_id} if sweep_id else seeding
-        result = _launch_one(
-            spec,
-            store=store,
-            config=config,
-            files=files,
-            seed=seed,
-            seeding=run_seeding,
-            experiment=experiment,
-            pattern=pattern,
-            outputs=outputs,
-            stdout=stdout or sys.stdout.buffer,
-            stderr=stderr or sys.stderr.buffer,
-            on_start=on_start,
-        )
-        results.append(result)
-        if sweep_id is not None and index == 0:
-            # The script may have named the experiment (start(experiment=...)): file the
-            # sweep's seeds with its runs.
-            named = read_run_experiment(result.dir)
-            if named and named != experiment:
-                sweep["experiment"] = named
-                store.write_sweep(named, sweep)
-                sweep_file.unlink(missing_ok=True)
-        if on_end is not None:
-            on_end(result)
-        if result.status == "interrupted":
-            break
-    return results
+        return cls(store, record, store.write_sweep(plan.experiment, record))
+
+    def seeding(self, plan: _Plan, index: int) -> dict[str, Any]:
+        return {**plan.seeding, "index": index, "sweep": self.record["id"]}
+
+    def refile(self, experiment: str | None) -> None:
+        """The script may have named the experiment (start(experiment=...)): file the sweep's
+        seeds with its runs."""
+        if experiment and experiment != self.record["experiment"]:
+            self.record["experiment"] = experiment
+            self.store.write_sweep(experiment, self.record)
+            self.path.unlink(missing_ok=True)
 
 
 def read_run_experiment(run_dir: Path) -> str | None:
+    """The experiment a run is filed under (its ``run.json``), or None when unreadable."""
     try:
         return str(read_json(run_dir / "run.json")["experiment"])
     except (OSError, ValueError, KeyError):
@@ -233,156 +246,24 @@ def _config_outputs(config: Mapping[str, Any], config_path: str | None) -> list[
     )
 
 
-class _Child:
-    """The running child process with its tee threads and signal forwarding."""
-
-    def __init__(
-        self,
-        command: Sequence[str],
-        env: dict[str, str],
-        run_dir: Path,
-        pattern: MetricPattern | None,
-        writer: MetricsWriter | None,
-        stdout: IO[bytes],
-        stderr: IO[bytes],
-        cwd: str,
-    ) -> None:
-        self.run_dir = run_dir
-        # Longest first, so that a value containing another is removed whole.
-        self.secrets = sorted(secret_values(env, command), key=len, reverse=True)
-        self.pattern = pattern
-        self.writer = writer
-        self.interrupted: str | None = None
-        self.signals_received = 0
-        self.proc = subprocess.Popen(
-            list(command),
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=None,
-            cwd=cwd,
-            process_group=0,
-            preexec_fn=_die_with_parent,
-        )
-        self.threads = [
-            threading.Thread(
-                target=self._tee,
-                args=(self.proc.stdout, stdout, run_dir / "stdout.log"),
-                daemon=True,
-            ),
-            threading.Thread(
-                target=self._tee,
-                args=(self.proc.stderr, stderr, run_dir / "stderr.log"),
-                daemon=True,
-            ),
-        ]
-        for t in self.threads:
-            t.start()
-
-    def _tee(self, pipe: IO[bytes] | None, terminal: IO[bytes], log_path: Path) -> None:
-        assert pipe is not None
-        fd = pipe.fileno()
-        pending = b""
-        with open(log_path, "ab", buffering=0) as log:
-            while True:
-                try:
-                    chunk = os.read(fd, 65536)
-                except InterruptedError:
-                    continue
-                if not chunk:
-                    break
-                try:
-                    terminal.write(chunk)
-                    terminal.flush()
-                except (OSError, ValueError):
-                    pass  # the terminal went away; keep recording
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                if lines:
-                    log.write(self._lines(lines))
-            if pending:
-                log.write(self._lines([pending]).rstrip(b"\n"))
-
-    def _lines(self, lines: list[bytes]) -> bytes:
-        out = []
-        for raw in lines:
-            text = raw.decode("utf-8", "replace")
-            if self.pattern is not None and self.writer is not None:
-                # tqdm-style carriage returns: the last segment is what the line shows.
-                for segment in text.split("\r"):
-                    parsed = self.pattern.parse(segment)
-                    if parsed is not None:
-                        step, values = parsed
-                        self.writer.log(values, step)
-            for secret in self.secrets:
-                if secret in text:
-                    text = text.replace(secret, REDACTED)
-            out.append(redact_text(text))
-        return ("\n".join(out) + "\n").encode("utf-8")
-
-    def forward(self, signum: int) -> None:
-        """Forward a signal to the child's process group; escalate on repeats."""
-        self.signals_received += 1
-        self.interrupted = signal.Signals(signum).name
-        sig = signum
-        if self.signals_received == 2:
-            sig = signal.SIGTERM
-        elif self.signals_received >= 3:
-            sig = signal.SIGKILL
-        try:
-            os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
-
-    def wait(self) -> int:
-        while True:
-            try:
-                code = self.proc.wait()
-                break
-            except KeyboardInterrupt:  # pragma: no cover - handlers normally catch SIGINT
-                self.forward(signal.SIGINT)
-        for t in self.threads:
-            t.join(timeout=30)
-        for pipe in (self.proc.stdout, self.proc.stderr):
-            if pipe is not None:
-                pipe.close()
-        return code
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM if the launcher dies (Linux), so no orphan runs on."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-
-
 def _launch_one(
     spec: RunSpec,
+    plan: _Plan,
     *,
     store: Store,
-    config: dict[str, Any],
-    files: list[str],
     seed: int,
     seeding: dict[str, Any],
-    experiment: str,
-    pattern: MetricPattern | None,
-    outputs: list[str],
-    stdout: IO[bytes],
-    stderr: IO[bytes],
-    on_start: Callable[[str, Path, int], None] | None,
+    streams: _Streams,
 ) -> LaunchResult:
     cwd = spec.cwd or os.getcwd()
-    run_config = {**config, "seed": seed}
+    run_config = {**plan.config, "seed": seed}
     # Datasets first: a missing path stops here, before a run directory exists.
-    datasets = fingerprint_config_data(config, store=store, base_dir=cwd, where=spec.config_path)
+    datasets = fingerprint_config_data(
+        plan.config, store=store, base_dir=cwd, where=spec.config_path
+    )
     run_id, run_dir, meta = new_run(
         store,
-        experiment=experiment,
+        experiment=plan.experiment,
         name=spec.name,
         seed=seed,
         command=spec.command,
@@ -392,39 +273,23 @@ def _launch_one(
         seeding=seeding,
         extra={
             "overrides": list(spec.overrides),
-            "metric_pattern": pattern.regex.pattern if pattern else None,
+            "metric_pattern": plan.pattern.regex.pattern if plan.pattern else None,
             **spec.record,
         },
     )
     meta["config"] = run_config
-    meta["config_hash"] = record_config(run_dir, run_config, files=files, overrides=spec.overrides)
+    meta["config_hash"] = record_config(
+        run_dir, run_config, files=plan.files, overrides=spec.overrides
+    )
     if datasets:
         meta["data"] = datasets
+    target = _Target(run_id, run_dir, meta, seed, cwd, capture_dir=run_dir, resumed=False)
     return _execute(
-        spec,
-        store=store,
-        run_id=run_id,
-        run_dir=run_dir,
-        meta=meta,
-        seed=seed,
-        cwd=cwd,
-        capture_dir=run_dir,
-        pattern=pattern,
-        outputs=outputs,
-        stdout=stdout,
-        stderr=stderr,
-        on_start=on_start,
+        spec, target, store=store, pattern=plan.pattern, outputs=plan.outputs, streams=streams
     )
 
 
-def _resume(
-    spec: RunSpec,
-    *,
-    store: Store,
-    stdout: IO[bytes],
-    stderr: IO[bytes],
-    on_start: Callable[[str, Path, int], None] | None,
-) -> LaunchResult:
+def _resume(spec: RunSpec, *, store: Store, streams: _Streams) -> LaunchResult:
     """Continue a recorded run in its own record: same seed, config and (default) command."""
     assert spec.resume is not None
     if spec.config_path or spec.overrides or spec.seed is not None or spec.seeds is not None:
@@ -440,80 +305,90 @@ def _resume(
             f"Run {run_id}'s recorded command held a secret and was redacted; give the command "
             "again after '--': replicator run --resume RUN -- python train.py ..."
         )
-    spec = RunSpec(
-        **{
-            **spec.__dict__,
-            "command": command,
-            "overrides": tuple(meta.get("overrides") or ()),
-            "deterministic": bool(meta.get("deterministic")),
-        }
+    spec = dataclasses.replace(
+        spec,
+        command=command,
+        overrides=tuple(meta.get("overrides") or ()),
+        deterministic=bool(meta.get("deterministic")),
     )
     pattern_text = meta.get("metric_pattern")
     pattern = MetricPattern.compile(pattern_text) if pattern_text else None
     capture_dir = run_dir / "resumes" / f"{run_id}.resume-{session}"
     capture_dir.mkdir(parents=True, exist_ok=True)
-    return _execute(
-        spec,
-        store=store,
-        run_id=run_id,
-        run_dir=run_dir,
-        meta=meta,
-        seed=int(meta["seed"]),
-        cwd=str(meta.get("cwd") or os.getcwd()),
-        capture_dir=capture_dir,
-        pattern=pattern,
-        outputs=[],
-        stdout=stdout,
-        stderr=stderr,
-        on_start=on_start,
-        resumed=True,
+    cwd = str(meta.get("cwd") or os.getcwd())
+    target = _Target(
+        run_id, run_dir, meta, int(meta["seed"]), cwd, capture_dir=capture_dir, resumed=True
+    )
+    return _execute(spec, target, store=store, pattern=pattern, outputs=[], streams=streams)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """The run a child records into (a new one, or a resumed one captured in ``capture_dir``)."""
+
+    run_id: str
+    run_dir: Path
+    meta: dict[str, Any]
+    seed: int
+    cwd: str
+    capture_dir: Path
+    resumed: bool
+
+
+def child_context(spec: RunSpec, target: _Target) -> ChildContext:
+    """What the launcher tells the child (see :mod:`replicator._protocol`)."""
+    return ChildContext(
+        run_dir=target.run_dir,
+        run_id=target.run_id,
+        seed=target.seed,
+        config_path=Path(spec.config_path).resolve() if spec.config_path else None,
+        overrides=tuple(spec.overrides),
+        experiment_given=bool(spec.experiment),
+        resume=target.resumed,
+        deterministic=spec.deterministic,
     )
 
 
 def _execute(
     spec: RunSpec,
+    target: _Target,
     *,
     store: Store,
-    run_id: str,
-    run_dir: Path,
-    meta: dict[str, Any],
-    seed: int,
-    cwd: str,
-    capture_dir: Path,
     pattern: MetricPattern | None,
     outputs: list[str],
-    stdout: IO[bytes],
-    stderr: IO[bytes],
-    on_start: Callable[[str, Path, int], None] | None,
-    resumed: bool = False,
+    streams: _Streams,
 ) -> LaunchResult:
-    env = {**os.environ, **spec.env}
-    child_env = {
-        **env,
-        ENV_RUN_DIR: str(run_dir),
-        "REPLICATOR_RUN_ID": run_id,
-        ENV_SEED: str(seed),
-        "PYTHONHASHSEED": str(seed),
-        "PYTHONUNBUFFERED": "1",
-        ENV_OVERRIDES: json.dumps(list(spec.overrides)),
-        "REPLICATOR_EXPERIMENT_GIVEN": "1" if spec.experiment else "0",
-    }
-    if resumed:
-        child_env["REPLICATOR_RESUME"] = "1"
-    if spec.config_path:
-        child_env[ENV_CONFIG] = str(Path(spec.config_path).resolve())
-    if spec.deterministic:
-        child_env.update(DETERMINISM_ENV)
-        child_env["REPLICATOR_DETERMINISTIC"] = "1"
-    code_summary = capture_all(
-        capture_dir,
-        run_id=capture_dir.name if resumed else run_id,
-        cwd=cwd,
-        store=store,
-        executable=which_python(spec.command, child_env),
-        env=child_env,
+    child_env = {**os.environ, **spec.env, **child_context(spec, target).to_environ()}
+    _capture(spec, target, store=store, child_env=child_env)
+    watcher = OutputWatcher(
+        target.cwd, declared=outputs, exclude=[store.root, Path(target.cwd) / ".git"]
     )
-    if resumed:
+    watcher.before()
+    writer = MetricsWriter(target.run_dir / "metrics.jsonl", source="output") if pattern else None
+    heartbeat = Heartbeat(target.run_dir)
+    if streams.on_start is not None:
+        streams.on_start(target.run_id, target.run_dir, target.seed)
+    try:
+        code, interrupted = _run_child(spec, target, child_env, pattern, writer, streams)
+    finally:
+        if writer:
+            writer.close()
+        heartbeat.stop()
+    return _finalize(target, code, interrupted, writer, watcher)
+
+
+def _capture(spec: RunSpec, target: _Target, *, store: Store, child_env: Mapping[str, str]) -> None:
+    """Snapshot code, environment and hardware before the child starts; write run.json."""
+    meta = target.meta
+    code_summary = capture_all(
+        target.capture_dir,
+        run_id=target.capture_dir.name if target.resumed else target.run_id,
+        cwd=target.cwd,
+        store=store,
+        executable=which_python(spec.command, dict(child_env)),
+        env=dict(child_env),
+    )
+    if target.resumed:
         meta["resumes"][-1]["code"] = code_summary
     else:
         meta["code"] = code_summary
@@ -522,103 +397,68 @@ def _execute(
         for k, v in child_env.items()
         if k.startswith(("REPLICATOR_", "PYTHON")) or k in DETERMINISM_ENV
     }
-    atomic_write_json(run_dir / "run.json", meta)
-    watcher = OutputWatcher(cwd, declared=outputs, exclude=[store.root, Path(cwd) / ".git"])
-    watcher.before()
-    writer = MetricsWriter(run_dir / "metrics.jsonl", source="output") if pattern else None
-    heartbeat = _Heartbeat(run_dir)
-    if on_start is not None:
-        on_start(run_id, run_dir, seed)
-    # Handlers go in before the child exists, so that a signal arriving while it starts is
-    # forwarded as soon as it can be (not lost, and not killing the launcher unrecorded).
-    holder: list[_Child] = []
-    pending: list[int] = []
+    atomic_write_json(target.run_dir / "run.json", meta)
 
-    def on_signal(signum: int, frame: Any) -> None:
-        if holder:
-            holder[0].forward(signum)
-        else:
-            pending.append(signum)
 
-    previous = {
-        s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    }
-    try:
+def _run_child(
+    spec: RunSpec,
+    target: _Target,
+    child_env: dict[str, str],
+    pattern: MetricPattern | None,
+    writer: MetricsWriter | None,
+    streams: _Streams,
+) -> tuple[int, str | None]:
+    """Start the child with signals forwarded and wait: its exit code and the signal, if any."""
+    with forwarding_signals() as forwarding:
         try:
-            child = _Child(spec.command, child_env, run_dir, pattern, writer, stdout, stderr, cwd)
+            child = ChildProcess(
+                spec.command,
+                child_env,
+                target.run_dir,
+                pattern=pattern,
+                writer=writer,
+                stdout=streams.stdout,
+                stderr=streams.stderr,
+                cwd=target.cwd,
+            )
         except OSError as exc:
             code = 127 if isinstance(exc, FileNotFoundError) else 126
             message = f"cannot start {spec.command[0]!r}: {exc.strerror or exc}"
-            set_status(run_dir, meta, "failed", exit_code=code, error=message)
-            raise UsageError(f"Run {run_id}: {message}. Check the command after '--'.") from exc
-        holder.append(child)
-        for signum in pending:
-            child.forward(signum)
-        code = child.wait()
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        if writer:
-            writer.close()
-        heartbeat.stop()
-    return _finalize(run_id, run_dir, meta, code, child.interrupted, writer, watcher, seed)
+            set_status(target.run_dir, target.meta, "failed", exit_code=code, error=message)
+            raise UsageError(
+                f"Run {target.run_id}: {message}. Check the command after '--'."
+            ) from exc
+        forwarding.attach(child)
+        return child.wait(), child.interrupted
 
 
-class _Heartbeat:
-    def __init__(self, run_dir: Path) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, args=(run_dir,), daemon=True)
-        self._thread.start()
-
-    def _loop(self, run_dir: Path) -> None:
-        while not self._stop.wait(HEARTBEAT_INTERVAL_S):
-            touch_heartbeat(run_dir)
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
-def _finalize(
-    run_id: str,
-    run_dir: Path,
-    meta: dict[str, Any],
-    code: int,
-    interrupted: str | None,
-    writer: MetricsWriter | None,
-    watcher: OutputWatcher,
-    seed: int,
-) -> LaunchResult:
+def _outcome(code: int, interrupted: str | None) -> tuple[str, dict[str, Any]]:
     fields: dict[str, Any] = {"exit_code": code}
     if code < 0:
         fields["signal"] = signal.Signals(-code).name
     if interrupted and (code != 0):
-        status = "interrupted"
         fields.setdefault("signal", interrupted)
-    elif code == 0:
-        status = "completed"
-    else:
-        status = "failed"
-    # The script's own record of its config and experiment (inside the child) wins.
-    try:
-        meta["experiment"] = read_json(run_dir / "config" / "experiment.json")["experiment"]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    script = run_dir / "config" / "script.json"
-    if script.exists():
-        try:
-            recorded = read_json(script)
-            meta["config"] = recorded["config"]
-            meta["config_hash"] = recorded["config_hash"]
-            if recorded.get("data"):
-                meta["data"] = recorded["data"]
-            if recorded.get("data_error"):
-                meta["data_error"] = recorded["data_error"]
-        except (OSError, ValueError, KeyError):
-            pass
-    try:
-        atomic_write_json(run_dir / "outputs.json", watcher.after(), fsync=False)
-    except OSError as exc:
-        fields["outputs_error"] = str(exc)
+        return "interrupted", fields
+    return ("completed" if code == 0 else "failed"), fields
+
+
+def _adopt_script_records(run_dir: Path, meta: dict[str, Any]) -> None:
+    """The script's own record of its config and experiment (inside the child) wins."""
+    experiment = read_experiment(run_dir)
+    if experiment is not None:
+        meta["experiment"] = experiment
+    script = read_script_config(run_dir)
+    if script is not None:
+        meta["config"] = script.config
+        meta["config_hash"] = script.config_hash
+        if script.data:
+            meta["data"] = script.data
+        if script.data_error:
+            meta["data_error"] = script.data_error
+
+
+def _write_summary(run_dir: Path, writer: MetricsWriter | None) -> None:
+    """Metrics parsed from the output, under what the script set itself."""
     summary_path = run_dir / "summary.json"
     summary: dict[str, Any] = dict(writer.last) if writer else {}
     if summary_path.exists():
@@ -628,5 +468,24 @@ def _finalize(
             pass
     if summary:
         atomic_write_json(summary_path, summary)
+
+
+def _finalize(
+    target: _Target,
+    code: int,
+    interrupted: str | None,
+    writer: MetricsWriter | None,
+    watcher: OutputWatcher,
+) -> LaunchResult:
+    run_dir, meta = target.run_dir, target.meta
+    status, fields = _outcome(code, interrupted)
+    _adopt_script_records(run_dir, meta)
+    try:
+        atomic_write_json(run_dir / "outputs.json", watcher.after(), fsync=False)
+    except OSError as exc:
+        fields["outputs_error"] = str(exc)
+    _write_summary(run_dir, writer)
     set_status(run_dir, meta, status, **fields)
-    return LaunchResult(run_id=run_id, dir=run_dir, status=status, exit_code=code, seed=seed)
+    return LaunchResult(
+        run_id=target.run_id, dir=run_dir, status=status, exit_code=code, seed=target.seed
+    )

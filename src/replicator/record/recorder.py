@@ -19,7 +19,7 @@ from .._util.io import append_lines, atomic_write, atomic_write_json
 from ..config import config_hash, dump_yaml, hparams_csv
 from ..errors import ConfigError
 from ..redact import redact_argv, redact_text
-from ..store.store import SCHEMA_VERSION, Store, process_identity
+from ..store import SCHEMA_VERSION, Store, process_identity
 
 __all__ = [
     "capture_all",
@@ -98,7 +98,7 @@ def resume_run(run_dir: Path, *, resume_completed: bool = False) -> tuple[str, d
     """
     from .._util.io import read_json
     from ..errors import UsageError
-    from ..store.store import read_run
+    from ..store import read_run
 
     record = read_run(run_dir)
     if record.status == "running":

@@ -14,17 +14,25 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .._protocol import (
+    REPLICATOR_RUN_DIR,
+    REPLICATOR_SEED,
+    ChildContext,
+    read_script_config,
+    write_experiment,
+)
 from .._util.io import atomic_write_json, read_json
 from .._util.warnings import warn
-from ..config import ENV_RUN_DIR, ENV_SEED, config_hash, to_container
+from ..config import config_hash, to_container
 from ..errors import StoreError, UsageError
-from ..store.store import Store
-from .metrics import MetricsWriter, encode_value
+from ..store import Store, StoreLike
+from ..store.metrics import encode_value
+from .metrics import MetricsWriter
 from .recorder import (
     capture_all,
     fingerprint_config_data,
@@ -33,12 +41,17 @@ from .recorder import (
     set_status,
     touch_heartbeat,
 )
+from .script import joined_context, record_script_config, sources_of
 from .seeding import SeedReport, check_seed, seed_everything, seed_loaded, stop_seeding_on_import
 
-__all__ = ["Run", "Summary", "active_run", "record_script_config", "start"]
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..checkpoints.manager import Checkpoint, CheckpointInfo, CheckpointManager
+
+__all__ = ["Run", "Summary", "active_run", "start"]
 
 _active: Run | None = None
-_config_sources: dict[int, tuple[Any, list[str], list[str]]] = {}
 
 
 def active_run() -> Run | None:
@@ -89,8 +102,8 @@ class Run:
         self._meta = meta or {}
         self._closed = False
         self._capture_thread: threading.Thread | None = None
-        self._checkpoints: Any = None
-        self._rng: Any = None
+        self._checkpoints: CheckpointManager | None = None
+        self._rng: np.random.Generator | None = None
         self._checkpoint_options: dict[str, Any] = {}
         existing = self.dir / "summary.json"
         if existing.exists():
@@ -102,7 +115,7 @@ class Run:
         self._metrics = MetricsWriter(self.dir / "metrics.jsonl", on_tick=self._tick)
 
     @property
-    def rng(self) -> Any:
+    def rng(self) -> np.random.Generator:
         """A numpy Generator from ``SeedSequence(run.seed)`` (built on first use).
 
         It is registered for checkpoints (as ``run.rng``), so a resumed run draws on from where
@@ -139,7 +152,7 @@ class Run:
         atomic_write_json(self.dir / "summary.json", merged, fsync=False)
 
     @property
-    def checkpoints(self) -> Any:
+    def checkpoints(self) -> CheckpointManager:
         """The run's :class:`~replicator.checkpoints.CheckpointManager` (in ``dir/checkpoints``)."""
         if self._checkpoints is None:
             from ..checkpoints.manager import CheckpointManager
@@ -158,14 +171,14 @@ class Run:
         step: int,
         metrics: Mapping[str, Any] | None = None,
         epoch: int | None = None,
-    ) -> Any:
+    ) -> CheckpointInfo | None:
         """Save ``state`` (and every RNG stream) as a checkpoint at ``step``; see CheckpointManager."""
         # Metrics up to this step must be on disk before the checkpoint is: a resume continues
         # from the checkpoint and never logs the earlier steps again.
         self._metrics.flush()
         return self.checkpoints.save(state, step=step, metrics=metrics, epoch=epoch)
 
-    def load_checkpoint(self, which: str | int = "latest", **options: Any) -> Any:
+    def load_checkpoint(self, which: str | int = "latest", **options: Any) -> Checkpoint | None:
         """Load a checkpoint (latest valid by default, ``"best"`` or a step) and restore RNGs.
 
         In a resumed run, metrics logged by the dead process after the checkpoint's step are
@@ -296,7 +309,7 @@ def start(
     seed: int | None = None,
     deterministic: bool = False,
     seed_frameworks: bool = True,
-    store: Store | str | os.PathLike[str] | None = None,
+    store: StoreLike = None,
     resume: str | os.PathLike[str] | None = None,
     resume_completed: bool = False,
     checkpoints: Mapping[str, Any] | None = None,
@@ -316,10 +329,10 @@ def start(
             f"A run ({_active.id}) is already open in this process. Finish it (leave its `with` "
             "block or call run.finish()) before starting another."
         )
-    joined_dir = os.environ.get(ENV_RUN_DIR)
-    if joined_dir:
+    context = joined_context()
+    if context is not None:
         run = _join(
-            Path(joined_dir),
+            context,
             config,
             experiment=experiment,
             deterministic=deterministic,
@@ -348,23 +361,17 @@ def start(
     return run
 
 
-def _store_of(store: Store | str | os.PathLike[str] | None) -> Store:
-    if isinstance(store, Store):
-        return store
-    return Store(store) if store is not None else Store.open()
-
-
 def _resume(
     config: Any,
     ref: str | os.PathLike[str],
     *,
     seed_frameworks: bool,
-    store: Store | str | os.PathLike[str] | None,
+    store: StoreLike,
     resume_completed: bool = False,
 ) -> Run:
     from .recorder import resume_run
 
-    store_obj = _store_of(store)
+    store_obj = Store.coerce(store)
     run_dir = store_obj.resolve(os.fspath(ref))
     run_id, meta, _session = resume_run(run_dir, resume_completed=resume_completed)
     seed = int(meta["seed"])
@@ -397,37 +404,37 @@ def _resume(
 
 
 def _join(
-    run_dir: Path,
+    context: ChildContext,
     config: Any,
     *,
     experiment: str | None,
     deterministic: bool,
     seed_frameworks: bool,
 ) -> Run:
+    run_dir = context.run_dir
     try:
         meta = read_json(run_dir / "run.json")
     except (OSError, ValueError) as exc:
         raise StoreError(
-            f"${ENV_RUN_DIR} points to {run_dir}, which holds no readable run.json ({exc}). "
-            "Unset it to start a run of your own."
+            f"${REPLICATOR_RUN_DIR.name} points to {run_dir}, which holds no readable run.json "
+            f"({exc}). Unset it to start a run of your own."
         ) from exc
-    seed = check_seed(os.environ.get(ENV_SEED, meta.get("seed")), where=f"${ENV_SEED}")
-    deterministic = deterministic or os.environ.get("REPLICATOR_DETERMINISTIC") == "1"
+    recorded = context.seed if context.seed is not None else meta.get("seed")
+    seed = check_seed(recorded, where=f"${REPLICATOR_SEED.name}")
+    deterministic = deterministic or context.deterministic
     report = (
         seed_everything(seed, deterministic=deterministic, warn=False) if seed_frameworks else None
     )
     if config is not None:
-        record_script_config(config)
-    try:
+        record_script_config(config, context)
+    script = read_script_config(run_dir)
+    if script is not None:
         # the config the script uses (recorded by load_config or just above) names checkpoints
-        meta["config_hash"] = read_json(run_dir / "config" / "script.json")["config_hash"]
-    except (OSError, ValueError, KeyError):
-        pass
-    if experiment and os.environ.get("REPLICATOR_EXPERIMENT_GIVEN") != "1":
+        meta["config_hash"] = script.config_hash
+    if experiment and not context.experiment_given:
         # The script names its experiment unless `replicator run --experiment` did; the launcher
         # files the run under it when the run ends.
-        declared = run_dir / "config" / "experiment.json"
-        atomic_write_json(declared, {"experiment": experiment}, fsync=False)
+        write_experiment(run_dir, experiment)
         meta["experiment"] = experiment
     run = Run(
         run_id=str(meta["id"]),
@@ -439,7 +446,7 @@ def _join(
         meta=meta,
         seed_report=report,
     )
-    run.resumed = os.environ.get("REPLICATOR_RESUME") == "1"
+    run.resumed = context.resume
     if report is not None:
         atomic_write_json(run_dir / "seeding.json", report.as_dict(), fsync=False)
     return run
@@ -453,9 +460,9 @@ def _open(
     seed: int | None,
     deterministic: bool,
     seed_frameworks: bool,
-    store: Store | str | os.PathLike[str] | None,
+    store: StoreLike,
 ) -> Run:
-    store_obj = _store_of(store)
+    store_obj = Store.coerce(store)
     data = to_container(config)
     if seed is None:
         seed = data.get("seed") if isinstance(data.get("seed"), int) else None
@@ -481,7 +488,7 @@ def _open(
         deterministic=deterministic,
         seeding=seeding,
     )
-    files, overrides = _sources_of(config)
+    files, overrides = sources_of(config)
     meta["config"] = data
     meta["config_hash"] = config_hash(data)
     atomic_write_json(run_dir / "run.json", meta, fsync=False)
@@ -519,59 +526,3 @@ def _open(
     run._capture_thread.start()
     _install_handlers()
     return run
-
-
-def _sources_of(config: Any) -> tuple[list[str], list[str]]:
-    entry = _config_sources.get(id(config))
-    if entry is None or entry[0] is not config:
-        return [], []
-    return entry[1], entry[2]
-
-
-def remember_sources(cfg: Any, files: list[Path], overrides: list[str]) -> None:
-    """Remember which files and overrides made ``cfg`` so that start(cfg) can record them."""
-    _config_sources[id(cfg)] = (cfg, [str(f) for f in files], list(overrides))
-
-
-def record_script_config(
-    cfg: Any, *, files: list[Path] | None = None, overrides: list[str] | None = None
-) -> None:
-    """Record the config a script actually uses in the run that ``replicator run`` opened."""
-    if files is not None or overrides is not None:
-        remember_sources(cfg, list(files or []), list(overrides or []))
-    run_dir = os.environ.get(ENV_RUN_DIR)
-    if not run_dir:
-        return
-    path = Path(run_dir)
-    data = to_container(cfg)
-    src_files, src_overrides = _sources_of(cfg)
-    digest = record_config(path, data, files=src_files, overrides=src_overrides)
-    record: dict[str, Any] = {"config": data, "config_hash": digest}
-    launcher_config = _launcher_config(path)
-    if data.get("data") and data.get("data") != launcher_config.get("data"):
-        # The script's own config declares datasets the launcher did not see: fingerprint them
-        # now, before training reads them (the launcher files them in run.json at the end).
-        from ..store.store import Store
-
-        try:
-            record["data"] = fingerprint_config_data(
-                data, store=Store(path.parent.parent), base_dir=os.getcwd(), where=None
-            )
-        except Exception as exc:  # recorded; the user's training goes on
-            record["data_error"] = str(exc)
-    atomic_write_json(path / "config" / "script.json", record, fsync=False)
-
-
-def _launcher_config(run_dir: Path) -> dict[str, Any]:
-    try:
-        config = read_json(run_dir / "run.json").get("config")
-    except (OSError, ValueError, AttributeError):
-        return {}
-    return config if isinstance(config, dict) else {}
-
-
-def iter_status(run_dir: Path) -> Iterator[dict[str, Any]]:
-    """The status history of a run, oldest first."""
-    from .metrics import iter_jsonl
-
-    yield from iter_jsonl(run_dir / "status.jsonl")

@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._protocol import DETERMINISM_ENV, REPLICATOR_SEED
 from .._util.warnings import warn
 from ..errors import SeedingError
 
@@ -31,8 +32,8 @@ __all__ = [
 ]
 
 MAX_SEED = 2**32 - 1
-# Set in the child's environment by `replicator run --deterministic` before CUDA can start.
-DETERMINISM_ENV = {"CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
+# DETERMINISM_ENV (from the protocol): set in the child's environment by
+# `replicator run --deterministic` before CUDA can start.
 
 
 @dataclass(frozen=True)
@@ -314,7 +315,7 @@ def seed_worker(worker_id: int) -> None:
 
         base = torch.initial_seed() % (2**32)
     if base is None:
-        base = int(os.environ.get("REPLICATOR_SEED", "0") or 0)
+        base = REPLICATOR_SEED.get() or 0
     seed = worker_seed(base, worker_id, rank)
     random.seed(seed)
     np.random.seed(seed)

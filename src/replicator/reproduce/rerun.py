@@ -15,27 +15,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from ..store import read_part
-from ..store.store import Store
+from .._protocol import CHILD_VARIABLES, REPLICATOR_CONFIG
+from ..errors import ReproduceError
+from ..store import Store, read_part
 from .checkout import Checkout
-from .errors import ReproduceError
 
 __all__ = ["current_python", "rerun"]
 
-# Set by launch() itself for every run; the recorded values belong to the original run.
-_LAUNCH_SETS = frozenset(
-    {
-        "REPLICATOR_RUN_DIR",
-        "REPLICATOR_RUN_ID",
-        "REPLICATOR_SEED",
-        "REPLICATOR_OVERRIDES",
-        "REPLICATOR_CONFIG",
-        "REPLICATOR_RESUME",
-        "REPLICATOR_DETERMINISTIC",
-        "PYTHONHASHSEED",
-        "PYTHONUNBUFFERED",
-    }
-)
+# Set by launch() itself for every run (the protocol's child variables); the recorded values
+# belong to the original run.
+_LAUNCH_SETS = frozenset(variable.name for variable in CHILD_VARIABLES)
 _PYTHON = re.compile(r"python(\d+(\.\d+)?)?")
 
 
@@ -84,13 +73,13 @@ def _child_env(
 
 def _config_path(meta: Mapping[str, Any], checkout: Checkout, run_dir: Path) -> str | None:
     """The config file given with ``-c``, moved into the checkout (else the stored copy)."""
-    given = (meta.get("child_env") or {}).get("REPLICATOR_CONFIG")
-    if not given:
+    given = REPLICATOR_CONFIG.get(meta.get("child_env") or {})
+    if given is None:
         return None
     moved = checkout.path_for(given)
     if moved.is_file():
         return str(moved)
-    copy = run_dir / "config" / "raw" / Path(given).name
+    copy = run_dir / "config" / "raw" / given.name
     if copy.is_file():
         return str(copy)
     raise ReproduceError(

@@ -1,0 +1,218 @@
+"""The launcher's side of the child process: starting it, teeing its output, forwarding signals.
+
+:class:`ChildProcess` starts the command in its own process group with the protocol's
+environment (:meth:`replicator._protocol.ChildContext.to_environ`), copies its stdout and stderr
+to the terminal and to the run's logs (secrets removed, metric lines parsed on the way), and
+forwards SIGINT/SIGTERM/SIGHUP to it, escalating on repeats. :class:`Heartbeat` touches the run's
+heartbeat while the child runs, so that a dead launcher shows as a crashed run. On Linux the
+child gets SIGTERM when the launcher dies (parent-death signal), so no orphan trains on.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from ..redact import REDACTED, redact_text, secret_values
+from ..store import HEARTBEAT_INTERVAL_S
+from .metrics import MetricPattern, MetricsWriter
+from .recorder import touch_heartbeat
+
+__all__ = ["ChildProcess", "Heartbeat", "forwarding_signals"]
+
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class ChildProcess:
+    """The running child process with its tee threads; ``wait()`` gives its exit code."""
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        env: dict[str, str],
+        run_dir: Path,
+        *,
+        pattern: MetricPattern | None,
+        writer: MetricsWriter | None,
+        stdout: IO[bytes],
+        stderr: IO[bytes],
+        cwd: str,
+    ) -> None:
+        self.run_dir = run_dir
+        # Longest first, so that a value containing another is removed whole.
+        self.secrets = sorted(secret_values(env, command), key=len, reverse=True)
+        self.pattern = pattern
+        self.writer = writer
+        self.interrupted: str | None = None
+        self.signals_received = 0
+        self.proc = subprocess.Popen(
+            list(command),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=None,
+            cwd=cwd,
+            process_group=0,
+            preexec_fn=_die_with_parent,
+        )
+        self.threads = [
+            self._start_tee(self.proc.stdout, stdout, run_dir / "stdout.log"),
+            self._start_tee(self.proc.stderr, stderr, run_dir / "stderr.log"),
+        ]
+
+    def _start_tee(
+        self, pipe: IO[bytes] | None, terminal: IO[bytes], log_path: Path
+    ) -> threading.Thread:
+        thread = threading.Thread(target=self._tee, args=(pipe, terminal, log_path), daemon=True)
+        thread.start()
+        return thread
+
+    def _tee(self, pipe: IO[bytes] | None, terminal: IO[bytes], log_path: Path) -> None:
+        assert pipe is not None
+        fd = pipe.fileno()
+        pending = b""
+        with open(log_path, "ab", buffering=0) as log:
+            while True:
+                try:
+                    chunk = os.read(fd, 65536)
+                except InterruptedError:
+                    continue
+                if not chunk:
+                    break
+                _show(terminal, chunk)
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                if lines:
+                    log.write(self._lines(lines))
+            if pending:
+                log.write(self._lines([pending]).rstrip(b"\n"))
+
+    def _lines(self, lines: list[bytes]) -> bytes:
+        out = []
+        for raw in lines:
+            text = raw.decode("utf-8", "replace")
+            self._parse_metrics(text)
+            for secret in self.secrets:
+                if secret in text:
+                    text = text.replace(secret, REDACTED)
+            out.append(redact_text(text))
+        return ("\n".join(out) + "\n").encode("utf-8")
+
+    def _parse_metrics(self, text: str) -> None:
+        if self.pattern is None or self.writer is None:
+            return
+        # tqdm-style carriage returns: the last segment is what the line shows.
+        for segment in text.split("\r"):
+            parsed = self.pattern.parse(segment)
+            if parsed is not None:
+                step, values = parsed
+                self.writer.log(values, step)
+
+    def forward(self, signum: int) -> None:
+        """Forward a signal to the child's process group; escalate on repeats."""
+        self.signals_received += 1
+        self.interrupted = signal.Signals(signum).name
+        sig = signum
+        if self.signals_received == 2:
+            sig = signal.SIGTERM
+        elif self.signals_received >= 3:
+            sig = signal.SIGKILL
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def wait(self) -> int:
+        """Wait for the child and its output; its exit code (negative: killed by a signal)."""
+        while True:
+            try:
+                code = self.proc.wait()
+                break
+            except KeyboardInterrupt:  # pragma: no cover - handlers normally catch SIGINT
+                self.forward(signal.SIGINT)
+        for t in self.threads:
+            t.join(timeout=30)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        return code
+
+
+def _show(terminal: IO[bytes], chunk: bytes) -> None:
+    try:
+        terminal.write(chunk)
+        terminal.flush()
+    except (OSError, ValueError):
+        pass  # the terminal went away; keep recording
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the launcher dies (Linux), so no orphan runs on."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+class _Forwarding:
+    """Signals received before the child exists wait here until it does."""
+
+    def __init__(self) -> None:
+        self.child: ChildProcess | None = None
+        self.pending: list[int] = []
+
+    def on_signal(self, signum: int, frame: Any) -> None:
+        if self.child is not None:
+            self.child.forward(signum)
+        else:
+            self.pending.append(signum)
+
+    def attach(self, child: ChildProcess) -> None:
+        """Forward what arrived while the child started, and everything from now on."""
+        self.child = child
+        for signum in self.pending:
+            child.forward(signum)
+
+
+@contextmanager
+def forwarding_signals() -> Iterator[_Forwarding]:
+    """SIGINT/SIGTERM/SIGHUP go to the child while the block runs (the handlers are restored).
+
+    The handlers go in before the child exists, so that a signal arriving while it starts is
+    forwarded as soon as it can be (not lost, and not killing the launcher unrecorded).
+    """
+    forwarding = _Forwarding()
+    previous = {s: signal.signal(s, forwarding.on_signal) for s in _FORWARDED}
+    try:
+        yield forwarding
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+class Heartbeat:
+    """Touches the run's heartbeat every HEARTBEAT_INTERVAL_S seconds until stopped."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, args=(run_dir,), daemon=True)
+        self._thread.start()
+
+    def _loop(self, run_dir: Path) -> None:
+        while not self._stop.wait(HEARTBEAT_INTERVAL_S):
+            touch_heartbeat(run_dir)
+
+    def stop(self) -> None:
+        """Stop touching the heartbeat (the thread ends within one interval)."""
+        self._stop.set()
