@@ -75,7 +75,7 @@ def test_lightning_fit_resumes_exactly(tmp_path, monkeypatch):
     pytest.importorskip("lightning")
     import replicator
     from replicator.checkpoints import describe_checkpoints
-    from replicator.record.metrics import read_metrics
+    from replicator.store.metrics import read_metrics
 
     monkeypatch.chdir(tmp_path)
     store = tmp_path / "store"

@@ -223,10 +223,10 @@ def test_planted_pickle_never_runs_on_load(tmp_path, caplog):
     # The attacker replaces the latest file and even fixes the manifest's hash.
     latest = manager.latest.path
     latest.write_bytes(payload)
-    from replicator.checkpoints.file import hash_file
+    from replicator.checkpoints.file import hash_checkpoint
 
     manifest = json.loads((directory / "manifest.json").read_text())
-    manifest["checkpoints"][-1]["hash"] = hash_file(latest)
+    manifest["checkpoints"][-1]["hash"] = hash_checkpoint(latest)
     (directory / "manifest.json").write_text(json.dumps(manifest))
     fresh = CheckpointManager(directory, keep_last=2)
     with pytest.raises(CheckpointError, match=r"looks like a Python pickle.*trust_pickle=True"):

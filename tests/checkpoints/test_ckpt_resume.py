@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from replicator.record.metrics import read_metrics
+from replicator.store.metrics import read_metrics
 
 HERE = Path(__file__).parent
 SEED = "3"

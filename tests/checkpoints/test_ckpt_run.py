@@ -10,7 +10,7 @@ import pytest
 import replicator
 from replicator.checkpoints import describe_checkpoints
 from replicator.errors import UsageError
-from replicator.record.metrics import read_metrics
+from replicator.store.metrics import read_metrics
 
 
 @pytest.mark.filterwarnings("ignore:PYTHONHASHSEED")

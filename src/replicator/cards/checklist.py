@@ -9,11 +9,14 @@ are answered with the facts; the others are left open for the author.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..store.store import Store
+from .._util.format import format_size
+from ..config import flatten
+from ..store import RunRecord, StoreLike
 from ._records import (
-    format_bytes,
+    RunSet,
     format_duration,
     hardware_text,
     load_runs,
@@ -69,6 +72,8 @@ class ChecklistItem:
 
 @dataclass(frozen=True)
 class Checklist:
+    """The ML Reproducibility Checklist answered from an experiment's runs, one item each."""
+
     experiment: str
     items: tuple[ChecklistItem, ...]
 
@@ -113,18 +118,17 @@ class Checklist:
         }
 
 
-def _flatten(config: dict, prefix: str = "") -> dict[str, object]:
-    out: dict[str, object] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{name}."))
-        else:
-            out[name] = value if not isinstance(value, list) else tuple(map(str, value))
-    return out
+def _hyperparameters(config: dict) -> dict[str, object]:
+    """The config's dotted keys, seed left out; lists shown as tuples of their items' text."""
+    flat = flatten({k: v for k, v in config.items() if k != "seed"})
+    return {
+        k: tuple(map(str, v)) if isinstance(v, list) else v
+        for k, v in flat.items()
+        if not (isinstance(v, dict) and not v)  # an empty section has no key to show
+    }
 
 
-def checklist(experiment: str, *, store: Store | None = None) -> Checklist:
+def checklist(experiment: str, *, store: StoreLike = None) -> Checklist:
     """The 21 items for an experiment (or a single run), answered where the records can."""
     runs = load_runs(experiment, store=store)
     records = runs.records
@@ -135,42 +139,16 @@ def checklist(experiment: str, *, store: Store | None = None) -> Checklist:
         answers[6] = (
             "Partly, from the recorded fingerprints (examples per split: for the author):\n"
             + "\n".join(
-                f"- {name}: {rec.get('nfiles', 1)} file(s), {format_bytes(float(rec.get('size') or 0))}, "
+                f"- {name}: {rec.get('nfiles', 1)} file(s), {format_size(float(rec.get('size') or 0))}, "
                 f"`{rec.get('algo')}:{rec.get('digest')}`"
                 for name, rec in datasets.items()
             )
         )
 
-    from ..release.readme import score_readme
-
-    score = score_readme(root=runs.project_root)
-    for offset, item in enumerate(score.items):
-        number = 11 + offset
-        if item.passed:
-            answers[number] = "Yes: " + "; ".join(item.evidence[:2])
-        else:
-            answers[-number] = f"Not found in the repository. {item.advice}"
-
-    flat = [_flatten({k: v for k, v in r.config.items() if k != "seed"}) for r in records]
-    keys = sorted(set().union(*flat)) if flat else []
-    varied = {
-        k: sorted({str(f.get(k)) for f in flat})
-        for k in keys
-        if len({str(f.get(k)) for f in flat}) > 1
-    }
-    if keys:
-        fixed = [f"{k}={flat[0].get(k)}" for k in keys if k not in varied]
-        lines = [
-            f"All hyper-parameters are recorded per run (config.yaml, hparams.csv); {len(keys)} keys."
-        ]
-        if varied:
-            lines.append(
-                "Varied across runs: "
-                + "; ".join(f"{k} in {{{', '.join(v)}}}" for k, v in varied.items())
-            )
-        lines.append("Fixed: " + ", ".join(fixed[:20]) + (" ..." if len(fixed) > 20 else ""))
-        lines.append("How the best configuration was selected: for the author.")
-        answers[16] = "\n".join(lines)
+    answers.update(_code_answers(runs))
+    hyperparameters = _hyperparameters_answer(records)
+    if hyperparameters:
+        answers[16] = hyperparameters
 
     seeds = runs.seeds
     answers[17] = (
@@ -205,3 +183,43 @@ def checklist(experiment: str, *, store: Store | None = None) -> Checklist:
             hint = answers.get(-number, "Open: for the author.")
             items.append(ChecklistItem(number, section, text, False, hint))
     return Checklist(runs.experiment, tuple(items))
+
+
+def _code_answers(runs: RunSet) -> dict[int, str]:
+    """Items 11-15 from the README score: an answer when found, else (at -number) advice."""
+    from ..release.readme import score_readme
+
+    answers: dict[int, str] = {}
+    score = score_readme(root=runs.project_root)
+    for offset, item in enumerate(score.items):
+        number = 11 + offset
+        if item.passed:
+            answers[number] = "Yes: " + "; ".join(item.evidence[:2])
+        else:
+            answers[-number] = f"Not found in the repository. {item.advice}"
+    return answers
+
+
+def _hyperparameters_answer(records: Sequence[RunRecord]) -> str | None:
+    """Item 16: how many keys, which varied across runs and which were fixed."""
+    flat = [_hyperparameters(r.config) for r in records]
+    keys = sorted(set().union(*flat)) if flat else []
+    if not keys:
+        return None
+    varied = {
+        k: sorted({str(f.get(k)) for f in flat})
+        for k in keys
+        if len({str(f.get(k)) for f in flat}) > 1
+    }
+    fixed = [f"{k}={flat[0].get(k)}" for k in keys if k not in varied]
+    lines = [
+        f"All hyper-parameters are recorded per run (config.yaml, hparams.csv); {len(keys)} keys."
+    ]
+    if varied:
+        lines.append(
+            "Varied across runs: "
+            + "; ".join(f"{k} in {{{', '.join(v)}}}" for k, v in varied.items())
+        )
+    lines.append("Fixed: " + ", ".join(fixed[:20]) + (" ..." if len(fixed) > 20 else ""))
+    lines.append("How the best configuration was selected: for the author.")
+    return "\n".join(lines)

@@ -10,16 +10,15 @@ is marked ``[To be written by the author]``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
-from ..store.store import Store
+from .._util.format import format_size
+from ..store import StoreLike
 from ._records import (
     TO_WRITE,
     MetricSummary,
     RunSet,
-    format_bytes,
     format_duration,
     hardware_text,
     load_runs,
@@ -133,7 +132,7 @@ def _results_table(metrics: list[MetricSummary]) -> list[str]:
 def model_card(
     ref: str,
     *,
-    store: Store | None = None,
+    store: StoreLike = None,
     name: str | None = None,
     task: str | None = None,
     dataset: str | None = None,
@@ -144,16 +143,34 @@ def model_card(
     metrics = summarise_metrics(runs.records)
     model_name = name or runs.experiment
     meta = _metadata(runs, metrics, name=model_name, task=task, dataset=dataset, license=license)
-    first = runs.records[0]
-    code = first.meta.get("code") or {}
-    environment = runs.first_file("environment.json")
-    hardware = runs.first_file("hardware.json")
     durations = runs.durations()
-    config = {k: v for k, v in first.config.items() if k != "seed"}
+    hardware = hardware_text(runs.first_file("hardware.json"))
+    out = [
+        *_front_matter(ref, runs, meta, model_name),
+        *_model_details(runs, license),
+        *_training_data(runs),
+        *_training_procedure(runs, durations),
+        "## Evaluation",
+        "",
+        "### Testing Data, Factors & Metrics",
+        "",
+        TO_WRITE,
+        "",
+        "### Results",
+        "",
+        *_results_table(metrics),
+        *_environmental_impact(hardware, durations),
+        *_technical_specifications(hardware, runs.first_file("environment.json")),
+        *_closing(runs),
+    ]
+    return ModelCard("\n".join(out), meta, tuple(r.id for r in runs.records), tuple(metrics))
 
+
+def _front_matter(ref: str, runs: RunSet, meta: dict[str, Any], model_name: str) -> list[str]:
+    """The YAML metadata, the title, where the card came from and the summary to write."""
     out = ["---", _yaml(meta).rstrip(), "---", "", f"# Model Card for {model_name}", ""]
     scope = (
-        f"run {first.id}"
+        f"run {runs.records[0].id}"
         if runs.single
         else f"{len(runs.records)} completed runs of experiment '{runs.experiment}'"
     )
@@ -165,9 +182,17 @@ def model_card(
             "--dataset, or put 'task:' and 'dataset:' in the config. -->",
             "",
         ]
-    out += [TO_WRITE + " (one-paragraph summary of what the model does)", ""]
-    out += ["## Model Details", "", "### Model Description", ""]
-    out += [
+    return [*out, TO_WRITE + " (one-paragraph summary of what the model does)", ""]
+
+
+def _model_details(runs: RunSet, license: str | None) -> list[str]:
+    """Model Details (sources from the code record), Uses, Risks, Get Started."""
+    code = runs.records[0].meta.get("code") or {}
+    return [
+        "## Model Details",
+        "",
+        "### Model Description",
+        "",
         f"- **Developed by:** {TO_WRITE}",
         f"- **Model type:** {TO_WRITE}",
         f"- **License:** {license or TO_WRITE}",
@@ -198,23 +223,28 @@ def model_card(
         "",
         TO_WRITE + " (code to load the trained weights)",
         "",
-        "## Training Details",
-        "",
-        "### Training Data",
-        "",
     ]
+
+
+def _training_data(runs: RunSet) -> list[str]:
+    out = ["## Training Details", "", "### Training Data", ""]
     datasets = runs.datasets()
-    if datasets:
-        for dname, record in datasets.items():
-            size = format_bytes(float(record.get("size") or 0))
-            out.append(
-                f"- **{dname}**: `{record.get('path')}`, {record.get('nfiles', 1)} file(s), {size}, "
-                f"fingerprint `{record.get('algo')}:{record.get('digest')}`"
-            )
-        out += ["", f"{TO_WRITE} (where the data comes from; link its datasheet)", ""]
-    else:
-        out += [f"{TO_WRITE} (no dataset fingerprint was recorded with the runs)", ""]
-    out += ["### Training Procedure", "", "#### Training Hyperparameters", ""]
+    if not datasets:
+        return [*out, f"{TO_WRITE} (no dataset fingerprint was recorded with the runs)", ""]
+    for dname, record in datasets.items():
+        size = format_size(float(record.get("size") or 0))
+        out.append(
+            f"- **{dname}**: `{record.get('path')}`, {record.get('nfiles', 1)} file(s), {size}, "
+            f"fingerprint `{record.get('algo')}:{record.get('digest')}`"
+        )
+    return [*out, "", f"{TO_WRITE} (where the data comes from; link its datasheet)", ""]
+
+
+def _training_procedure(runs: RunSet, durations: list[float]) -> list[str]:
+    """The config (seed left out), seeds, command and run times."""
+    first = runs.records[0]
+    config = {k: v for k, v in first.config.items() if k != "seed"}
+    out = ["### Training Procedure", "", "#### Training Hyperparameters", ""]
     if config:
         out += ["```yaml", _yaml(config).rstrip(), "```", ""]
     else:
@@ -233,21 +263,28 @@ def model_card(
         )
     else:
         out.append("- Run durations were not recorded.")
-    out += ["", "## Evaluation", "", "### Testing Data, Factors & Metrics", "", TO_WRITE, ""]
-    out += ["### Results", "", *_results_table(metrics)]
-    out += ["## Environmental Impact", ""]
-    hw = hardware_text(hardware)
+    return [*out, ""]
+
+
+def _environmental_impact(hw: list[str], durations: list[float]) -> list[str]:
     gpus = [h[5:] for h in hw if h.startswith("GPU:") and "none" not in h]
     cpus = [h[5:] for h in hw if h.startswith("CPU:")]
     hardware_type = (gpus or cpus or [TO_WRITE])[0]
     hours = sum(durations) / 3600 if durations else None
-    out += [
+    return [
+        "## Environmental Impact",
+        "",
         f"- **Hardware Type:** {hardware_type}",
         f"- **Hours used:** {f'{hours:.2f} (wall-clock, all runs)' if hours is not None else TO_WRITE}",
         f"- **Cloud Provider:** {TO_WRITE}",
         f"- **Compute Region:** {TO_WRITE}",
         f"- **Carbon Emitted:** {TO_WRITE} (e.g. the ML CO2 Impact calculator)",
         "",
+    ]
+
+
+def _technical_specifications(hw: list[str], environment: dict[str, Any]) -> list[str]:
+    out = [
         "## Technical Specifications",
         "",
         "### Model Architecture and Objective",
@@ -263,7 +300,12 @@ def model_card(
     out += ["", "#### Software", ""]
     sw = software_text(environment, packages=_KEY_PACKAGES)
     out += [f"- {line}" for line in sw] or [f"- {TO_WRITE}"]
-    out += [
+    return out
+
+
+def _closing(runs: RunSet) -> list[str]:
+    """How to reproduce, and the parts only the author can write."""
+    return [
         "",
         "## Reproducing",
         "",
@@ -280,11 +322,3 @@ def model_card(
         TO_WRITE,
         "",
     ]
-    return ModelCard("\n".join(out), meta, tuple(r.id for r in runs.records), tuple(metrics))
-
-
-def write_card(text: str, path: str | os.PathLike[str]) -> None:
-    """Write a card atomically."""
-    from .._util.io import atomic_write
-
-    atomic_write(path, text)

@@ -3,16 +3,10 @@ safetensors-based file format, and the RNG state saved with every checkpoint."""
 
 from __future__ import annotations
 
+from .describe import describe_checkpoints, read_checkpoint
 from .file import CheckpointHashError, Snapshot, read_checkpoint_file
-from .manager import (
-    Checkpoint,
-    CheckpointFallbackWarning,
-    CheckpointInfo,
-    CheckpointManager,
-    VerifyReport,
-    describe_checkpoints,
-    read_checkpoint,
-)
+from .info import Checkpoint, CheckpointFallbackWarning, CheckpointInfo, VerifyReport
+from .manager import CheckpointManager
 from .rng import register_rng, restore_rng_state, rng_state, unregister_rng
 
 __all__ = [

@@ -39,18 +39,28 @@ import re
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._util.io import append_lines, atomic_write_json, fsync_dir, read_json
+from .._util.io import append_lines, atomic_write_json, fsync_dir, read_json, replacing
 from .._util.warnings import warn
 from ..errors import CheckpointError, UsageError
+from .describe import describe_checkpoints, read_checkpoint
 from .file import (
     CheckpointHashError,
     Snapshot,
-    hash_file,
+    hash_checkpoint,
     read_checkpoint_file,
+)
+from .info import (
+    EVENTS,
+    FORMAT,
+    MANIFEST,
+    Checkpoint,
+    CheckpointFallbackWarning,
+    CheckpointInfo,
+    VerifyReport,
+    _decode,
 )
 
 __all__ = [
@@ -65,91 +75,13 @@ __all__ = [
 ]
 
 logger = logging.getLogger("replicator.checkpoints")
-MANIFEST = "manifest.json"
-EVENTS = "events.jsonl"
-FORMAT = 1
 _FILE_RE = re.compile(r"^step(\d+)-(\d+)\.safetensors$")
 
 
-class CheckpointFallbackWarning(RuntimeWarning):
-    """A requested checkpoint failed its check and an older valid one was loaded instead."""
-
-
-@dataclass(frozen=True)
-class CheckpointInfo:
-    """One checkpoint as the manifest records it."""
-
-    file: str
-    path: Path
-    seq: int
-    step: int
-    epoch: int | None
-    metrics: dict[str, Any]
-    size: int
-    hash: str
-    config_hash: str | None
-    time: float
-
-    @classmethod
-    def from_entry(cls, directory: Path, entry: Mapping[str, Any]) -> CheckpointInfo:
-        return cls(
-            file=str(entry["file"]),
-            path=directory / str(entry["file"]),
-            seq=int(entry["seq"]),
-            step=int(entry["step"]),
-            epoch=entry.get("epoch"),
-            metrics={k: _decode(v) for k, v in dict(entry.get("metrics") or {}).items()},
-            size=int(entry["size"]),
-            hash=str(entry["hash"]),
-            config_hash=entry.get("config_hash"),
-            time=float(entry["time"]),
-        )
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """A loaded checkpoint: the user's ``state``, its ``step`` and the manifest ``info``."""
-
-    state: Any
-    step: int
-    epoch: int | None
-    metrics: dict[str, Any]
-    info: CheckpointInfo | None
-    rng: dict[str, Any] | None = field(default=None, repr=False)
-    fallback_from: str | None = None  # the file that failed, when this is a fallback
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """Result of re-hashing every checkpoint of a manifest."""
-
-    directory: Path
-    results: tuple[dict[str, Any], ...]  # file, step, status (ok|missing|mismatch), hashes
-    orphans: tuple[str, ...]  # checkpoint files on disk that no manifest entry names
-
-    @property
-    def ok(self) -> bool:
-        return all(r["status"] == "ok" for r in self.results)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "directory": str(self.directory),
-            "ok": self.ok,
-            "checkpoints": list(self.results),
-            "orphans": list(self.orphans),
-        }
-
-
 def _encode(value: Any) -> Any:
-    from ..record.metrics import encode_value
+    from ..store.metrics import encode_value
 
     return encode_value(value)
-
-
-def _decode(value: Any) -> Any:
-    from ..record.metrics import decode_value
-
-    return decode_value(value)
 
 
 def _rank_value(value: Any) -> float | None:
@@ -373,16 +305,8 @@ class CheckpointManager:
             seq = int(self._manifest.get("next_seq", 1))
             name = f"step{entry['step']:09d}-{seq:06d}.safetensors"
             final = self.directory / name
-            tmp = self.directory / f".{name}.tmp"
-            try:
+            with replacing(final, fsync=False) as tmp:
                 size, digest = snapshot.write(tmp)
-                os.replace(tmp, final)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
             # No directory fsync here: the manifest's commit below fsyncs this same directory,
             # and a manifest naming a file whose rename was lost loads as missing -> fallback.
             entry = {"file": name, "seq": seq, **entry, "size": size, "hash": digest}
@@ -585,7 +509,7 @@ class CheckpointManager:
             if not path.exists():
                 result.update(status="missing", actual=None)
             else:
-                actual = hash_file(path)
+                actual = hash_checkpoint(path)
                 result.update(status="ok" if actual == entry["hash"] else "mismatch")
                 result["actual"] = actual
                 result["size"] = path.stat().st_size
@@ -607,74 +531,3 @@ class CheckpointManager:
             f"CheckpointManager('{self.directory}', monitor={self.monitor!r}, mode={self.mode!r}, "
             f"keep_best={self.keep_best}, keep_last={self.keep_last})"
         )
-
-
-def read_checkpoint(
-    path: str | os.PathLike[str],
-    *,
-    trust_pickle: bool = False,
-    map_location: Any = None,
-    restore_rng: bool = False,
-) -> Checkpoint:
-    """Read one checkpoint file outside a manager (no manifest hash to check against).
-
-    A file that is not a replicator checkpoint (a pickle, a ``torch.save`` archive) is refused
-    unless ``trust_pickle=True``; then it is unpickled with ``torch.load(weights_only=False)``
-    and the opt-in is logged.
-    """
-    tree = read_checkpoint_file(path, trust_pickle=trust_pickle, map_location=map_location)
-    if tree.get("pickled"):
-        return Checkpoint(state=tree["state"], step=-1, epoch=None, metrics={}, info=None)
-    if restore_rng and tree.get("rng") is not None:
-        from .rng import restore_rng_state
-
-        restore_rng_state(tree["rng"])
-    return Checkpoint(
-        state=tree.get("state"),
-        step=int(tree.get("step", -1)),
-        epoch=tree.get("epoch"),
-        metrics={k: _decode(v) for k, v in dict(tree.get("metrics") or {}).items()},
-        info=None,
-        rng=tree.get("rng"),
-    )
-
-
-def describe_checkpoints(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The checkpoints of a run as plain dicts for ``replicator show``, oldest first.
-
-    Each has file, step, epoch, metrics, size, hash, time and ``roles`` (``latest``, ``best1``,
-    ``best2``..., ``last``); the monitored metric is in ``monitor`` when there is one. Reads the
-    manifest only (no hashing); an unreadable manifest gives an empty list.
-    """
-    directory = Path(run_dir) / "checkpoints"
-    try:
-        manifest = read_json(directory / MANIFEST)
-    except (OSError, ValueError):
-        return []
-    best = list(manifest.get("best") or [])
-    monitor = manifest.get("monitor")
-    out = []
-    for entry in manifest.get("checkpoints") or []:
-        roles = []
-        if entry.get("file") == manifest.get("latest"):
-            roles.append("latest")
-        if entry.get("file") in best:
-            roles.append(f"best{best.index(entry['file']) + 1}")
-        if not roles:
-            roles.append("last")
-        item = {
-            "file": entry.get("file"),
-            "step": entry.get("step"),
-            "epoch": entry.get("epoch"),
-            "metrics": {k: _decode(v) for k, v in dict(entry.get("metrics") or {}).items()},
-            "size": entry.get("size"),
-            "hash": entry.get("hash"),
-            "time": entry.get("time"),
-            "roles": roles,
-            "exists": (directory / str(entry.get("file"))).exists(),
-        }
-        if monitor:
-            item["monitor"] = monitor
-            item["monitor_value"] = item["metrics"].get(monitor)
-        out.append(item)
-    return out

@@ -44,6 +44,7 @@ RANKS = {
     6: "determinism variables",
     7: "other",
 }
+"""Rank -> what differs, 1 (most likely to change numbers) to 7; the order of every environment diff."""
 NUMERIC_PACKAGES = (
     "numpy",
     "scipy",

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..config import flatten
-from ..store.store import RunRecord
+from ..store import RunRecord
 
 __all__ = ["Difference", "RunDiff", "diff_runs"]
 
@@ -34,6 +34,8 @@ class Difference:
 
 @dataclass(frozen=True)
 class RunDiff:
+    """Every difference between runs ``a`` and ``b``, most likely cause of different numbers first."""
+
     a: str
     b: str
     differences: tuple[Difference, ...]

@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 FORMATS = ("requirements", "conda", "dockerfile", "apptainer", "repo2docker")
+"""The formats :func:`export_environment` writes (``replicator env export --format``)."""
 DOCKER_INSTRUCTIONS = frozenset(
     [
         "FROM",

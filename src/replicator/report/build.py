@@ -29,11 +29,12 @@ from .tables import to_csv, to_html, to_latex, to_markdown
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..store.store import Store
+    from ..store import Store, StoreLike
 
 __all__ = ["FORMATS", "Report", "build_report", "render_report", "write_report"]
 
 FORMATS = ("html", "md", "latex", "csv")
+"""The formats a report is written in (``replicator report --format``)."""
 _ENV_FILES = ("environment.json", "hardware.json")
 # Big or private parts of environment.json that do not belong in a summary table.
 _ENV_SKIP = ("packages", "env", "environ", "variables", "lock", "argv", "path", "files")
@@ -50,6 +51,8 @@ class Figure:
 
 @dataclass(frozen=True)
 class Report:
+    """A built report: the results table, the runs it was made from, its figures and environment summary."""
+
     experiment: str
     table: ResultsTable
     runs: pd.DataFrame
@@ -203,7 +206,7 @@ def environment_summary(run_dirs: list[str], *, limit: int = 60) -> tuple[tuple[
 def build_report(
     experiment: str,
     *,
-    store: Store | str | os.PathLike[str] | None = None,
+    store: StoreLike = None,
     by: str | None = None,
     metric: str | None = None,
     mode: str = "max",
@@ -216,25 +219,10 @@ def build_report(
     plots: bool = True,
 ) -> Report:
     """Gather the table, plots, run list and environment facts of ``experiment``."""
-    from ..store.frames import load_metrics, load_runs
-    from ..store.store import Store as _Store
+    from ..store import Store as _Store
 
-    opened = store if isinstance(store, _Store) else _Store(store) if store else _Store.open()
-    every = load_runs(experiment=experiment, store=opened, status=None)
-    if every.empty:
-        raise UsageError(
-            f"No runs of experiment '{experiment}' in {opened.root}. `replicator ls` lists them."
-        )
-    done = every[every["status"] == "completed"].reset_index(drop=True)
-    excluded = tuple(
-        (str(r.id), str(r.status), "did not complete" if r.status != "running" else "still running")
-        for r in every[every["status"] != "completed"].itertuples()
-    )
-    if done.empty:
-        raise UsageError(
-            f"None of the {len(every)} runs of '{experiment}' completed "
-            f"({', '.join(sorted(set(every['status'])))}); nothing to report."
-        )
+    opened = _Store.coerce(store)
+    done, excluded = _completed_runs(experiment, opened)
     metric = _pick_metric(done, metric)
     by = _pick_group(done, by)
     table = results_table(
@@ -249,39 +237,76 @@ def build_report(
         level=level,
         seed=seed,
     )
-    figures: list[Figure] = []
-    if plots:
-        from .plots import data_uri, plot_intervals, plot_learning_curves
-
-        figures.append(
-            Figure(f"{metric} per group", data_uri(plot_intervals(table)), table.caption)
-        )
-        history = load_metrics(runs=done, store=opened)
-        if not history.empty:
-            steps = history.groupby("key")["step"].nunique()
-            curves = sorted(k for k, c in steps.items() if c > 1)  # one point is no curve
-            keys = [metric] if metric in curves else curves[:2]
-            for key in keys:
-                fig = plot_learning_curves(history, done, key=key, by=by, level=level, seed=seed)
-                figures.append(
-                    Figure(
-                        f"{key} over steps",
-                        data_uri(fig),
-                        f"Mean over seeds with a {int(level * 100)}% t-interval per step (band).",
-                    )
-                )
+    figures = _figures(table, done, opened, by=by, level=level, seed=seed) if plots else ()
     return Report(
         experiment=experiment,
         table=table,
         runs=done,
         excluded=excluded,
-        figures=tuple(figures),
+        figures=figures,
         environment=environment_summary(list(done["dir"])),
         by=by,
         metric=metric,
         generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         store=_shown_store(opened),
     )
+
+
+def _completed_runs(
+    experiment: str, store: Store
+) -> tuple[pd.DataFrame, tuple[tuple[str, str, str], ...]]:
+    """The completed runs of ``experiment``, and (id, status, why) for every other run."""
+    from ..store.frames import load_runs
+
+    every = load_runs(experiment=experiment, store=store, status=None)
+    if every.empty:
+        raise UsageError(
+            f"No runs of experiment '{experiment}' in {store.root}. `replicator ls` lists them."
+        )
+    done = every[every["status"] == "completed"].reset_index(drop=True)
+    excluded = tuple(
+        (str(r.id), str(r.status), "did not complete" if r.status != "running" else "still running")
+        for r in every[every["status"] != "completed"].itertuples()
+    )
+    if done.empty:
+        raise UsageError(
+            f"None of the {len(every)} runs of '{experiment}' completed "
+            f"({', '.join(sorted(set(every['status'])))}); nothing to report."
+        )
+    return done, excluded
+
+
+def _figures(
+    table: ResultsTable,
+    done: pd.DataFrame,
+    store: Store,
+    *,
+    by: str | None,
+    level: float,
+    seed: int | None,
+) -> tuple[Figure, ...]:
+    """The interval plot of the table, then learning curves of the metric (or of two others)."""
+    from ..store.frames import load_metrics
+    from .plots import data_uri, plot_intervals, plot_learning_curves
+
+    metric = table.metric
+    figures = [Figure(f"{metric} per group", data_uri(plot_intervals(table)), table.caption)]
+    history = load_metrics(runs=done, store=store)
+    if history.empty:
+        return tuple(figures)
+    steps = history.groupby("key")["step"].nunique()
+    curves = sorted(k for k, c in steps.items() if c > 1)  # one point is no curve
+    keys = [metric] if metric in curves else curves[:2]
+    for key in keys:
+        fig = plot_learning_curves(history, done, key=key, by=by, level=level, seed=seed)
+        figures.append(
+            Figure(
+                f"{key} over steps",
+                data_uri(fig),
+                f"Mean over seeds with a {int(level * 100)}% t-interval per step (band).",
+            )
+        )
+    return tuple(figures)
 
 
 def _shown_store(store: Store) -> str:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import MissingDependencyError, UsageError
+from .._util.deps import require
+from ..errors import UsageError
 from ..stats._common import column, level_text, rng_for
 
 if TYPE_CHECKING:
@@ -44,10 +45,9 @@ BANDS = ("ci", "bootstrap", "sd", "sem")
 
 
 def _figure(width: float = 6.4, height: float = 4.0) -> Figure:
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise MissingDependencyError("matplotlib", "plot", purpose="Plotting") from exc
+    require("matplotlib", purpose="Plotting")
+    from matplotlib.figure import Figure
+
     return Figure(figsize=(width, height), layout="constrained")
 
 

@@ -11,13 +11,14 @@ Holm-corrected").
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from ..stats._common import column, fmt, level_text
-from ..stats.compare import compare, correct
-from ..stats.describe import describe
+from ..stats.compare import Comparison, compare, correct
+from ..stats.describe import GroupSummary, describe
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,6 +39,8 @@ CORRECTION_NAMES = {
 
 @dataclass(frozen=True)
 class ResultRow:
+    """One group's row of a results table: n, the statistic with its interval, and the test against the baseline."""
+
     group: str
     n: int
     center: float
@@ -141,12 +144,7 @@ def results_table(
     ``mode`` says whether higher (max) or lower (min) is better; the best centre is marked.
     ``baseline`` is a group label or ``KEY=VALUE`` with KEY the ``by`` key.
     """
-    if mode not in ("max", "min"):
-        raise UsageError(f"mode must be 'max' or 'min'; got {mode!r}.")
-    if test not in TEST_NAMES:
-        raise UsageError(f"test must be one of {', '.join(TEST_NAMES)}; got {test!r}.")
-    if correction not in CORRECTION_NAMES:
-        raise UsageError(f"correction must be holm, bh or none; got {correction!r}.")
+    _check_choices(mode=mode, test=test, correction=correction)
     mcol = column(runs, metric, prefixes=("summary.",))
     missing = int(runs[mcol].isna().sum())
     data = runs.dropna(subset=[mcol])
@@ -164,41 +162,110 @@ def results_table(
         seed=seed,
     )
     base_label = parse_baseline(baseline, by)
-    groups = {g.group: g for g in desc.groups}
+    groups = [g.group for g in desc.groups]
     if base_label is not None and base_label not in groups:
         raise UsageError(f"Baseline {base_label!r} is not one of the groups: {', '.join(groups)}.")
-    samples: dict[str, Any] = {}
-    if by is not None:
-        bcol = column(data, by, prefixes=("config.",))
-        for key, part in data.groupby(bcol, sort=True, dropna=False):
-            samples[str(key[0] if isinstance(key, tuple) else key)] = part[mcol].to_numpy(float)
-    else:
-        samples[desc.groups[0].group] = data[mcol].to_numpy(float)
-    comparisons = {}
+    comparisons: dict[str, Comparison] = {}
     if base_label is not None:
-        for label in groups:
-            if label != base_label and len(samples[label]) >= 2 and len(samples[base_label]) >= 2:
-                comparisons[label] = compare(
-                    samples[label],
-                    samples[base_label],
-                    test=test,
-                    alpha=alpha,
-                    level=level,
-                    reps=reps,
-                    seed=seed,
-                    names=(label, base_label),
-                )
+        samples = _group_samples(data, mcol, by=by, only_group=groups[0])
+        comparisons = _compare_with_baseline(
+            samples, groups, base_label, test=test, alpha=alpha, level=level, reps=reps, seed=seed
+        )
     corrected = correct([c.p_value for c in comparisons.values()], method=correction, alpha=alpha)
     adjusted = dict(zip(comparisons, corrected.adjusted))
-    centres = [g.center for g in desc.groups if not math.isnan(g.center)]
+    rows = _rows(
+        desc.groups, comparisons, adjusted, by=by, base_label=base_label, alpha=alpha, mode=mode
+    )
+    kinds = sorted({g.interval for g in desc.groups})
+    table = ResultsTable(
+        metric=metric,
+        by=by,
+        mode=mode,
+        center=center,
+        level=level,
+        interval=" / ".join(kinds),
+        test=test if comparisons else None,
+        correction=correction,
+        alpha=alpha,
+        baseline=base_label,
+        rows=rows,
+        methods="",
+        caption="",
+        warnings=tuple(dict.fromkeys(w for c in comparisons.values() for w in c.warnings)),
+    )
+    return replace(
+        table,
+        methods=_methods(table, kinds, comparisons=len(comparisons), missing=missing, seed=seed),
+        caption=_caption(table),
+    )
+
+
+def _check_choices(*, mode: str, test: str, correction: str) -> None:
+    if mode not in ("max", "min"):
+        raise UsageError(f"mode must be 'max' or 'min'; got {mode!r}.")
+    if test not in TEST_NAMES:
+        raise UsageError(f"test must be one of {', '.join(TEST_NAMES)}; got {test!r}.")
+    if correction not in CORRECTION_NAMES:
+        raise UsageError(f"correction must be holm, bh or none; got {correction!r}.")
+
+
+def _group_samples(
+    data: pd.DataFrame, mcol: str, *, by: str | None, only_group: str
+) -> dict[str, Any]:
+    """The metric's values per group label (one group, ``only_group``, without ``by``)."""
+    if by is None:
+        return {only_group: data[mcol].to_numpy(float)}
+    samples: dict[str, Any] = {}
+    bcol = column(data, by, prefixes=("config.",))
+    for key, part in data.groupby(bcol, sort=True, dropna=False):
+        samples[str(key[0] if isinstance(key, tuple) else key)] = part[mcol].to_numpy(float)
+    return samples
+
+
+def _compare_with_baseline(
+    samples: dict[str, Any],
+    groups: list[str],
+    base_label: str,
+    *,
+    test: str,
+    alpha: float,
+    level: float,
+    reps: int,
+    seed: int | None,
+) -> dict[str, Comparison]:
+    """Each group with at least 2 runs against the baseline (itself at least 2 runs)."""
+    comparisons = {}
+    for label in groups:
+        if label != base_label and len(samples[label]) >= 2 and len(samples[base_label]) >= 2:
+            comparisons[label] = compare(
+                samples[label],
+                samples[base_label],
+                test=test,
+                alpha=alpha,
+                level=level,
+                reps=reps,
+                seed=seed,
+                names=(label, base_label),
+            )
+    return comparisons
+
+
+def _rows(
+    described: Sequence[GroupSummary],
+    comparisons: dict[str, Comparison],
+    adjusted: dict[str, float],
+    *,
+    by: str | None,
+    base_label: str | None,
+    alpha: float,
+    mode: str,
+) -> tuple[ResultRow, ...]:
+    centres = [g.center for g in described if not math.isnan(g.center)]
     best_value = (max if mode == "max" else min)(centres) if centres else math.nan
     rows = []
-    all_warnings: list[str] = []
-    for g in desc.groups:
+    for g in described:
         comp = comparisons.get(g.group)
         p_adj = adjusted.get(g.group)
-        if comp is not None:
-            all_warnings.extend(comp.warnings)
         rows.append(
             ResultRow(
                 group=g.group if by is not None else "all runs",
@@ -211,62 +278,60 @@ def results_table(
                 p_value=comp.p_value if comp else None,
                 p_adjusted=p_adj,
                 significant=bool(p_adj is not None and p_adj < alpha),
-                best=g.center == best_value and len(desc.groups) > 1,
+                best=g.center == best_value and len(described) > 1,
                 baseline=g.group == base_label,
                 warnings=comp.warnings if comp else (),
             )
         )
-    ns = [g.n for g in desc.groups]
-    kinds = sorted({g.interval for g in desc.groups})
-    centre_word = {"mean": "mean", "median": "median", "iqm": "interquartile mean"}[center]
-    lvl = level_text(level)
-    per = f" per {by.removeprefix('config.')}" if by else ""
+    return tuple(rows)
+
+
+_CENTRE_WORDS = {"mean": "mean", "median": "median", "iqm": "interquartile mean"}
+
+
+def _methods(
+    table: ResultsTable, kinds: list[str], *, comparisons: int, missing: int, seed: int | None
+) -> str:
+    """The plain-language methods paragraph under the table."""
+    ns = [r.n for r in table.rows]
+    centre_word = _CENTRE_WORDS[table.center]
+    per = f" per {table.by.removeprefix('config.')}" if table.by else ""
     sentences = [
-        f"{metric}: {centre_word} ± sample standard deviation over {_seed_word(ns)}{per}",
+        f"{table.metric}: {centre_word} ± sample standard deviation over {_seed_word(ns)}{per}",
         "; ".join(kinds).replace(" (n=1)", "")
         + ("" if len(kinds) == 1 else " (chosen per group by n)"),
     ]
     if comparisons:
         sentences.append(
-            f"{TEST_NAMES[test]} of each group against {base_label} (Δ: difference of means), "
-            f"{CORRECTION_NAMES[correction]} over {len(comparisons)} comparison(s); "
-            f"† marks adjusted p < {alpha:g}"
+            f"{TEST_NAMES[str(table.test)]} of each group against {table.baseline} "
+            f"(Δ: difference of means), {CORRECTION_NAMES[table.correction]} over "
+            f"{comparisons} comparison(s); † marks adjusted p < {table.alpha:g}"
         )
-    elif base_label is not None:
-        sentences.append(f"no comparison with {base_label} was possible (fewer than 2 runs)")
-    if len(desc.groups) > 1:
-        sentences.append(f"{'highest' if mode == 'max' else 'lowest'} {centre_word} in bold")
+    elif table.baseline is not None:
+        sentences.append(f"no comparison with {table.baseline} was possible (fewer than 2 runs)")
+    if len(table.rows) > 1:
+        sentences.append(f"{'highest' if table.mode == 'max' else 'lowest'} {centre_word} in bold")
     if missing:
-        sentences.append(f"{missing} run(s) without '{metric}' left out")
+        sentences.append(f"{missing} run(s) without '{table.metric}' left out")
     methods = "; ".join(sentences) + "."
     if any("bootstrap" in k for k in kinds):
         methods += f" Bootstrap resamples use seed {seed}."
         if min(ns) < 20:
             methods += " Bootstrap intervals tend to be too narrow with fewer than ~20 seeds."
-    caption = (
-        f"{metric} ({centre_word} ± SD, {lvl} CI; n per row)"
-        + (
-            f"; † {TEST_NAMES[test]} vs {base_label}, {CORRECTION_NAMES[correction]}, p < {alpha:g}"
-            if comparisons
-            else ""
-        )
-        + f"; best in bold ({mode})."
+    return methods
+
+
+def _caption(table: ResultsTable) -> str:
+    centre_word = _CENTRE_WORDS[table.center]
+    vs = (
+        f"; † {TEST_NAMES[table.test]} vs {table.baseline}, "
+        f"{CORRECTION_NAMES[table.correction]}, p < {table.alpha:g}"
+        if table.test is not None
+        else ""
     )
-    return ResultsTable(
-        metric=metric,
-        by=by,
-        mode=mode,
-        center=center,
-        level=level,
-        interval=" / ".join(kinds),
-        test=test if comparisons else None,
-        correction=correction,
-        alpha=alpha,
-        baseline=base_label,
-        rows=tuple(rows),
-        methods=methods,
-        caption=caption,
-        warnings=tuple(dict.fromkeys(all_warnings)),
+    return (
+        f"{table.metric} ({centre_word} ± SD, {level_text(table.level)} CI; n per row)"
+        f"{vs}; best in bold ({table.mode})."
     )
 
 

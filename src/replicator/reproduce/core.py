@@ -3,7 +3,7 @@ on the same data, with the same seed, config, command and variables, and say whe
 reproduced.
 
 Stages, each reported through ``on_stage`` (and a progress sink), each failing with a
-:class:`~replicator.reproduce.errors.ReproduceError` that names it:
+:class:`~replicator.errors.ReproduceError` that names it:
 
 host         compare the machine with the recorded one (CPU instruction sets, GPU, driver)
 checkout     ``git worktree add --detach`` of the snapshot commit in a temporary directory
@@ -29,9 +29,8 @@ from typing import IO, Any
 
 from .._util.io import atomic_write_json, read_json
 from .._util.progress import NullProgress, Progress
-from ..errors import ReplicatorError, UsageError
-from ..store import read_part
-from ..store.store import Store, read_run
+from ..errors import ReplicatorError, ReproduceError, UsageError
+from ..store import RunRecord, Store, StoreLike, read_part, read_run
 from .checkout import Checkout, checkout_code
 from .compare import (
     Check,
@@ -41,10 +40,10 @@ from .compare import (
     compare_summaries,
     verdict_of,
 )
-from .errors import STAGES, ReproduceError
 from .rerun import current_python, rerun
+from .stages import STAGES
 
-__all__ = ["Reproduction", "StageResult", "format_verdict", "reproduce"]
+__all__ = ["ReproduceOptions", "Reproduction", "StageResult", "format_verdict", "reproduce"]
 
 
 @dataclass(frozen=True)
@@ -186,10 +185,35 @@ def _link_data(meta: Mapping[str, Any], checkout: Checkout) -> None:
             target.symlink_to(path)
 
 
+@dataclass(frozen=True)
+class ReproduceOptions:
+    """How to reproduce: :func:`reproduce`'s keyword options, passed on as one object."""
+
+    env: str = "fresh"
+    rtol: float = 0.0
+    atol: float = 0.0
+    metrics: Sequence[str] | None = None
+    keep: bool = False
+    allow_data_change: bool = False
+    workdir: str | os.PathLike[str] | None = None
+    use_uv: bool | None = None
+    stdout: IO[bytes] | None = None
+    stderr: IO[bytes] | None = None
+    on_stage: Callable[[str, str], None] | None = None
+    progress: Progress | None = None
+
+    def check(self) -> None:
+        """Raise UsageError for an option the CLI would have refused."""
+        if self.env not in ("fresh", "current"):
+            raise UsageError(f"--env must be 'fresh' or 'current', got '{self.env}'.")
+        if self.rtol < 0 or self.atol < 0:
+            raise UsageError("--rtol and --atol must not be negative.")
+
+
 def reproduce(
     ref: str,
     *,
-    store: Store | None = None,
+    store: StoreLike = None,
     env: str = "fresh",
     rtol: float = 0.0,
     atol: float = 0.0,
@@ -204,144 +228,221 @@ def reproduce(
     progress: Progress | None = None,
 ) -> Reproduction:
     """Re-run the recorded run ``ref`` and compare the new run with it (see the module doc)."""
-    if env not in ("fresh", "current"):
-        raise UsageError(f"--env must be 'fresh' or 'current', got '{env}'.")
-    if rtol < 0 or atol < 0:
-        raise UsageError("--rtol and --atol must not be negative.")
-    store = store or Store.open()
-    run_dir = store.resolve(ref)
-    record = read_run(run_dir)
-    if record.status == "running":
-        raise UsageError(f"Run {record.id} is still running; reproduce it once it has finished.")
-    meta = read_json(run_dir / "run.json")
-    environment = read_part(run_dir, "environment.json")
-    code = read_part(run_dir, "code.json")
-    stages = _Stages(on_stage, progress)
-    warnings: list[str] = []
-    causes: list[str] = []
-    if workdir is not None:
-        Path(workdir).mkdir(parents=True, exist_ok=True)
-    # always a directory of our own, so that cleaning up never removes the user's files
-    base = Path(tempfile.mkdtemp(prefix="replicator-reproduce-", dir=workdir))
-    checkouts: list[Checkout] = []
+    options = ReproduceOptions(
+        env=env,
+        rtol=rtol,
+        atol=atol,
+        metrics=metrics,
+        keep=keep,
+        allow_data_change=allow_data_change,
+        workdir=workdir,
+        use_uv=use_uv,
+        stdout=stdout,
+        stderr=stderr,
+        on_stage=on_stage,
+        progress=progress,
+    )
+    options.check()
+    attempt = _Attempt.open(ref, Store.coerce(store), options)
     try:
-        with stages.stage("host") as detail:
-            host = _host_warnings(run_dir)
-            warnings += host
+        attempt.run_stages()
+    except BaseException:
+        if not options.keep:
+            attempt.clean_up()
+        raise
+    kept: tuple[Path, ...] = ()
+    if options.keep:
+        kept = (attempt.base,)
+    else:
+        attempt.clean_up()
+    outcome = attempt.outcome(kept)
+    atomic_write_json(attempt.new_dir / "verdict.json", outcome.as_dict())
+    return outcome
+
+
+class _Attempt:
+    """One reproduction in progress: what was read from the record and what each stage found."""
+
+    # set by the stages, in order
+    checkout: Checkout
+    python: Path | None
+    result: Any
+    new_dir: Path
+    checks: list[Check]
+    verdict: str
+
+    def __init__(
+        self, store: Store, run_dir: Path, record: RunRecord, options: ReproduceOptions
+    ) -> None:
+        self.store = store
+        self.run_dir = run_dir
+        self.record = record
+        self.options = options
+        self.meta = read_json(run_dir / "run.json")
+        self.environment = read_part(run_dir, "environment.json")
+        self.code = read_part(run_dir, "code.json")
+        self.stages = _Stages(options.on_stage, options.progress)
+        self.warnings: list[str] = []
+        self.causes: list[str] = []
+        self.checkouts: list[Checkout] = []
+        if options.workdir is not None:
+            Path(options.workdir).mkdir(parents=True, exist_ok=True)
+        # always a directory of our own, so that cleaning up never removes the user's files
+        self.base = Path(tempfile.mkdtemp(prefix="replicator-reproduce-", dir=options.workdir))
+
+    @classmethod
+    def open(cls, ref: str, store: Store, options: ReproduceOptions) -> _Attempt:
+        run_dir = store.resolve(ref)
+        record = read_run(run_dir)
+        if record.status == "running":
+            raise UsageError(
+                f"Run {record.id} is still running; reproduce it once it has finished."
+            )
+        return cls(store, run_dir, record, options)
+
+    def run_stages(self) -> None:
+        self.check_host()
+        self.check_out()
+        self.build_environment()
+        self.verify_data()
+        self.rerun()
+        self.compare()
+
+    def check_host(self) -> None:
+        with self.stages.stage("host") as detail:
+            host = _host_warnings(self.run_dir)
+            self.warnings += host
             detail.append(
                 f"{len(host)} differences from the recorded host" if host else "same CPU and GPU"
             )
-        with stages.stage("checkout") as detail:
-            checkout = checkout_code(code, base / "code", patch=run_dir / "code.patch")
-            checkouts.append(checkout)
+
+    def check_out(self) -> None:
+        with self.stages.stage("checkout") as detail:
+            checkout = checkout_code(
+                self.code, self.base / "code", patch=self.run_dir / "code.patch"
+            )
+            self.checkouts.append(checkout)
+            self.checkout = checkout
             detail.append(f"{checkout.method} {checkout.commit[:12]} at {checkout.root}")
             if not checkout.matches_record:
                 files = ", ".join(checkout.changed_files[:10]) or "unknown files"
-                causes.append(
+                self.causes.append(
                     f"code: the checked-out tree {checkout.tree[:12]} differs from the recorded "
                     f"{str(checkout.recorded_tree)[:12]} ({files})"
                 )
-        python: Path | None
-        with stages.stage("environment") as detail:
-            if env == "fresh":
-                # an empty package list is a stdlib-only environment; no list is no record
-                if not isinstance(environment.get("packages"), dict):
-                    raise ReproduceError(
-                        "environment",
-                        f"run {record.id} recorded no packages (environment.json).",
-                        hint="Reproduce with --env current.",
-                    )
-                from .fresh_env import build_fresh_env
 
-                fresh = build_fresh_env(
-                    environment,
-                    dest=base / "venv",
-                    project=checkout,
-                    workdir=base,
-                    use_uv=use_uv,
-                )
-                checkouts += fresh.checkouts
-                warnings += [f"environment: {n}" for n in fresh.notes]
-                python = fresh.python
-                detail.append(f"{fresh.tool} venv in {fresh.seconds:.1f}s at {fresh.prefix}")
+    def build_environment(self) -> None:
+        with self.stages.stage("environment") as detail:
+            if self.options.env == "fresh":
+                self._build_fresh(detail)
             else:
-                python = current_python(meta, environment, warnings)
-                from ..compare.environment import check_environment
+                self._check_current(detail)
 
-                result = check_environment(run_dir, python=python)
-                top = result.within(3)
-                warnings += [f"environment: {d.key}: {d.a} -> {d.b}" for d in top]
-                detail.append(
-                    f"{python}; {len(top)} differences in ranks 1-3"
-                    if top
-                    else f"{python}; ranks 1-3 match"
-                )
-        with stages.stage("data") as detail:
-            data_warnings, data_causes = _verify_data(
-                store, run_dir, meta, allow_data_change, detail
+    def _build_fresh(self, detail: list[str]) -> None:
+        # an empty package list is a stdlib-only environment; no list is no record
+        if not isinstance(self.environment.get("packages"), dict):
+            raise ReproduceError(
+                "environment",
+                f"run {self.record.id} recorded no packages (environment.json).",
+                hint="Reproduce with --env current.",
             )
-            warnings += data_warnings
-            causes += data_causes
-            _link_data(meta, checkout)
-        with stages.stage("run") as detail:
-            result_run = rerun(
-                meta,
-                record.id,
-                environment,
-                checkout,
-                run_dir,
+        from .fresh_env import build_fresh_env
+
+        fresh = build_fresh_env(
+            self.environment,
+            dest=self.base / "venv",
+            project=self.checkout,
+            workdir=self.base,
+            use_uv=self.options.use_uv,
+        )
+        self.checkouts += fresh.checkouts
+        self.warnings += [f"environment: {n}" for n in fresh.notes]
+        self.python = fresh.python
+        detail.append(f"{fresh.tool} venv in {fresh.seconds:.1f}s at {fresh.prefix}")
+
+    def _check_current(self, detail: list[str]) -> None:
+        python = current_python(self.meta, self.environment, self.warnings)
+        self.python = python
+        from ..compare.environment import check_environment
+
+        result = check_environment(self.run_dir, python=python)
+        top = result.within(3)
+        self.warnings += [f"environment: {d.key}: {d.a} -> {d.b}" for d in top]
+        detail.append(
+            f"{python}; {len(top)} differences in ranks 1-3"
+            if top
+            else f"{python}; ranks 1-3 match"
+        )
+
+    def verify_data(self) -> None:
+        with self.stages.stage("data") as detail:
+            data_warnings, data_causes = _verify_data(
+                self.store, self.run_dir, self.meta, self.options.allow_data_change, detail
+            )
+            self.warnings += data_warnings
+            self.causes += data_causes
+            _link_data(self.meta, self.checkout)
+
+    def rerun(self) -> None:
+        fresh = self.options.env == "fresh"
+        python = self.python
+        with self.stages.stage("run") as detail:
+            self.result = rerun(
+                self.meta,
+                self.record.id,
+                self.environment,
+                self.checkout,
+                self.run_dir,
                 # --env current keeps an absolute interpreter path as recorded; a bare
                 # `python` is pinned to the interpreter that was checked
                 python=python
-                if env == "fresh" or not os.path.isabs(str((meta.get("command") or [""])[0]))
+                if fresh or not os.path.isabs(str((self.meta.get("command") or [""])[0]))
                 else None,
-                fresh_prefix=(python.parent.parent if env == "fresh" and python else None),
-                store=store,
-                stdout=stdout,
-                stderr=stderr,
+                fresh_prefix=(python.parent.parent if fresh and python else None),
+                store=self.store,
+                stdout=self.options.stdout,
+                stderr=self.options.stderr,
             )
             detail.append(
-                f"run {result_run.run_id} {result_run.status} (exit {result_run.exit_code})"
+                f"run {self.result.run_id} {self.result.status} (exit {self.result.exit_code})"
             )
-        with stages.stage("compare") as detail:
-            new_dir = result_run.dir
-            checks = _compare(run_dir, new_dir, rtol=rtol, atol=atol, metrics=metrics)
-            verdict = verdict_of(checks, run_status=result_run.status)
-            if verdict == "failed":
-                causes.insert(0, _failure_cause(result_run, new_dir))
-            causes += _explain(run_dir, new_dir, meta, env)
-            detail.append(verdict)
-    except BaseException:
-        if not keep:
-            for c in checkouts:
-                c.remove()
-            shutil.rmtree(base, ignore_errors=True)
-        raise
-    kept: tuple[Path, ...] = ()
-    if keep:
-        kept = (base,)
-    else:
-        for c in checkouts:
+
+    def compare(self) -> None:
+        options = self.options
+        with self.stages.stage("compare") as detail:
+            self.new_dir = new_dir = self.result.dir
+            self.checks = _compare(
+                self.run_dir, new_dir, rtol=options.rtol, atol=options.atol, metrics=options.metrics
+            )
+            self.verdict = verdict_of(self.checks, run_status=self.result.status)
+            if self.verdict == "failed":
+                self.causes.insert(0, _failure_cause(self.result, new_dir))
+            self.causes += _explain(self.run_dir, new_dir, self.meta, options.env)
+            detail.append(self.verdict)
+
+    def clean_up(self) -> None:
+        for c in self.checkouts:
             c.remove()
-        shutil.rmtree(base, ignore_errors=True)
-    outcome = Reproduction(
-        original=record.id,
-        run_id=result_run.run_id,
-        run_dir=new_dir,
-        verdict=verdict,
-        env_mode=env,
-        rtol=rtol,
-        atol=atol,
-        checks=tuple(checks),
-        causes=tuple(causes)
-        if verdict != "reproduced"
-        else tuple(c for c in causes if c.startswith("data")),
-        warnings=tuple(warnings),
-        stages=tuple(stages.done),
-        kept=kept,
-    )
-    atomic_write_json(new_dir / "verdict.json", outcome.as_dict())
-    return outcome
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def outcome(self, kept: tuple[Path, ...]) -> Reproduction:
+        causes = tuple(self.causes)
+        if self.verdict == "reproduced":
+            causes = tuple(c for c in causes if c.startswith("data"))
+        return Reproduction(
+            original=self.record.id,
+            run_id=self.result.run_id,
+            run_dir=self.new_dir,
+            verdict=self.verdict,
+            env_mode=self.options.env,
+            rtol=self.options.rtol,
+            atol=self.options.atol,
+            checks=tuple(self.checks),
+            causes=causes,
+            warnings=tuple(self.warnings),
+            stages=tuple(self.stages.done),
+            kept=kept,
+        )
 
 
 def _failure_cause(result: Any, run_dir: Path) -> str:
@@ -367,7 +468,7 @@ def _stderr_tail(run_dir: Path) -> str:
 def _compare(
     original: Path, new: Path, *, rtol: float, atol: float, metrics: Sequence[str] | None
 ) -> list[Check]:
-    from ..record.metrics import read_metrics
+    from ..store.metrics import read_metrics
 
     a, b = read_run(original), read_run(new)
     checks = compare_summaries(a.summary, b.summary, rtol=rtol, atol=atol, metrics=metrics)

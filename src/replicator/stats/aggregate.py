@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 AGGREGATES = ("iqm", "mean", "median", "optimality_gap")
+"""The aggregate statistics :func:`aggregate` computes over runs and tasks."""
 # bootstrap draws held at once: ~2 MB of float64 stays in cache while a chunk is sorted
 _CHUNK_ELEMENTS = 250_000
 

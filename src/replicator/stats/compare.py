@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import UsageError
 from ._common import as_sample, fmt, level_text, rng_for
@@ -150,9 +150,57 @@ def compare(
     small-sample corrected). ``prob_greater`` is P(A > B) counting ties as one half (the
     common-language effect size; rliable's per-task probability of improvement).
     """
-    import numpy as np
-    from scipy import stats as st
+    x, y = _samples(a, b, test=test, alternative=alternative, paired=paired, names=names)
+    rng = rng_for(seed, f"compare:{names[0]}:{names[1]}")
+    n_a, n_b = int(x.size), int(y.size)
+    diff, effect = _difference_and_effect(x, y, paired=paired)
+    if test == "welch":
+        result = _t_test(x, y, paired=paired, alternative=alternative, level=level)
+    else:
+        result = _rank_or_permutation_test(
+            x, y, test=test, paired=paired, alternative=alternative, reps=reps, rng=rng
+        )
+        low, high = _bootstrap_diff_ci(x, y, paired=paired, level=level, reps=reps, rng=rng)
+        interval = (
+            f"{level_text(level)} percentile bootstrap interval ({reps:,} resamples, seed {seed})"
+        )
+        result = result._replace(low=low, high=high, interval=interval)
+    warnings = list(result.warnings)
+    min_p = _min_p(test, paired, n_a, n_b, alternative)
+    if min_p > alpha:
+        warnings.append(
+            f"With {n_a} vs {n_b} values the {result.name.split(',')[0]} cannot give p below "
+            f"{fmt(min_p, 3)}, so it can never reach alpha={alpha:g}: run more seeds or use "
+            "Welch's t-test."
+        )
+    method = (
+        f"{names[0]} - {names[1]}: difference of means with {result.interval}; {result.name} "
+        f"({alternative}); n={n_a} vs {n_b}; effect size Hedges' g; P({names[0]} > {names[1]}) "
+        "over all pairs, ties counted half"
+    )
+    return Comparison(
+        difference=diff,
+        low=result.low,
+        high=result.high,
+        level=level,
+        effect_size=float(effect),
+        p_value=result.p,
+        prob_greater=_prob_greater(x, y, paired),
+        n_a=n_a,
+        n_b=n_b,
+        test=test,
+        paired=paired,
+        alternative=alternative,
+        min_p_value=min_p,
+        warnings=tuple(warnings),
+        method=method,
+    )
 
+
+def _samples(
+    a: Any, b: Any, *, test: str, alternative: str, paired: bool, names: tuple[str, str]
+) -> tuple[Any, Any]:
+    """Both samples as float arrays, after checking the options and the sample sizes."""
     if test not in TESTS:
         raise UsageError(f"test must be one of {', '.join(TESTS)}; got {test!r}.")
     if alternative not in ALTERNATIVES:
@@ -170,93 +218,71 @@ def compare(
         raise UsageError(
             f"Each side needs at least 2 values to compare; got {x.size} and {y.size}. Run more seeds."
         )
-    rng = rng_for(seed, f"compare:{names[0]}:{names[1]}")
+    return x, y
+
+
+def _difference_and_effect(x: Any, y: Any, *, paired: bool) -> tuple[float, float]:
+    """The difference of means and Hedges' g (paired: over the SD of the differences)."""
     n_a, n_b = int(x.size), int(y.size)
-    lvl = level_text(level)
-    warnings: list[str] = []
     if paired:
         d = x - y
         diff = float(d.mean())
-        sd_d = float(d.std(ddof=1))
+        sd = float(d.std(ddof=1))
         correction = 1 - 3 / (4 * (n_a - 1) - 1)
-        effect = (
-            diff / sd_d * correction if sd_d > 0 else math.copysign(math.inf, diff) if diff else 0.0
-        )
     else:
         diff = float(x.mean() - y.mean())
-        pooled = math.sqrt(
-            ((n_a - 1) * x.var(ddof=1) + (n_b - 1) * y.var(ddof=1)) / (n_a + n_b - 2)
-        )
+        sd = math.sqrt(((n_a - 1) * x.var(ddof=1) + (n_b - 1) * y.var(ddof=1)) / (n_a + n_b - 2))
         correction = 1 - 3 / (4 * (n_a + n_b) - 9)
-        effect = (
-            diff / pooled * correction
-            if pooled > 0
-            else math.copysign(math.inf, diff)
-            if diff
-            else 0.0
-        )
+    effect = diff / sd * correction if sd > 0 else math.copysign(math.inf, diff) if diff else 0.0
+    return diff, effect
 
-    if test == "welch":
-        if paired:
-            res = st.ttest_rel(x, y, alternative=alternative)
-            name = "paired t-test"
-        else:
-            res = st.ttest_ind(x, y, equal_var=False, alternative=alternative)
-            name = "Welch's t-test"
-        p = float(res.pvalue)
-        ci = res.confidence_interval(confidence_level=level)
-        # A degenerate sample (zero variance on both sides) gives NaN from scipy; say so.
-        low, high = float(ci.low), float(ci.high)
-        interval = f"{lvl} {'paired ' if paired else 'Welch '}t-interval"
-        if math.isnan(p):
-            warnings.append("Both samples have zero variance; the t-test is undefined.")
+
+class _TestResult(NamedTuple):
+    p: float
+    low: float
+    high: float
+    name: str  # of the test
+    interval: str  # how the interval was computed
+    warnings: tuple[str, ...] = ()
+
+
+def _t_test(x: Any, y: Any, *, paired: bool, alternative: str, level: float) -> _TestResult:
+    """Welch's (or the paired) t-test, with its t-interval."""
+    from scipy import stats as st
+
+    if paired:
+        res = st.ttest_rel(x, y, alternative=alternative)
+        name = "paired t-test"
     else:
-        if test == "mann-whitney":
-            if paired:
-                if np.all(x == y):
-                    p = 1.0
-                else:
-                    p = float(st.wilcoxon(x, y, alternative=alternative).pvalue)
-                name = "Wilcoxon signed-rank test"
-            else:
-                p = float(st.mannwhitneyu(x, y, alternative=alternative, method="auto").pvalue)
-                name = "Mann-Whitney U test"
-        else:
-            p, how = _permutation_p(
-                x, y, paired=paired, alternative=alternative, reps=reps, rng=rng
-            )
-            name = f"permutation test of the mean difference, {how}"
-        low, high = _bootstrap_diff_ci(x, y, paired=paired, level=level, reps=reps, rng=rng)
-        interval = f"{lvl} percentile bootstrap interval ({reps:,} resamples, seed {seed})"
-    min_p = _min_p(test, paired, n_a, n_b, alternative)
-    if min_p > alpha:
-        warnings.append(
-            f"With {n_a} vs {n_b} values the {name.split(',')[0]} cannot give p below "
-            f"{fmt(min_p, 3)}, so it can never reach alpha={alpha:g}: run more seeds or use "
-            "Welch's t-test."
-        )
-    method = (
-        f"{names[0]} - {names[1]}: difference of means with {interval}; {name} "
-        f"({alternative}); n={n_a} vs {n_b}; effect size Hedges' g; P({names[0]} > {names[1]}) "
-        "over all pairs, ties counted half"
+        res = st.ttest_ind(x, y, equal_var=False, alternative=alternative)
+        name = "Welch's t-test"
+    p = float(res.pvalue)
+    ci = res.confidence_interval(confidence_level=level)
+    # A degenerate sample (zero variance on both sides) gives NaN from scipy; say so.
+    warnings = (
+        ("Both samples have zero variance; the t-test is undefined.",) if math.isnan(p) else ()
     )
-    return Comparison(
-        difference=diff,
-        low=low,
-        high=high,
-        level=level,
-        effect_size=float(effect),
-        p_value=p,
-        prob_greater=_prob_greater(x, y, paired),
-        n_a=n_a,
-        n_b=n_b,
-        test=test,
-        paired=paired,
-        alternative=alternative,
-        min_p_value=min_p,
-        warnings=tuple(warnings),
-        method=method,
-    )
+    interval = f"{level_text(level)} {'paired ' if paired else 'Welch '}t-interval"
+    return _TestResult(p, float(ci.low), float(ci.high), name, interval, warnings)
+
+
+def _rank_or_permutation_test(
+    x: Any, y: Any, *, test: str, paired: bool, alternative: str, reps: int, rng: Any
+) -> _TestResult:
+    """The p-value of a rank or permutation test (the caller adds a bootstrap interval)."""
+    import numpy as np
+    from scipy import stats as st
+
+    if test == "permutation":
+        p, how = _permutation_p(x, y, paired=paired, alternative=alternative, reps=reps, rng=rng)
+        name = f"permutation test of the mean difference, {how}"
+    elif paired:
+        p = 1.0 if np.all(x == y) else float(st.wilcoxon(x, y, alternative=alternative).pvalue)
+        name = "Wilcoxon signed-rank test"
+    else:
+        p = float(st.mannwhitneyu(x, y, alternative=alternative, method="auto").pvalue)
+        name = "Mann-Whitney U test"
+    return _TestResult(p, math.nan, math.nan, name, "")
 
 
 @dataclass(frozen=True)
