@@ -8,7 +8,7 @@ UV := $(BIN)/uv
 # torch: the CPU wheel that pip finds on this machine's disk (uv does not look there)
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test bench lint clean venv
+.PHONY: demo test bench lint docs clean venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check --quiet src tests benchmarks examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest -q -n 2 --timeout=600
 
 # The benchmarks need the peers (MLflow, W&B, TensorBoard, ...): a venv of their own.
@@ -53,6 +54,11 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
+
+# The documentation site with the API reference generated from the docstrings, into site/
+docs: $(VENV)/.installed-test
+	$(BIN)/mkdocs build --strict --site-dir site
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .replicator test-artifacts
+	rm -rf $(VENV) $(BENCH_VENV) .replicator test-artifacts site

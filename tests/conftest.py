@@ -74,3 +74,17 @@ def run_cli(
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture
+def experiment_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A store on disk with three models x five seeds and a failed and a crashed run (see
+    tests/report/report_fixtures.py), in REPLICATOR_STORE; the working directory is tmp_path.
+    Shared by the store's frames tests and the report tests."""
+    from .report.report_fixtures import make_experiment
+
+    store = tmp_path / ".replicator"
+    make_experiment(store)
+    monkeypatch.setenv("REPLICATOR_STORE", str(store))
+    monkeypatch.chdir(tmp_path)
+    return store
