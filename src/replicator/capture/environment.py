@@ -28,6 +28,7 @@ from ..redact import redact_env, redact_url
 __all__ = [
     "LOCK_FILES",
     "RELEVANT_ENV",
+    "THREAD_ENV",
     "TOOLING",
     "capture_environment",
     "interpreter_facts",
@@ -48,18 +49,22 @@ LOCK_FILES = (
     "pyproject.toml",
 )
 LOCK_GLOBS = ("requirements*.txt", "pylock.*.toml")
-# Variables that change numbers or threads; shown first and compared by `diff`.
-RELEVANT_ENV = (
-    "PYTHONHASHSEED",
-    "CUBLAS_WORKSPACE_CONFIG",
-    "CUDA_VISIBLE_DEVICES",
-    "CUDA_LAUNCH_BLOCKING",
+# Variables that set the thread count (or kernel choice) of a BLAS or OpenMP runtime.
+THREAD_ENV = (
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
     "OPENBLAS_CORETYPE",
     "NUMEXPR_NUM_THREADS",
     "VECLIB_MAXIMUM_THREADS",
+)
+# Variables that change numbers or threads; shown first and compared by `diff`.
+RELEVANT_ENV = (
+    "PYTHONHASHSEED",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "CUDA_VISIBLE_DEVICES",
+    "CUDA_LAUNCH_BLOCKING",
+    *THREAD_ENV,
     "TF_DETERMINISTIC_OPS",
     "TF_CUDNN_DETERMINISTIC",
     "XLA_FLAGS",

@@ -23,6 +23,7 @@ from ..store import RunRecord, Store, StoreLike
 __all__ = [
     "MetricSummary",
     "RunSet",
+    "dataset_text",
     "format_duration",
     "load_runs",
     "summarise_metrics",
@@ -77,6 +78,14 @@ class RunSet:
             if data:
                 return data
         return {}
+
+    def metrics(self) -> list[MetricSummary]:
+        """Each summary metric aggregated over the runs (see :func:`summarise_metrics`)."""
+        return summarise_metrics(self.records)
+
+    def hardware(self) -> list[str]:
+        """The hardware of the first run that recorded it, one line a part (CPU, GPU...)."""
+        return hardware_text(self.first_file("hardware.json"))
 
     def datasets(self) -> dict[str, dict[str, Any]]:
         """Dataset fingerprint records (run.json ``data``) by name, from the runs."""
@@ -145,6 +154,11 @@ def format_duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.2f} h"
+
+
+def dataset_text(record: dict[str, Any]) -> str:
+    """A recorded dataset's file count and size: ``3 file(s), 1.2 MiB``."""
+    return f"{record.get('nfiles', 1)} file(s), {format_size(float(record.get('size') or 0))}"
 
 
 def hardware_text(hardware: dict[str, Any]) -> list[str]:

@@ -12,16 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .._util.format import format_size
 from ..config import flatten
 from ..store import RunRecord, StoreLike
 from ._records import (
     RunSet,
+    dataset_text,
     format_duration,
-    hardware_text,
     load_runs,
     software_text,
-    summarise_metrics,
 )
 
 __all__ = ["CHECKLIST_ITEMS", "Checklist", "ChecklistItem", "checklist"]
@@ -139,8 +137,7 @@ def checklist(experiment: str, *, store: StoreLike = None) -> Checklist:
         answers[6] = (
             "Partly, from the recorded fingerprints (examples per split: for the author):\n"
             + "\n".join(
-                f"- {name}: {rec.get('nfiles', 1)} file(s), {format_size(float(rec.get('size') or 0))}, "
-                f"`{rec.get('algo')}:{rec.get('digest')}`"
+                f"- {name}: {dataset_text(rec)}, `{rec.get('algo')}:{rec.get('digest')}`"
                 for name, rec in datasets.items()
             )
         )
@@ -155,7 +152,7 @@ def checklist(experiment: str, *, store: StoreLike = None) -> Checklist:
         f"{len(records)} completed run(s) with seeds {', '.join(map(str, seeds)) or 'not recorded'} "
         f"(ids: {', '.join(r.id for r in records[:10])}{' ...' if len(records) > 10 else ''})."
     )
-    metrics = summarise_metrics(records)
+    metrics = runs.metrics()
     if metrics:
         answers[18] = (
             "Each metric is the value in the run's summary.json; across runs we report the mean and "
@@ -169,9 +166,7 @@ def checklist(experiment: str, *, store: StoreLike = None) -> Checklist:
             f"Mean wall-clock time per run {format_duration(mean)} (n={len(durations)}), "
             f"total {format_duration(sum(durations))}. Energy: for the author."
         )
-    infra = hardware_text(runs.first_file("hardware.json")) + software_text(
-        runs.first_file("environment.json")
-    )
+    infra = runs.hardware() + software_text(runs.first_file("environment.json"))
     if infra:
         answers[21] = "\n".join(f"- {line}" for line in infra)
 

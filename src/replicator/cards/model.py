@@ -13,17 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .._util.format import format_size
 from ..store import StoreLike
 from ._records import (
     TO_WRITE,
     MetricSummary,
     RunSet,
+    dataset_text,
     format_duration,
-    hardware_text,
     load_runs,
     software_text,
-    summarise_metrics,
 )
 
 __all__ = ["ModelCard", "model_card"]
@@ -140,11 +138,11 @@ def model_card(
 ) -> ModelCard:
     """A model card for a run (id, prefix, name) or an experiment (its completed runs)."""
     runs = load_runs(ref, store=store)
-    metrics = summarise_metrics(runs.records)
+    metrics = runs.metrics()
     model_name = name or runs.experiment
     meta = _metadata(runs, metrics, name=model_name, task=task, dataset=dataset, license=license)
     durations = runs.durations()
-    hardware = hardware_text(runs.first_file("hardware.json"))
+    hardware = runs.hardware()
     out = [
         *_front_matter(ref, runs, meta, model_name),
         *_model_details(runs, license),
@@ -232,9 +230,8 @@ def _training_data(runs: RunSet) -> list[str]:
     if not datasets:
         return [*out, f"{TO_WRITE} (no dataset fingerprint was recorded with the runs)", ""]
     for dname, record in datasets.items():
-        size = format_size(float(record.get("size") or 0))
         out.append(
-            f"- **{dname}**: `{record.get('path')}`, {record.get('nfiles', 1)} file(s), {size}, "
+            f"- **{dname}**: `{record.get('path')}`, {dataset_text(record)}, "
             f"fingerprint `{record.get('algo')}:{record.get('digest')}`"
         )
     return [*out, "", f"{TO_WRITE} (where the data comes from; link its datasheet)", ""]

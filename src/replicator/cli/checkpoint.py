@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -35,9 +36,17 @@ def checkpoint_group() -> None:
     """
 
 
-@checkpoint_group.command("ls")
-@click.argument("run")
-@click.option("--json", "as_json", is_flag=True, help="Print the checkpoints as JSON.")
+def _run_command(name: str, *, json_help: str) -> Callable[[Callable[..., None]], click.Command]:
+    """A ``checkpoint`` subcommand of one argument, RUN, and a ``--json`` flag."""
+
+    def decorate(f: Callable[..., None]) -> click.Command:
+        f = click.option("--json", "as_json", is_flag=True, help=json_help)(f)
+        return checkpoint_group.command(name)(click.argument("run")(f))
+
+    return decorate
+
+
+@_run_command("ls", json_help="Print the checkpoints as JSON.")
 def ls_command(run: str, as_json: bool) -> None:
     """List the checkpoints of RUN: step, roles (latest, best1...), metrics, size.
 
@@ -71,9 +80,7 @@ def ls_command(run: str, as_json: bool) -> None:
         )
 
 
-@checkpoint_group.command("verify")
-@click.argument("run")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_run_command("verify", json_help="Print the report as JSON.")
 def verify_command(run: str, as_json: bool) -> None:
     """Re-hash every checkpoint of RUN against its manifest; exit 1 if any fails.
 

@@ -249,11 +249,7 @@ def _show_packages(packages: dict[str, Any]) -> None:
         )
 
 
-def _show_environment(record: RunRecord, details: dict[str, Any]) -> None:
-    env = details["environment"]
-    if not env:
-        return
-    _section("Environment")
+def _show_environment(env: dict[str, Any]) -> None:
     py = env.get("python", {})
     _kv("python", f"{str(py.get('version', '?')).split()[0]} ({py.get('executable')})")
     osf = env.get("os", {})
@@ -274,11 +270,7 @@ def _show_environment(record: RunRecord, details: dict[str, Any]) -> None:
         _kv(name, value)
 
 
-def _show_hardware(record: RunRecord, details: dict[str, Any]) -> None:
-    hw = details["hardware"]
-    if not hw:
-        return
-    _section("Hardware")
+def _show_hardware(hw: dict[str, Any]) -> None:
     cpu = hw.get("cpu", {})
     _kv("cpu", f"{cpu.get('model')} ({cpu.get('logical_cores')} logical cores)")
     if cpu.get("numeric_flags"):
@@ -320,11 +312,7 @@ def _show_data(record: RunRecord, details: dict[str, Any]) -> None:
         _kv("error", record.meta["data_error"])
 
 
-def _show_checkpoints(record: RunRecord, details: dict[str, Any]) -> None:
-    checkpoints = details["checkpoints"]
-    if not checkpoints:
-        return
-    _section("Checkpoints")
+def _show_checkpoints(checkpoints: list[dict[str, Any]]) -> None:
     for c in checkpoints:
         metrics = ", ".join(f"{k}={_fmt_value(v)}" for k, v in (c.get("metrics") or {}).items())
         size = format_size(int(c.get("size") or 0))
@@ -350,16 +338,30 @@ def _show_outputs(record: RunRecord, details: dict[str, Any]) -> None:
         _kv(m, "declared but missing")
 
 
+def _part_section(
+    key: str, title: str, show: Callable[[Any], None]
+) -> Callable[[RunRecord, dict[str, Any]], None]:
+    """A section that shows ``run_details(record)[key]`` under ``title``, or nothing if empty."""
+
+    def show_section(record: RunRecord, details: dict[str, Any]) -> None:
+        part = details[key]
+        if part:
+            _section(title)
+            show(part)
+
+    return show_section
+
+
 # `show` prints these sections in this order; each takes the record and run_details(record).
 _SHOW_SECTIONS: tuple[Callable[[RunRecord, dict[str, Any]], None], ...] = (
     _show_overview,
     _show_config,
     _show_code,
-    _show_environment,
-    _show_hardware,
+    _part_section("environment", "Environment", _show_environment),
+    _part_section("hardware", "Hardware", _show_hardware),
     _show_metrics,
     _show_data,
-    _show_checkpoints,
+    _part_section("checkpoints", "Checkpoints", _show_checkpoints),
     _show_outputs,
 )
 

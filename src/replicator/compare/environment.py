@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..capture.environment import TOOLING
+from ..capture.environment import THREAD_ENV, TOOLING
 from ..store import read_part
 
 __all__ = [
@@ -85,16 +85,7 @@ def _pkg(info: Mapping[str, Any] | None) -> str | None:
     return text
 
 
-THREAD_VARS = frozenset(
-    {
-        "OMP_NUM_THREADS",
-        "MKL_NUM_THREADS",
-        "OPENBLAS_NUM_THREADS",
-        "OPENBLAS_CORETYPE",
-        "NUMEXPR_NUM_THREADS",
-        "VECLIB_MAXIMUM_THREADS",
-    }
-)
+THREAD_VARS = frozenset(THREAD_ENV)
 IGNORED_VARS = frozenset({"PYTHONHASHSEED"})
 
 

@@ -26,6 +26,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from .._util.sqlite import open_cache_db
+
 __all__ = ["RACY_WINDOW_NS", "CacheRow", "StatCache", "cache_path"]
 
 # Git uses the index file's own mtime; we use a fixed window that covers coarse (2 s) timestamps.
@@ -65,20 +67,21 @@ class StatCache:
             return self._conn
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
             # The cache is rebuildable: losing the last transactions on power loss is harmless.
-            conn.execute("PRAGMA synchronous=OFF")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS files (path TEXT NOT NULL, algo TEXT NOT NULL, "
-                "inode INTEGER, size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, "
-                "digest TEXT NOT NULL, hashed_ns INTEGER, PRIMARY KEY (path, algo)) WITHOUT ROWID"
+            conn = open_cache_db(
+                self.path,
+                timeout=10.0,
+                synchronous="OFF",
+                table="files",
+                create_sql=(
+                    "CREATE TABLE IF NOT EXISTS files (path TEXT NOT NULL, algo TEXT NOT NULL, "
+                    "inode INTEGER, size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, "
+                    "digest TEXT NOT NULL, hashed_ns INTEGER, PRIMARY KEY (path, algo)) "
+                    "WITHOUT ROWID"
+                ),
+                schema_key="schema",
+                schema=_SCHEMA,
             )
-            conn.execute("CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT)")
-            row = conn.execute("SELECT value FROM info WHERE key='schema'").fetchone()
-            if row is None or row[0] != str(_SCHEMA):
-                conn.execute("DELETE FROM files")
-                conn.execute("INSERT OR REPLACE INTO info VALUES ('schema', ?)", (str(_SCHEMA),))
         except (sqlite3.Error, OSError) as exc:
             self._fail(exc)
             return None
@@ -88,12 +91,7 @@ class StatCache:
     def _fail(self, exc: BaseException) -> None:
         self._broken = True
         self.notes.append(f"stat cache {self.path} not used ({exc}); every file was hashed")
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except sqlite3.Error:
-                pass
-            self._conn = None
+        self.close()
 
     def get(self, path: str, algo: str) -> CacheRow | None:
         """The row for one file, or None."""

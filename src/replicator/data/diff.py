@@ -309,9 +309,17 @@ def diff_recorded(
 
 
 # --------------------------------------------------------------------------- resolving sides
-def run_datasets(store: Store, ref: str) -> tuple[str, dict[str, dict[str, Any]]]:
-    """A run's id and its recorded datasets (``run.json["data"]``)."""
-    record = store.get(ref)
+def run_datasets(
+    store: Store, ref: str, *, not_a_run: str, error: type[ReplicatorError]
+) -> tuple[str, dict[str, dict[str, Any]]]:
+    """A run's id and its recorded datasets (``run.json["data"]``).
+
+    When ``ref`` names no run, raises ``error``: ``not_a_run``, then the store's message.
+    """
+    try:
+        record = store.get(ref)
+    except RunNotFoundError as exc:
+        raise error(f"{not_a_run}: {exc}") from exc
     data = record.meta.get("data") or {}
     if not isinstance(data, dict):
         raise StoreError(f"Run {record.id}: run.json 'data' is not a mapping of datasets.")
@@ -350,12 +358,12 @@ def resolve_side(
     head = text.partition("/")[0]
     if head in ALGORITHMS and text.endswith(".dir"):
         return load_manifest(store.root, text)
-    try:
-        run_id, data = run_datasets(store, text)
-    except RunNotFoundError as exc:
-        raise UsageError(
-            f"'{text}' is neither a path, a manifest id (ALGO/DIGEST.dir) nor a run: {exc}"
-        ) from exc
+    run_id, data = run_datasets(
+        store,
+        text,
+        not_a_run=f"'{text}' is neither a path, a manifest id (ALGO/DIGEST.dir) nor a run",
+        error=UsageError,
+    )
     record = _pick(data, name, f"Run {run_id}")
     fp = _record_fingerprint(record, store.root)
     if fp is None:

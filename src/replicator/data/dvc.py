@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -235,28 +236,15 @@ def _check_dvc_entry(entry: DvcEntry, store: Store) -> EntryCheck:
     )
     if actual.digest == entry.md5:
         return EntryCheck(name, entry.path, algo, entry.md5, actual.digest, "match")
+    differ = partial(EntryCheck, name, entry.path, algo, entry.md5, actual.digest, "differ")
     if not entry.md5.endswith(".dir"):
-        return EntryCheck(name, entry.path, algo, entry.md5, actual.digest, "differ")
+        return differ()
     listing = _dvc_dir_listing(entry.path.parent, entry.md5)
     if listing is None:
-        return EntryCheck(
-            name,
-            entry.path,
-            algo,
-            entry.md5,
-            actual.digest,
-            "differ",
-            note="the .dir listing is not in the DVC cache, so changed files cannot be listed",
+        return differ(
+            note="the .dir listing is not in the DVC cache, so changed files cannot be listed"
         )
-    return EntryCheck(
-        name,
-        entry.path,
-        algo,
-        entry.md5,
-        actual.digest,
-        "differ",
-        diff=diff_fingerprints(_sized(listing, actual), actual),
-    )
+    return differ(diff=diff_fingerprints(_sized(listing, actual), actual))
 
 
 def _check_record(name: str, record: dict[str, Any], path: Path, store: Store) -> EntryCheck:
@@ -267,15 +255,14 @@ def _check_record(name: str, record: dict[str, Any], path: Path, store: Store) -
     actual = fingerprint(path, algo=algo, store=store)
     if actual.digest == expected:
         return EntryCheck(name, path, algo, expected, actual.digest, "match")
-    if record.get("manifest"):
-        try:
-            old = load_manifest(store.root, str(record["manifest"]))
-        except ReplicatorError as exc:
-            return EntryCheck(name, path, algo, expected, actual.digest, "differ", note=str(exc))
-        return EntryCheck(
-            name, path, algo, expected, actual.digest, "differ", diff=diff_fingerprints(old, actual)
-        )
-    return EntryCheck(name, path, algo, expected, actual.digest, "differ")
+    differ = partial(EntryCheck, name, path, algo, expected, actual.digest, "differ")
+    if not record.get("manifest"):
+        return differ()
+    try:
+        old = load_manifest(store.root, str(record["manifest"]))
+    except ReplicatorError as exc:
+        return differ(note=str(exc))
+    return differ(diff=diff_fingerprints(old, actual))
 
 
 def _covers(selected: Path | None, target: Path) -> bool:
@@ -310,12 +297,12 @@ def verify(
         return VerifyReport(ref, tuple(_check_dvc_entry(e, st) for e in entries))
     if dvc_like:
         raise UsageError(f"{ref}: no such file. Give a dvc.lock, a .dvc file or a run id.")
-    try:
-        run_id, data = run_datasets(st, ref)
-    except RunNotFoundError as exc:
-        raise RunNotFoundError(
-            f"--against '{ref}' is neither a dvc.lock/.dvc file nor a run: {exc}"
-        ) from exc
+    run_id, data = run_datasets(
+        st,
+        ref,
+        not_a_run=f"--against '{ref}' is neither a dvc.lock/.dvc file nor a run",
+        error=RunNotFoundError,
+    )
     if not data:
         raise UsageError(f"Run {run_id} recorded no datasets; nothing to verify.")
     if name is not None:

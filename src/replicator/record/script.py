@@ -36,7 +36,7 @@ from .._protocol import (
     write_script_config,
 )
 from .._util.io import read_json
-from ..config import compose_args, compose_config, to_container
+from ..config import ComposedConfig, compose_args, compose_config, to_container
 from ..errors import ReplicatorError
 from .recorder import fingerprint_config_data, record_config
 
@@ -117,10 +117,7 @@ def load_config(
         run_overrides=applied.overrides if applied else (),
         seed=applied.seed if applied else None,
     )
-    remember_sources(composed.config, composed.files, composed.overrides)
-    if context is not None:
-        record_script_config(composed.config, context)
-    return composed.config
+    return _adopt(composed, context)
 
 
 def capture_args(namespace: Any, *, config: Any = None) -> DictConfig:
@@ -137,6 +134,11 @@ def capture_args(namespace: Any, *, config: Any = None) -> DictConfig:
         run_overrides=context.overrides if context else (),
         seed=context.seed if context else None,
     )
+    return _adopt(composed, context)
+
+
+def _adopt(composed: ComposedConfig, context: ChildContext | None) -> DictConfig:
+    """Remember where ``composed`` came from and, inside a run, record it in the run."""
     remember_sources(composed.config, composed.files, composed.overrides)
     if context is not None:
         record_script_config(composed.config, context)

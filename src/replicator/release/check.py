@@ -29,7 +29,6 @@ from .findings import (
     DEFAULT_BASELINE,
     SEVERITIES,
     Finding,
-    fingerprint,
     load_baseline,
     severity_rank,
     suppressed_rules,
@@ -170,31 +169,18 @@ def _file_silenced(text: str, rule: str) -> bool:
     return False
 
 
-def _repo_finding(file: str, rule: str, severity: str, message: str, fix: str) -> Finding:
-    return Finding(
-        file=file,
-        line=None,
-        rule=rule,
-        severity=severity,
-        message=message,
-        snippet="",
-        fix=fix,
-        fingerprint=fingerprint(rule, file, ""),
-    )
-
-
 def _repository_files(project: ProjectFiles, findings: list[Finding]) -> ReadmeScore | None:
     top = [f for f in project.files if "/" not in f]
     readme = find_readme(project.root)
     score = None
     if readme is None:
         findings.append(
-            _repo_finding(
+            Finding.of_file(
                 "README.md",
-                "readme-missing",
-                "warning",
-                "no README at the project root",
-                "Write a README.md: what the code does, how to install, train, evaluate, the "
+                rule="readme-missing",
+                severity="warning",
+                message="no README at the project root",
+                fix="Write a README.md: what the code does, how to install, train, evaluate, the "
                 "results table with its commands (`replicator readme score` lists what is missing).",
             )
         )
@@ -203,35 +189,35 @@ def _repository_files(project: ProjectFiles, findings: list[Finding]) -> ReadmeS
         if score.missing:
             names = ", ".join(item.title.lower() for item in score.missing)
             findings.append(
-                _repo_finding(
+                Finding.of_file(
                     readme.name,
-                    "readme-incomplete",
-                    "note",
-                    f"README scores {score.score}/5 on the ML Code Completeness Checklist; "
+                    rule="readme-incomplete",
+                    severity="note",
+                    message=f"README scores {score.score}/5 on the ML Code Completeness Checklist; "
                     f"missing: {names}",
-                    "Run `replicator readme score` for what to add for each missing item.",
+                    fix="Run `replicator readme score` for what to add for each missing item.",
                 )
             )
     if not any(_LICENSE.match(f) for f in top):
         findings.append(
-            _repo_finding(
+            Finding.of_file(
                 "LICENSE",
-                "license-missing",
-                "warning",
-                "no LICENSE file: without one, nobody may legally reuse the code",
-                "Add a LICENSE file (MIT, BSD-3-Clause and Apache-2.0 are common for research "
+                rule="license-missing",
+                severity="warning",
+                message="no LICENSE file: without one, nobody may legally reuse the code",
+                fix="Add a LICENSE file (MIT, BSD-3-Clause and Apache-2.0 are common for research "
                 "code; see choosealicense.com).",
             )
         )
     readme_text = (read_text(readme, limit=MAX_SCAN_BYTES) or "") if readme else ""
     if not any(_CITATION.match(f) for f in top) and not _CITE_IN_README.search(readme_text):
         findings.append(
-            _repo_finding(
+            Finding.of_file(
                 "CITATION.cff",
-                "citation-missing",
-                "note",
-                "no citation information (CITATION.cff or a BibTeX entry in the README)",
-                "Add a CITATION.cff (GitHub shows a 'Cite this repository' button for it) or a "
+                rule="citation-missing",
+                severity="note",
+                message="no citation information (CITATION.cff or a BibTeX entry in the README)",
+                fix="Add a CITATION.cff (GitHub shows a 'Cite this repository' button for it) or a "
                 "BibTeX block in the README.",
             )
         )
@@ -249,17 +235,14 @@ def _large_files(project: ProjectFiles) -> list[Finding]:
             continue
         severity = "error" if size > GITHUB_LIMIT_BYTES else "warning"
         out.append(
-            Finding(
-                file=rel,
-                line=None,
+            Finding.of_file(
+                rel,
                 rule="large-file",
                 severity=severity,
                 message=f"{size / 2**20:.0f} MiB file in the repository"
                 + (" (GitHub refuses files over 100 MiB)" if severity == "error" else ""),
-                snippet="",
                 fix="Move data and weights out of git: publish them (Zenodo, Hugging Face Hub) "
                 "and download them in a script, or track them with DVC or git LFS.",
-                fingerprint=fingerprint("large-file", rel, ""),
             )
         )
     return out
@@ -279,17 +262,14 @@ def _notebook_outputs(texts: dict[str, str]) -> list[Finding]:
         ]
         if with_outputs:
             out.append(
-                Finding(
-                    file=rel,
-                    line=None,
+                Finding.of_file(
+                    rel,
                     rule="notebook-outputs",
                     severity="warning",
                     message=f"notebook saved with outputs in {len(with_outputs)} cell(s) "
                     f"(first: cell {with_outputs[0]}); outputs can leak paths, data and keys",
-                    snippet="",
                     fix=f"Clear them: `jupyter nbconvert --clear-output --inplace {rel}` "
                     "(or install nbstripout as a git filter).",
-                    fingerprint=fingerprint("notebook-outputs", rel, ""),
                 )
             )
     return out
@@ -347,17 +327,14 @@ def _formatting(project: ProjectFiles) -> tuple[str | None, list[Finding]]:
             except ValueError:
                 pass
         out.append(
-            Finding(
-                file=rel,
-                line=None,
+            Finding.of_file(
+                rel,
                 rule="formatting",
                 severity="warning",
                 message=f"not formatted ({name} --check)",
-                snippet="",
                 fix=f"Run `{name.split()[0]} format {rel}`"
                 if name.startswith("ruff")
                 else f"Run `black {rel}`",
-                fingerprint=fingerprint("formatting", rel, ""),
             )
         )
     return name, out

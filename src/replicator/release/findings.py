@@ -66,6 +66,20 @@ class Finding:
     fingerprint: str
     commit: str | None = None
 
+    @classmethod
+    def of_file(cls, file: str, *, rule: str, severity: str, message: str, fix: str) -> Finding:
+        """A finding about a whole file (no line, no snippet), or about one that is missing."""
+        return cls(
+            file=file,
+            line=None,
+            rule=rule,
+            severity=severity,
+            message=message,
+            snippet="",
+            fix=fix,
+            fingerprint=fingerprint(rule, file, ""),
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -128,48 +128,58 @@ def _bootstrap(
     return float(low), float(high)
 
 
-def summarise(
-    x: np.ndarray,
-    label: str,
-    *,
-    center: str = "mean",
-    spread: str = "ci",
-    level: float = 0.95,
-    interval: str = "auto",
-    reps: int = 10_000,
-    seed: int | None = 0,
-) -> GroupSummary:
+@dataclass(frozen=True)
+class _Method:
+    """How :func:`describe` summarises every group (its options, checked)."""
+
+    center: str
+    spread: str
+    level: float
+    interval: str
+    reps: int
+    seed: int | None
+
+
+def _summarise(x: np.ndarray, label: str, method: _Method) -> GroupSummary:
     """Summarise one sample (see :func:`describe`)."""
     import numpy as np
     from scipy import stats as st
 
     n = int(x.size)
-    c = float(centre(x, center))
+    c = float(centre(x, method.center))
     sd = float(np.std(x, ddof=1)) if n > 1 else math.nan
     se = sd / math.sqrt(n) if n > 1 else math.nan
-    lvl = level_text(level)
-    if spread == "std":
+    lvl = level_text(method.level)
+    if method.spread == "std":
         low, high, how = c - sd, c + sd, "± sample SD"
-    elif spread == "sem":
+    elif method.spread == "sem":
         low, high, how = c - se, c + se, "± standard error"
     elif n < 2:
         low, high, how = math.nan, math.nan, "no interval (n=1)"
     else:
-        kind = interval
+        kind = method.interval
         if kind == "auto":
-            kind = "t" if center == "mean" and n < T_INTERVAL_BELOW else "bootstrap"
+            kind = "t" if method.center == "mean" and n < T_INTERVAL_BELOW else "bootstrap"
         if kind == "t":
-            if center != "mean":
+            if method.center != "mean":
                 raise UsageError(
-                    f"A t-interval is for a mean; use interval='bootstrap' for {center}."
+                    f"A t-interval is for a mean; use interval='bootstrap' for {method.center}."
                 )
-            half = float(st.t.ppf(0.5 + level / 2, n - 1)) * se
+            half = float(st.t.ppf(0.5 + method.level / 2, n - 1)) * se
             low, high, how = c - half, c + half, f"{lvl} t-interval"
         elif kind == "bootstrap":
-            low, high = _bootstrap(x, center, reps=reps, level=level, rng=rng_for(seed, label))
-            how = f"{lvl} percentile bootstrap CI ({reps:,} resamples)"
+            low, high = _bootstrap(
+                x,
+                method.center,
+                reps=method.reps,
+                level=method.level,
+                rng=rng_for(method.seed, label),
+            )
+            how = f"{lvl} percentile bootstrap CI ({method.reps:,} resamples)"
         else:
-            raise UsageError(f"interval must be one of {', '.join(INTERVALS)}; got {interval!r}.")
+            raise UsageError(
+                f"interval must be one of {', '.join(INTERVALS)}; got {method.interval!r}."
+            )
     return GroupSummary(label, n, c, sd, se, low, high, how)
 
 
@@ -204,19 +214,8 @@ def describe(
     if not 0 < level < 1:
         raise UsageError(f"level must be between 0 and 1 (e.g. 0.95); got {level!r}.")
     samples = groups_of(data, by=by, metric=metric)
-    rows = tuple(
-        summarise(
-            x,
-            label,
-            center=center,
-            spread=spread,
-            level=level,
-            interval=interval,
-            reps=reps,
-            seed=seed,
-        )
-        for label, x in samples.items()
-    )
+    settings = _Method(center, spread, level, interval, reps, seed)
+    rows = tuple(_summarise(x, label, settings) for label, x in samples.items())
     kinds = sorted({g.interval for g in rows})
     ns = sorted({g.n for g in rows})
     n_text = f"n={ns[0]}" if len(ns) == 1 else f"n={ns[0]}-{ns[-1]}"

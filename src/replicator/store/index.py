@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .._util.sqlite import open_cache_db
 from ..errors import StoreError
 from .record import SCHEMA_VERSION, read_run_files
 
@@ -22,21 +23,18 @@ __all__ = ["delete_index", "read_indexed"]
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=5.0, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, dir TEXT NOT NULL, "
-        "stamp TEXT NOT NULL, meta TEXT, summary TEXT, error TEXT)"
+    return open_cache_db(
+        path,
+        timeout=5.0,
+        synchronous="NORMAL",
+        table="runs",
+        create_sql=(
+            "CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, dir TEXT NOT NULL, "
+            "stamp TEXT NOT NULL, meta TEXT, summary TEXT, error TEXT)"
+        ),
+        schema_key="schema_version",
+        schema=SCHEMA_VERSION,
     )
-    conn.execute("CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT)")
-    row = conn.execute("SELECT value FROM info WHERE key='schema_version'").fetchone()
-    if row is None or row[0] != str(SCHEMA_VERSION):
-        conn.execute("DELETE FROM runs")
-        conn.execute(
-            "INSERT OR REPLACE INTO info VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-        )
-    return conn
 
 
 def read_indexed(
