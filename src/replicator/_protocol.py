@@ -2,7 +2,9 @@
 
 The launcher opens the run, then starts the command with these variables in its environment;
 :meth:`ChildContext.from_environ` reads them back in the child (``replicator.start()``,
-``load_config``, ``capture_args`` and ``seed_worker`` all go through it):
+``load_config`` and ``capture_args`` go through it; ``seed_worker``, which runs in DataLoader
+workers, reads just ``REPLICATOR_SEED.get()``). Nothing else reads a variable of this table by
+its name as a string:
 
 =============================  =========  ========================================================
 variable                       type       meaning (set by the launcher unless marked *user*)

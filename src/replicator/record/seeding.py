@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._protocol import DETERMINISM_ENV, REPLICATOR_SEED
+from .._protocol import CUBLAS_WORKSPACE_CONFIG, DETERMINISM_ENV, PYTHONHASHSEED, REPLICATOR_SEED
 from .._util.warnings import warn
 from ..errors import SeedingError
 
@@ -100,14 +100,15 @@ def startup_hash_seed() -> str | None:
     been changed by the script (which has no effect on hashing), so the process's initial
     environment is read from /proc where it exists.
     """
+    prefix = f"{PYTHONHASHSEED.name}=".encode()
     try:
         with open("/proc/self/environ", "rb") as f:
             for item in f.read().split(b"\0"):
-                if item.startswith(b"PYTHONHASHSEED="):
-                    return item.split(b"=", 1)[1].decode("ascii", "replace")
+                if item.startswith(prefix):
+                    return item[len(prefix) :].decode("ascii", "replace")
             return None
     except OSError:
-        return os.environ.get("PYTHONHASHSEED")
+        return os.environ.get(PYTHONHASHSEED.name)
 
 
 def hash_seed_fixed() -> bool:
@@ -263,7 +264,7 @@ def _seed_torch(seed: int, deterministic: bool, flags: dict[str, Any]) -> list[s
         seeded.append(f"torch.cuda ({torch.cuda.device_count()} devices)")
     if deterministic:
         cuda_started = torch.cuda.is_initialized() if torch.cuda.is_available() else False
-        if "CUBLAS_WORKSPACE_CONFIG" not in os.environ:
+        if CUBLAS_WORKSPACE_CONFIG.name not in os.environ:
             if cuda_started:
                 raise SeedingError(
                     "deterministic=True needs CUBLAS_WORKSPACE_CONFIG=:4096:8 set before CUDA "

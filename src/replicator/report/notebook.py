@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._protocol import PYTHONHASHSEED, REPLICATOR_RUN_DIR, REPLICATOR_SEED
+from .._protocol import ChildContext
 from .._util.deps import require
 from .._util.io import atomic_write_json, read_json
 from ..errors import ReplicatorError, UsageError
@@ -139,12 +139,9 @@ def _declared_parameters(pm: Any, source: Path) -> Mapping[str, Any]:
 @contextmanager
 def _kernel_environ(run: Run) -> Iterator[None]:
     """The kernel joins the run: the protocol's run directory and seed, restored afterwards."""
-    kernel_env = {
-        **REPLICATOR_RUN_DIR.to_environ(run.dir),
-        **REPLICATOR_SEED.to_environ(run.seed),
-        # set before the kernel's interpreter starts, as `replicator run` does for its child
-        **PYTHONHASHSEED.to_environ(run.seed),
-    }
+    # what `replicator run` gives its child, PYTHONHASHSEED included (the kernel's interpreter
+    # starts after this)
+    kernel_env = ChildContext(run_dir=run.dir, run_id=run.id, seed=run.seed).to_environ()
     saved = {k: os.environ.get(k) for k in kernel_env}
     os.environ.update(kernel_env)
     try:
