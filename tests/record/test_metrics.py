@@ -54,10 +54,12 @@ def test_torn_last_line_is_skipped_and_earlier_lines_never_rewritten(tmp_path: P
     before = path.read_bytes()
     with open(path, "ab") as f:
         f.write(b'{"step": 1, "key": "a", "val')  # a kill in the middle of a write
+    assert [m["step"] for m in read_metrics(path)] == [0]  # an unfinished last line: silent
     writer.log({"a": 2}, step=2)
     writer.close()
-    assert path.read_bytes().startswith(before)
-    assert [m["step"] for m in read_metrics(path)] == [0]  # the torn line took the next one with it
+    assert path.read_bytes().startswith(before + b'{"step": 1, "key": "a", "val\n')
+    with pytest.warns(RuntimeWarning, match="skipped damaged line 2"):
+        assert [m["step"] for m in read_metrics(path)] == [0, 2]  # the next line is whole
     assert "a" in writer.last
 
 

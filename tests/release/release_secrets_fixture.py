@@ -268,12 +268,18 @@ def _write_decoys(root: Path, commit: str) -> list[str]:
             'DB_URL = "postgres://user:password@localhost:5432/db"',
             'DOC_URL = "https://alice:Xk2v9Lq3Rt8@example.com/private"',
             'CI_REPO = "https://oauth2:${CI_JOB_TOKEN}@gitlab.com/lab/project.git"',
+            # a commit id is 40 hex characters like a W&B key: next to 'wandb' it is no key
+            f'WANDB_RUN = "https://wandb.ai/lab/mlp/runs/3x9?commit={commit}"',
+            f"# wandb run for commit {commit}",
+            f'wandb.init(project="mlp", notes="trained at commit {commit}")',
+            f'wandb.config.update({{"git_commit": "{commit}"}})',
             "tokenizer_name = 'bert-base-multilingual-uncased'",
             "max_tokens = 2048",
             f'checksum = "{sha256[0]}"',
         ],
         "configs/decoys.yaml": [
             f"git_commit: {commit}",
+            f"wandb: {{project: mlp, git_sha: {commit}}}",
             f"run_id: {run_uuid}",
             "token: ${HF_TOKEN}",
             "tokenizer_path: models/bert-base-uncased/tokenizer",

@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+import pytest
+
 from replicator.store.metrics import decode_value, encode_value, iter_jsonl, read_metrics
 
 
@@ -35,8 +37,10 @@ def test_torn_and_foreign_lines_are_skipped(tmp_path: Path) -> None:
         '{"note": "no key"}',
         '{"step": 1, "key": "loss", "val',
     )
-    assert [(m["step"], m["value"]) for m in read_metrics(path)] == [(0, 1.0)]
-    assert len(list(iter_jsonl(path))) == 2  # the two JSON objects, torn line and list skipped
+    with pytest.warns(RuntimeWarning, match="skipped damaged line 4"):
+        assert [(m["step"], m["value"]) for m in read_metrics(path)] == [(0, 1.0)]
+    with pytest.warns(RuntimeWarning, match="skipped damaged line 4"):
+        assert len(list(iter_jsonl(path))) == 2  # the two JSON objects; torn line, list skipped
     assert read_metrics(tmp_path / "absent.jsonl") == []
 
 

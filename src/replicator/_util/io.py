@@ -100,12 +100,22 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, fsync: bool = T
 
 
 def append_lines(path: str | os.PathLike[str], lines: list[str], *, fsync: bool = False) -> None:
-    """Append ``lines`` (without newlines) in one write; earlier content is never touched."""
+    """Append ``lines`` (without newlines) in one write; earlier content is never touched.
+
+    When the file does not end with a newline (a line torn by a kill in the middle of a write),
+    the payload starts with one, so the torn fragment stays alone on its line and the first new
+    line is whole. Two processes appending at once may leave an empty line: readers skip it.
+    """
     if not lines:
         return
     payload = ("\n".join(lines) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+    except PermissionError:  # a write-only file: append without looking at its end
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        if _ends_torn(fd):
+            payload = b"\n" + payload
         view = memoryview(payload)
         while view:
             written = os.write(fd, view)
@@ -114,6 +124,14 @@ def append_lines(path: str | os.PathLike[str], lines: list[str], *, fsync: bool 
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _ends_torn(fd: int) -> bool:
+    try:
+        size = os.fstat(fd).st_size
+        return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+    except OSError:
+        return False
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

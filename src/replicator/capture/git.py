@@ -6,6 +6,12 @@ committed with ``git commit-tree`` on top of HEAD and kept from garbage collecti
 ``refs/replicator/snapshots/RUN_ID``. The user's branch, index, stash and working tree are
 never touched. A plain patch (snapshot versus HEAD, binary-safe) is written next to the run.
 
+What the snapshot would take beyond HEAD (untracked and changed files) is screened before git
+hashes anything: a file holding a secret (the release-check rules,
+:func:`replicator.redact.find_secrets`), an untracked file over the size limit, and the known
+output folders of ML tools (Hydra's ``outputs/``, ``multirun/``, ...) are left out, and listed
+in :attr:`CodeState.left_out`. A tracked file left out keeps its HEAD version in the snapshot.
+
 :func:`git` is the one way replicator runs git (capture, reproduce's checkouts, release export):
 never prompting, messages in English, failures as :class:`~replicator.errors.GitError`.
 """
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -22,10 +29,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from .._util.format import format_size
 from ..errors import GitError
-from ..redact import clean_remote_url
+from ..redact import clean_remote_url, find_secrets
 
-__all__ = ["CodeState", "GitResult", "capture_code", "git", "git_root", "git_stream"]
+__all__ = [
+    "OUTPUT_FOLDERS",
+    "SNAPSHOT_MAX_FILE_SIZE",
+    "CodeState",
+    "GitResult",
+    "LeftOut",
+    "capture_code",
+    "git",
+    "git_root",
+    "git_stream",
+]
 
 SNAPSHOT_REF_PREFIX = "refs/replicator/snapshots/"
 _IDENTITY = {
@@ -34,6 +52,35 @@ _IDENTITY = {
     "GIT_COMMITTER_NAME": "replicator",
     "GIT_COMMITTER_EMAIL": "replicator@localhost",
 }
+
+
+SNAPSHOT_MAX_FILE_SIZE = 5 * 1024 * 1024
+"""Untracked files larger than this (bytes) stay out of a snapshot by default."""
+OUTPUT_FOLDERS = frozenset(
+    {"outputs", "multirun", "lightning_logs", "wandb", "mlruns", ".replicator"}
+)
+"""Folders that ML tools write runs into (Hydra, Lightning, W&B, MLflow, replicator's store):
+their untracked files are results and logs, not code, and stay out of a snapshot."""
+_SCAN_LIMIT = 20 * 1024 * 1024  # a changed tracked file larger than this is taken unscanned
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """A file (or output folder) kept out of a snapshot: ``reason`` is 'secret', 'size' or
+    'output folder'; ``detail`` names the rule(s), the size or the folder."""
+
+    path: str
+    reason: str
+    detail: str
+
+    @property
+    def message(self) -> str:
+        """One line for a warning: what was left out and why."""
+        if self.reason == "secret":
+            return f"{self.path} holds a secret ({self.detail})"
+        if self.reason == "size":
+            return f"{self.path} is larger than the snapshot limit ({self.detail})"
+        return f"{self.path}/ is an output folder ({self.detail})"
 
 
 @dataclass(frozen=True)
@@ -52,6 +99,7 @@ class CodeState:
     untracked_files: int = 0
     relative_cwd: str | None = None
     note: str | None = None
+    left_out: tuple[LeftOut, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -167,11 +215,14 @@ def capture_code(
     run_id: str,
     patch_path: str | os.PathLike[str] | None = None,
     exclude: list[str] | tuple[str, ...] = (),
+    max_file_size: int | None = SNAPSHOT_MAX_FILE_SIZE,
 ) -> CodeState:
     """Record git facts for ``cwd`` and make the snapshot commit; never raises for a missing repo.
 
     ``exclude`` lists paths (relative to the repository root) kept out of the snapshot, such as
-    the store directory when it is not ignored.
+    the store directory when it is not ignored. Untracked files over ``max_file_size`` bytes
+    (None: no limit), files holding a secret and output folders are left out too
+    (:attr:`CodeState.left_out`).
     """
     if shutil.which("git") is None:
         return CodeState(repo=None, note="git is not installed; code was not captured")
@@ -179,17 +230,19 @@ def capture_code(
     if root is None:
         return CodeState(repo=None, note="not inside a git repository; code was not captured")
     try:
-        return _capture(root, Path(cwd), run_id, patch_path, exclude)
+        return _capture(root, Path(cwd), run_id, patch_path, exclude, max_file_size)
     except GitError as exc:
         command = " ".join(exc.command[:2])
         return CodeState(repo=str(root), note=f"git failed (git {command}): {exc.stderr[:300]}")
 
 
-def _capture(root: Path, cwd: Path, run_id: str, patch_path: Any, exclude: Any) -> CodeState:
+def _capture(
+    root: Path, cwd: Path, run_id: str, patch_path: Any, exclude: Any, max_file_size: int | None
+) -> CodeState:
     head = git(root, "rev-parse", "--verify", "-q", "HEAD", check=False).text or None
     branch = git(root, "symbolic-ref", "--short", "-q", "HEAD", check=False).text or None
     remote = _remote(root, branch)
-    tree = _working_tree(root, exclude)
+    tree, left_out = _working_tree(root, exclude, max_file_size)
     status = git(root, "status", "--porcelain=v1", "-uall", "--no-renames", check=False).text
     untracked = sum(1 for line in status.splitlines() if line.startswith("??"))
     changed = sum(1 for line in status.splitlines() if line and not line.startswith("??"))
@@ -223,11 +276,15 @@ def _capture(root: Path, cwd: Path, run_id: str, patch_path: Any, exclude: Any) 
         untracked_files=untracked,
         relative_cwd=rel,
         note=None if head else "the repository has no commit yet; the snapshot has no parent",
+        left_out=tuple(left_out),
     )
 
 
-def _working_tree(root: Path, exclude: Any = ()) -> str:
-    """The tree id of the working tree (untracked, non-ignored files included); touches nothing."""
+def _working_tree(
+    root: Path, exclude: Any = (), max_file_size: int | None = SNAPSHOT_MAX_FILE_SIZE
+) -> tuple[str, list[LeftOut]]:
+    """The tree id of the working tree (untracked, non-ignored files included) and what was left
+    out of it; touches nothing of the user's."""
     git_dir = Path(git(root, "rev-parse", "--absolute-git-dir").text)
     with tempfile.TemporaryDirectory(prefix="replicator-index-") as tmp:
         tmp_index = os.path.join(tmp, "index")
@@ -238,10 +295,101 @@ def _working_tree(root: Path, exclude: Any = ()) -> str:
             # it, and a fresh mtime would make a same-size edit in the same second look clean.
             shutil.copy2(user_index, tmp_index)
         env = {"GIT_INDEX_FILE": tmp_index, **_IDENTITY}
-        git(root, "add", "-A", "--", ".", env=env)
+        left_out = _screen(root, env, max_file_size)
+        # Left-out files are never hashed: their content must not reach .git even unreachable.
+        specs = [".", *(f":(exclude,literal){item.path}" for item in left_out)]
+        _git_with_pathspecs(root, ["add", "-A"], specs, env)
+        literal = [f":(literal){item.path}" for item in left_out if item.reason == "secret"]
+        if literal:
+            # A tracked (or staged) file with a secret keeps its HEAD version, or none.
+            head = git(root, "rev-parse", "--verify", "-q", "HEAD", check=False).text
+            if head:
+                _git_with_pathspecs(root, ["reset", "-q", head], literal, env, check=False)
+            else:
+                _git_with_pathspecs(
+                    root, ["rm", "-r", "-q", "--cached", "--ignore-unmatch"], literal, env
+                )
         for path in exclude:
             git(root, "rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", path, env=env)
-        return git(root, "write-tree", env=env).text
+        return git(root, "write-tree", env=env).text, left_out
+
+
+def _git_with_pathspecs(
+    root: Path, args: list[str], specs: list[str], env: Mapping[str, str], *, check: bool = True
+) -> None:
+    # Through stdin: thousands of paths would not fit on a command line.
+    data = b"".join(os.fsencode(s) + b"\0" for s in specs)
+    git(
+        root,
+        *args,
+        "--pathspec-from-file=-",
+        "--pathspec-file-nul",
+        env=env,
+        input=data,
+        check=check,
+    )
+
+
+def _screen(root: Path, env: Mapping[str, str], max_file_size: int | None) -> list[LeftOut]:
+    """What the snapshot must not take: output folders, big untracked files, files with secrets."""
+    untracked = git(root, "ls-files", "-z", "--others", "--exclude-standard", env=env).fields()
+    head = git(root, "rev-parse", "--verify", "-q", "HEAD", check=False, env=env).text
+    if head:
+        # On the temporary index: a file only touched (same content) is no change.
+        git(root, "update-index", "-q", "--refresh", env=env, check=False)
+        changed = git(root, "diff-index", "-z", "--name-only", head, "--", env=env).fields()
+    else:
+        changed = git(root, "ls-files", "-z", "--cached", env=env).fields()
+    left_out: list[LeftOut] = []
+    folders: set[str] = set()
+    for path in untracked:
+        folder = _output_folder(path)
+        if folder is not None:
+            if folder not in folders:
+                folders.add(folder)
+                name = folder.rsplit("/", 1)[-1]
+                left_out.append(LeftOut(folder, "output folder", f"{name}/ holds run outputs"))
+            continue
+        size = _file_size(root / path)
+        if size is None:
+            continue
+        if max_file_size is not None and size > max_file_size:
+            detail = f"{format_size(size)} > {format_size(max_file_size)}"
+            left_out.append(LeftOut(path, "size", detail))
+            continue
+        _screen_secrets(root, path, left_out)
+    for path in changed:
+        size = _file_size(root / path)
+        if size is not None and size <= _SCAN_LIMIT:
+            _screen_secrets(root, path, left_out)
+    return left_out
+
+
+def _output_folder(path: str) -> str | None:
+    parts = path.split("/")
+    for i, part in enumerate(parts[:-1]):
+        if part in OUTPUT_FOLDERS:
+            return "/".join(parts[: i + 1])
+    return None
+
+
+def _file_size(path: Path) -> int | None:
+    """The size of a regular file (None for a link, a missing file or anything else)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _screen_secrets(root: Path, path: str, left_out: list[LeftOut]) -> None:
+    try:
+        text = (root / path).read_bytes().decode("utf-8", "replace")
+    except OSError:
+        return
+    rules = sorted({hit.rule for hit in find_secrets(text)})
+    if rules:
+        left_out.append(LeftOut(path, "secret", "rule " + ", ".join(rules)))
 
 
 def working_tree_id(path: str | os.PathLike[str]) -> str | None:
@@ -254,7 +402,7 @@ def working_tree_id(path: str | os.PathLike[str]) -> str | None:
     if root is None:
         return None
     try:
-        return _working_tree(root)
+        return _working_tree(root)[0]
     except (GitError, OSError):
         return None
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -20,6 +22,27 @@ The child gets REPLICATOR_RUN_DIR, REPLICATOR_SEED and PYTHONHASHSEED in its env
 that calls replicator.load_config()/replicator.start() joins the run. Exit code: the command's own
 for one run; for several seeds 0 when all completed, 1 otherwise; 2 for a usage error.
 """
+
+
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+class _Size(click.ParamType):
+    """A size in bytes: 5000, 200k, 5MiB, 1.5GB (binary units); 0 for no limit (None)."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | None:
+        if value is None or isinstance(value, int):
+            return value or None
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", str(value), re.IGNORECASE)
+        if m is None:
+            self.fail(f"{value!r} is not a size such as 5MiB, 200k or 1000000.", param, ctx)
+        size = int(float(m[1]) * _UNITS[m[2].lower()])
+        return size or None
+
+
+SIZE = _Size()
 
 
 @click.command("run", epilog=RUN_EPILOG, context_settings={"ignore_unknown_options": False})
@@ -63,6 +86,15 @@ for one run; for several seeds 0 when all completed, 1 otherwise; 2 for a usage 
     is_flag=True,
     help="With --resume: continue a run that completed (its record is extended).",
 )
+@click.option(
+    "--snapshot-max-size",
+    "snapshot_max_size",
+    type=SIZE,
+    default="5MiB",
+    show_default=True,
+    metavar="SIZE",
+    help="Untracked files larger than this stay out of the code snapshot (5MiB, 200k; 0: no limit).",
+)
 @click.argument("command", nargs=-1, required=False, type=click.UNPROCESSED)
 @click.pass_context
 def run_command(
@@ -79,6 +111,7 @@ def run_command(
     deterministic: bool,
     resume: str | None,
     resume_completed: bool,
+    snapshot_max_size: int | None,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND as a child process and record everything needed to run it again."""
@@ -96,6 +129,7 @@ def run_command(
         deterministic=deterministic,
         resume=resume,
         resume_completed=resume_completed,
+        snapshot_max_size=snapshot_max_size,
     )
     total = seeds or 1
 
@@ -116,7 +150,10 @@ def run_command(
             fg=color,
         )
 
-    results = launch(spec, on_start=on_start, on_end=on_end)
+    def on_warning(message: str) -> None:
+        click.secho(f"replicator: warning: {message}", err=True, fg="yellow")
+
+    results = launch(spec, on_start=on_start, on_end=on_end, on_warning=on_warning)
     if len(results) < total:
         click.secho(
             f"replicator: sweep stopped after {len(results)} of {total} runs (interrupted)",

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from ..redact import REDACTED, redact_text, secret_values
+from ..redact import LineRedactor, secret_values
 from ..store import HEARTBEAT_INTERVAL_S
 from .metrics import MetricPattern, MetricsWriter
 from .recorder import touch_heartbeat
@@ -46,8 +46,7 @@ class ChildProcess:
         cwd: str,
     ) -> None:
         self.run_dir = run_dir
-        # Longest first, so that a value containing another is removed whole.
-        self.secrets = sorted(secret_values(env, command), key=len, reverse=True)
+        self.secrets = secret_values(env, command)
         self.pattern = pattern
         self.writer = writer
         self.interrupted: str | None = None
@@ -77,7 +76,10 @@ class ChildProcess:
     def _tee(self, pipe: IO[bytes] | None, terminal: IO[bytes], log_path: Path) -> None:
         assert pipe is not None
         fd = pipe.fileno()
-        pending = b""
+        # One redactor per stream: a key block printed on stdout is open on stdout only.
+        redactor = LineRedactor(self.secrets)
+        parts: list[bytes] = []  # the unfinished last line, in the pieces it arrived in
+        size = 0
         with open(log_path, "ab", buffering=0) as log:
             while True:
                 try:
@@ -87,23 +89,36 @@ class ChildProcess:
                 if not chunk:
                     break
                 _show(terminal, chunk)
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                if lines:
-                    log.write(self._lines(lines))
-            if pending:
-                log.write(self._lines([pending]).rstrip(b"\n"))
+                newline = chunk.rfind(b"\n")
+                if newline < 0:
+                    parts.append(chunk)
+                    size += len(chunk)
+                    if size > _MAX_PENDING:
+                        # A line without end (a progress bar, one huge JSON line): write its
+                        # head, keeping a tail long enough to hold any secret cut in two.
+                        pending = b"".join(parts)
+                        cut = _safe_cut(pending, len(pending) - _KEEP)
+                        log.write(self._lines([pending[:cut]], redactor, ended=False))
+                        parts, size = [pending[cut:]], len(pending) - cut
+                    continue
+                block = b"".join([*parts, chunk[:newline]])
+                rest = chunk[newline + 1 :]
+                parts, size = ([rest], len(rest)) if rest else ([], 0)
+                log.write(self._lines(block.split(b"\n"), redactor))
+            if parts:
+                log.write(self._lines([b"".join(parts)], redactor, ended=False))
 
-    def _lines(self, lines: list[bytes]) -> bytes:
+    def _lines(self, lines: list[bytes], redactor: LineRedactor, *, ended: bool = True) -> bytes:
         out = []
         for raw in lines:
             text = raw.decode("utf-8", "replace")
             self._parse_metrics(text)
-            for secret in self.secrets:
-                if secret in text:
-                    text = text.replace(secret, REDACTED)
-            out.append(redact_text(text))
-        return ("\n".join(out) + "\n").encode("utf-8")
+            clean = redactor.line(text)
+            if clean is not None:
+                out.append(clean)
+        if not out:
+            return b""
+        return ("\n".join(out) + ("\n" if ended else "")).encode("utf-8")
 
     def _parse_metrics(self, text: str) -> None:
         if self.pattern is None or self.writer is None:
@@ -143,6 +158,23 @@ class ChildProcess:
             if pipe is not None:
                 pipe.close()
         return code
+
+
+_MAX_PENDING = 1 << 20  # bytes of an unfinished line held before its head is written
+_KEEP = 16384  # bytes kept back from such a write: longer than any key or secret value
+
+
+def _safe_cut(data: bytes, at: int) -> int:
+    """Where to cut ``data`` at or before ``at``: after a CR or a space (secrets hold neither),
+    else at the start of a UTF-8 character."""
+    window = data[max(0, at - _KEEP) : at]
+    for sep in (b"\r", b" ", b"\t"):
+        found = window.rfind(sep)
+        if found >= 0:
+            return max(0, at - _KEEP) + found + 1
+    while at > 0 and data[at] & 0xC0 == 0x80:
+        at -= 1
+    return at
 
 
 def _show(terminal: IO[bytes], chunk: bytes) -> None:

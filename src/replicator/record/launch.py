@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .._protocol import ChildContext, read_experiment, read_script_config
+from .._protocol import ChildContext, read_experiment, read_script_config, write_script_config
 from .._util.io import atomic_write_json, read_json
+from ..capture.git import SNAPSHOT_MAX_FILE_SIZE, LeftOut
 from ..config import apply_overrides, load_config, parse_override, to_container
 from ..errors import ConfigError, UsageError
-from ..redact import REDACTED, redact_argv
+from ..redact import REDACTED, redact_argv, redact_env
 from ..store import Store, StoreLike, new_run_id
 from .child import ChildProcess, Heartbeat, forwarding_signals
 from .metrics import MetricPattern, MetricsWriter
@@ -40,6 +41,7 @@ from .recorder import (
     fingerprint_config_data,
     new_run,
     record_config,
+    recordable_config,
     resume_run,
     set_status,
     which_python,
@@ -73,6 +75,8 @@ class RunSpec:
     cwd: str | None = None
     # extra fields for the new run's run.json (e.g. ``reproduction_of``)
     record: Mapping[str, Any] = field(default_factory=dict)
+    # untracked files larger than this (bytes) stay out of the code snapshot; None: no limit
+    snapshot_max_size: int | None = SNAPSHOT_MAX_FILE_SIZE
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,7 @@ class _Streams:
     stdout: IO[bytes]
     stderr: IO[bytes]
     on_start: OnStart | None
+    on_warning: Callable[[str], None] | None = None
 
 
 def launch(
@@ -150,14 +155,21 @@ def launch(
     stderr: IO[bytes] | None = None,
     on_start: OnStart | None = None,
     on_end: Callable[[LaunchResult], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> list[LaunchResult]:
-    """Run ``spec.command`` once per seed, recording each run; stops a sweep when interrupted."""
+    """Run ``spec.command`` once per seed, recording each run; stops a sweep when interrupted.
+
+    ``on_warning`` gets one line per thing the user should know that does not stop the run
+    (a file left out of the code snapshot, and why).
+    """
     if not spec.command and spec.resume is None:  # --resume re-runs the recorded command
         raise UsageError(
             "No command to run. Put it after '--', e.g. replicator run -- python train.py"
         )
     store = Store.coerce(store)
-    streams = _Streams(stdout or sys.stdout.buffer, stderr or sys.stderr.buffer, on_start)
+    streams = _Streams(
+        stdout or sys.stdout.buffer, stderr or sys.stderr.buffer, on_start, on_warning
+    )
     if spec.cwd is not None and spec.config_path and not os.path.isabs(spec.config_path):
         spec = dataclasses.replace(spec, config_path=os.path.join(spec.cwd, spec.config_path))
     if spec.resume is not None:
@@ -272,12 +284,13 @@ def _launch_one(
         deterministic=spec.deterministic,
         seeding=seeding,
         extra={
-            "overrides": list(spec.overrides),
+            # the child gets the real values; the record, redacted ones (see _resume)
+            "overrides": redact_argv(list(spec.overrides)),
             "metric_pattern": plan.pattern.regex.pattern if plan.pattern else None,
             **spec.record,
         },
     )
-    meta["config"] = run_config
+    meta["config"] = recordable_config(run_config)
     meta["config_hash"] = record_config(
         run_dir, run_config, files=plan.files, overrides=spec.overrides
     )
@@ -292,12 +305,13 @@ def _launch_one(
 def _resume(spec: RunSpec, *, store: Store, streams: _Streams) -> LaunchResult:
     """Continue a recorded run in its own record: same seed, config and (default) command."""
     assert spec.resume is not None
-    if spec.config_path or spec.overrides or spec.seed is not None or spec.seeds is not None:
+    if spec.config_path or spec.seed is not None or spec.seeds is not None:
         raise UsageError(
             "--resume continues a run with its recorded config and seed; drop -c, --set, "
             "--seed and --seeds (start a new run to change them)."
         )
     run_dir = store.resolve(spec.resume)
+    overrides = _resumed_overrides(spec, run_dir)
     run_id, meta, session = resume_run(run_dir, resume_completed=spec.resume_completed)
     command = tuple(spec.command) or tuple(meta.get("command") or ())
     if not command or REDACTED in command:
@@ -308,7 +322,7 @@ def _resume(spec: RunSpec, *, store: Store, streams: _Streams) -> LaunchResult:
     spec = dataclasses.replace(
         spec,
         command=command,
-        overrides=tuple(meta.get("overrides") or ()),
+        overrides=overrides,
         deterministic=bool(meta.get("deterministic")),
     )
     pattern_text = meta.get("metric_pattern")
@@ -320,6 +334,44 @@ def _resume(spec: RunSpec, *, store: Store, streams: _Streams) -> LaunchResult:
         run_id, run_dir, meta, int(meta["seed"]), cwd, capture_dir=capture_dir, resumed=True
     )
     return _execute(spec, target, store=store, pattern=pattern, outputs=[], streams=streams)
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _resumed_overrides(spec: RunSpec, run_dir: Path) -> tuple[str, ...]:
+    """The recorded ``--set`` overrides, with the secrets redacted from the record given again.
+
+    A secret given with ``--set`` is recorded redacted: resuming needs it again, and ``--set``
+    with ``--resume`` may give exactly those keys (nothing else of the config may change).
+    """
+    try:
+        recorded = [str(o) for o in read_json(run_dir / "run.json").get("overrides") or ()]
+    except (OSError, ValueError, AttributeError):
+        recorded = []
+    redacted = {_override_key(o) for o in recorded if REDACTED in o}
+    given = {_override_key(o): o for o in spec.overrides}
+    if set(given) - redacted:
+        raise UsageError(
+            "--resume continues a run with its recorded config and seed; drop -c, --set, "
+            "--seed and --seeds (start a new run to change them). With --resume, --set may only "
+            "give again a secret the record redacted."
+        )
+    merged = [
+        o.split("=", 1)[0] + "=" + given[_override_key(o)].split("=", 1)[-1]
+        if REDACTED in o and _override_key(o) in given
+        else o
+        for o in recorded
+    ]
+    missing = [o.split("=", 1)[0] for o in merged if REDACTED in o]
+    if missing:
+        sets = " ".join(f"--set {name}=..." for name in missing)
+        raise UsageError(
+            f"The run's config override(s) {', '.join(missing)} held a secret and were recorded "
+            f"redacted; give them again: replicator run --resume {spec.resume} {sets}"
+        )
+    return tuple(merged)
 
 
 @dataclass(frozen=True)
@@ -359,7 +411,7 @@ def _execute(
     streams: _Streams,
 ) -> LaunchResult:
     child_env = {**os.environ, **spec.env, **child_context(spec, target).to_environ()}
-    _capture(spec, target, store=store, child_env=child_env)
+    _capture(spec, target, store=store, child_env=child_env, on_warning=streams.on_warning)
     watcher = OutputWatcher(
         target.cwd, declared=outputs, exclude=[store.root, Path(target.cwd) / ".git"]
     )
@@ -377,7 +429,14 @@ def _execute(
     return _finalize(target, code, interrupted, writer, watcher)
 
 
-def _capture(spec: RunSpec, target: _Target, *, store: Store, child_env: Mapping[str, str]) -> None:
+def _capture(
+    spec: RunSpec,
+    target: _Target,
+    *,
+    store: Store,
+    child_env: Mapping[str, str],
+    on_warning: Callable[[str], None] | None = None,
+) -> None:
     """Snapshot code, environment and hardware before the child starts; write run.json."""
     meta = target.meta
     code_summary = capture_all(
@@ -387,16 +446,22 @@ def _capture(spec: RunSpec, target: _Target, *, store: Store, child_env: Mapping
         store=store,
         executable=which_python(spec.command, dict(child_env)),
         env=dict(child_env),
+        max_file_size=spec.snapshot_max_size,
     )
+    if on_warning is not None:
+        for item in code_summary.get("left_out") or ():
+            on_warning(f"left out of the code snapshot: {LeftOut(**item).message}")
     if target.resumed:
         meta["resumes"][-1]["code"] = code_summary
     else:
         meta["code"] = code_summary
-    meta["child_env"] = {
-        k: v
-        for k, v in child_env.items()
-        if k.startswith(("REPLICATOR_", "PYTHON")) or k in DETERMINISM_ENV
-    }
+    meta["child_env"] = redact_env(
+        {
+            k: v
+            for k, v in child_env.items()
+            if k.startswith(("REPLICATOR_", "PYTHON")) or k in DETERMINISM_ENV
+        }
+    )
     atomic_write_json(target.run_dir / "run.json", meta)
 
 
@@ -449,7 +514,11 @@ def _adopt_script_records(run_dir: Path, meta: dict[str, Any]) -> None:
         meta["experiment"] = experiment
     script = read_script_config(run_dir)
     if script is not None:
-        meta["config"] = script.config
+        clean = recordable_config(script.config)
+        if clean != script.config:
+            # The script wrote its config as it had it; the record keeps it redacted.
+            write_script_config(run_dir, dataclasses.replace(script, config=clean))
+        meta["config"] = clean
         meta["config_hash"] = script.config_hash
         if script.data:
             meta["data"] = script.data
@@ -485,6 +554,8 @@ def _finalize(
     except OSError as exc:
         fields["outputs_error"] = str(exc)
     _write_summary(run_dir, writer)
+    if writer is not None and writer.error:  # parsed metrics a write error cost (disk full)
+        fields["metrics_error"] = writer.error
     set_status(run_dir, meta, status, **fields)
     return LaunchResult(
         run_id=target.run_id, dir=run_dir, status=status, exit_code=code, seed=target.seed

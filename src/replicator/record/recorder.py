@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .._util.io import append_lines, atomic_write, atomic_write_json
+from ..capture.git import SNAPSHOT_MAX_FILE_SIZE
 from ..config import config_hash, dump_yaml, hparams_csv
 from ..errors import ConfigError
-from ..redact import redact_argv, redact_text
+from ..redact import (
+    REDACTED,
+    is_secret_name,
+    redact_argv,
+    redact_config,
+    redact_text,
+    secret_values,
+)
 from ..store import SCHEMA_VERSION, Store, process_identity
 
 __all__ = [
@@ -26,6 +35,7 @@ __all__ = [
     "fingerprint_config_data",
     "new_run",
     "record_config",
+    "recordable_config",
     "resume_run",
     "set_status",
     "touch_heartbeat",
@@ -181,11 +191,22 @@ def record_config(
     *,
     files: Sequence[str | os.PathLike[str]] = (),
     overrides: Sequence[str] = (),
+    secrets: Iterable[str] | None = None,
 ) -> str:
-    """Write config.yaml, hparams.csv and config/ (raw files, overrides); return the config hash."""
+    """Write config.yaml, hparams.csv and config/ (raw files, overrides); return the config hash.
+
+    What is written is :func:`recordable_config` of ``data``: credential-named keys, known key
+    formats and the values of credential variables (``secrets``, default: those of this
+    process's environment, which ``${oc.env:...}`` may have pulled in) are redacted. The hash is
+    the hash of that redacted config: a reproduction, which sees only the record, gets the same
+    hash, and a hash on disk tells nothing about a secret.
+    """
+    known = secret_values(os.environ) if secrets is None else frozenset(secrets)
+    clean = redact_config(data, secrets=known)
     folder = run_dir / "config"
     raw = folder / "raw"
     raw.mkdir(parents=True, exist_ok=True)
+    removed = _removed_values(data, clean) | known
     names: list[dict[str, str]] = []
     for src in files:
         path = Path(src)
@@ -196,16 +217,67 @@ def record_config(
             text = path.read_text(encoding="utf-8")
         except OSError:
             continue
-        atomic_write(target, redact_text(text), fsync=False)
+        atomic_write(target, _redact_raw(text, removed), fsync=False)
         names.append({"source": str(path), "copy": str(target.relative_to(run_dir))})
-    digest = config_hash(data)
+    digest = config_hash(clean)
     atomic_write_json(
         folder / "sources.json",
         {"files": names, "overrides": redact_argv(list(overrides)), "config_hash": digest},
     )
-    atomic_write(run_dir / "config.yaml", dump_yaml(data))
-    atomic_write(run_dir / "hparams.csv", hparams_csv(data))
+    atomic_write(run_dir / "config.yaml", dump_yaml(clean))
+    atomic_write(run_dir / "hparams.csv", hparams_csv(clean))
     return digest
+
+
+def recordable_config(
+    data: Mapping[str, Any], *, secrets: Iterable[str] | None = None
+) -> dict[str, Any]:
+    """``data`` as a run records it (run.json, config/script.json): secrets redacted, as
+    :func:`record_config` writes it."""
+    known = secret_values(os.environ) if secrets is None else frozenset(secrets)
+    return redact_config(data, secrets=known)
+
+
+def _removed_values(data: Any, clean: Any) -> set[str]:
+    """The string values redaction removed (to remove them from the raw copies too)."""
+    if isinstance(data, Mapping) and isinstance(clean, Mapping):
+        out: set[str] = set()
+        for (_, a), (_, b) in zip(data.items(), clean.items(), strict=False):
+            out |= _removed_values(a, b)
+        return out
+    if isinstance(data, (list, tuple)) and isinstance(clean, list):
+        return set().union(*(_removed_values(a, b) for a, b in zip(data, clean, strict=False)))
+    if data != clean and isinstance(data, (str, int)) and not isinstance(data, bool):
+        return {str(data)}
+    return set()
+
+
+_KEY_LINE = re.compile(
+    r"^(?P<head>\s*-?\s*['\"]?(?P<key>[\w.\-]+)['\"]?\s*[:=]\s*)(?P<value>\S.*)$"
+)
+
+
+def _redact_raw(text: str, removed: Iterable[str]) -> str:
+    """A raw config file's text with the values redaction removed, and values of credential-
+    named keys (``password: x`` even when an override replaced it), redacted."""
+    lines = []
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\r\n")
+        m = _KEY_LINE.match(body)
+        value = m["value"].strip() if m else ""
+        if (
+            m
+            and is_secret_name(m["key"])
+            and value not in ("|", ">", "|-", ">-")
+            and "${" not in value
+        ):
+            line = m["head"] + REDACTED + line[len(body) :]
+        lines.append(line)
+    out = "".join(lines)
+    for value in sorted(removed, key=len, reverse=True):
+        if len(value) >= 6 and value in out:
+            out = out.replace(value, REDACTED)
+    return redact_text(out)
 
 
 def capture_all(
@@ -216,6 +288,7 @@ def capture_all(
     store: Store,
     executable: str | None = None,
     env: Mapping[str, str] | None = None,
+    max_file_size: int | None = SNAPSHOT_MAX_FILE_SIZE,
 ) -> dict[str, Any]:
     """Code, environment and hardware capture into the run directory; returns a code summary.
 
@@ -227,7 +300,13 @@ def capture_all(
 
     errors: dict[str, str] = {}
     exclude: list[str] = []
-    code = capture_code(cwd, run_id=run_id, patch_path=run_dir / "code.patch", exclude=exclude)
+    code = capture_code(
+        cwd,
+        run_id=run_id,
+        patch_path=run_dir / "code.patch",
+        exclude=exclude,
+        max_file_size=max_file_size,
+    )
     code_record = code.as_dict()
     atomic_write_json(run_dir / "code.json", code_record, fsync=False)
     if code.repo is None:
@@ -262,6 +341,8 @@ def capture_all(
         k: code_record.get(k)
         for k in ("repo", "commit", "branch", "remote", "dirty", "snapshot", "snapshot_ref", "note")
     }
+    if code_record.get("left_out"):
+        summary["left_out"] = code_record["left_out"]
     if errors:
         summary["capture_errors"] = errors
     return summary

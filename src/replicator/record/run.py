@@ -32,12 +32,14 @@ from ..config import config_hash, to_container
 from ..errors import StoreError, UsageError
 from ..store import Store, StoreLike
 from ..store.metrics import encode_value
+from .capture_child import capture_result, start_capture
 from .metrics import MetricsWriter
 from .recorder import (
     capture_all,
     fingerprint_config_data,
     new_run,
     record_config,
+    recordable_config,
     set_status,
     touch_heartbeat,
 )
@@ -131,8 +133,17 @@ class Run:
         return self._rng
 
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        """Record metric values at ``step`` (default: one past the previous step)."""
-        self._metrics.log(metrics, step)
+        """Record metric values at ``step`` (default: one past the previous step).
+
+        Each value is read at the call: a dict reused between calls or a tensor updated in place
+        afterwards does not change what was logged. Values are numbers (int, float, bool, numpy
+        scalars, one-element arrays and tensors) or strings; anything else raises
+        :class:`~replicator.errors.UsageError` and nothing of that call is recorded.
+        """
+        try:
+            self._metrics.log(metrics, step)
+        except UsageError as exc:
+            raise UsageError(f"run.log in run {self.id}: {exc}") from exc.__cause__
 
     def _tick(self) -> None:
         # The summary follows the metrics every second, so a crashed run still shows how far
@@ -212,7 +223,14 @@ class Run:
 
             unregister_rng("run.rng")
         self._metrics.close()
-        self._write_summary()
+        try:
+            self._write_summary()
+        except Exception as exc:  # a summary value never costs the run its status
+            fields["summary_error"] = f"{type(exc).__name__}: {exc}"[:2000]
+        lost = self._metrics.error
+        if lost:
+            # The run may end 'completed', but never silently without its metrics.
+            fields["metrics_error"] = lost
         if self._capture_thread is not None:
             self._capture_thread.join(timeout=60)
         if self.owned:
@@ -221,6 +239,8 @@ class Run:
             _active = None
             stop_seeding_on_import()
         _restore_handlers()
+        if lost:
+            warn(f"Run {self.id}: {lost}", RuntimeWarning)
 
     def __enter__(self) -> Run:
         return self
@@ -378,7 +398,7 @@ def _resume(
     deterministic = bool(meta.get("deterministic"))
     if config is not None:
         data = {**to_container(config), "seed": seed}
-        digest = config_hash(data)
+        digest = config_hash(recordable_config(data))
         if digest != meta.get("config_hash"):
             meta["resumes"][-1]["config_hash"] = digest
             atomic_write_json(run_dir / "run.json", meta)
@@ -489,8 +509,8 @@ def _open(
         seeding=seeding,
     )
     files, overrides = sources_of(config)
-    meta["config"] = data
-    meta["config_hash"] = config_hash(data)
+    meta["config"] = recordable_config(data)  # secrets redacted; the script keeps the real ones
+    meta["config_hash"] = config_hash(meta["config"])
     atomic_write_json(run_dir / "run.json", meta, fsync=False)
     report = seed_loaded(seed, deterministic=deterministic) if seed_frameworks else None
     if report is not None:
@@ -507,9 +527,11 @@ def _open(
     )
 
     def capture() -> None:
-
+        beside = start_capture(run_dir, run_id=run_id, cwd=cwd, store=store_obj)
         record_config(run_dir, data, files=files, overrides=overrides)
-        code = capture_all(run_dir, run_id=run_id, cwd=cwd, store=store_obj)
+        code = capture_result(beside)
+        if code is None:
+            code = capture_all(run_dir, run_id=run_id, cwd=cwd, store=store_obj)
         meta["code"] = code
         try:
             datasets = fingerprint_config_data(data, store=store_obj, base_dir=cwd, where=None)

@@ -38,7 +38,7 @@ from .._protocol import (
 from .._util.io import read_json
 from ..config import ComposedConfig, compose_args, compose_config, to_container
 from ..errors import ReplicatorError
-from .recorder import fingerprint_config_data, record_config
+from .recorder import fingerprint_config_data, record_config, recordable_config
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -174,7 +174,7 @@ def record_script_config(cfg: Any, context: ChildContext) -> None:
     data = to_container(cfg)
     files, overrides = sources_of(cfg)
     digest = record_config(run_dir, data, files=files, overrides=overrides)
-    record = ScriptConfig(config=data, config_hash=digest)
+    record = ScriptConfig(config=recordable_config(data), config_hash=digest)
     if data.get("data") and data.get("data") != _launcher_config(run_dir).get("data"):
         # The script's own config declares datasets the launcher did not see: fingerprint them
         # now, before training reads them (the launcher files them in run.json at the end).

@@ -2,8 +2,9 @@
 words, credential files, notebooks (sources and outputs) and, on request, every commit in history.
 
 Known formats come from :data:`replicator.redact.SECRET_PATTERNS`, the table that capture-time
-redaction uses too, so what replicator hides when it records a run is what it looks for before a
-release. Two kinds of matches are dropped on purpose: documented example keys (AWS's
+redaction uses too, and the matching itself is :func:`replicator.redact.find_secrets`, which the
+code snapshot of a run also uses to leave out files with secrets: what replicator hides when it
+records a run is what it looks for before a release. Two kinds of matches are dropped on purpose: documented example keys (AWS's
 ``...EXAMPLE`` values) and placeholders (``hf_xxxx...``, ``<your-key>``, ``${TOKEN}``), which carry
 no secret. A match is reported with its value masked (see :func:`~.findings.mask`).
 """
@@ -12,15 +13,13 @@ from __future__ import annotations
 
 import bisect
 import json
-import math
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..capture.git import git_stream
-from ..redact import SECRET_PATTERNS, redact_text
+from ..redact import SecretHit, find_secrets, redact_text, shannon_entropy
 from .findings import Finding, fingerprint, mask, suppressed_rules
 
 __all__ = [
@@ -48,60 +47,6 @@ CREDENTIAL_FILE_FIX = (
     "every credential it held."
 )
 
-# Context-based rule: a credential word, an assignment, then a random-looking value.
-_KEYWORD = (
-    r"(?:api[_\-]?key|apikey|secret|token(?!i[sz])|passw(?:or)?d|pwd|credential|"
-    r"auth[_\-]?key|access[_\-]?key|private[_\-]?key|client[_\-]?secret)"
-)
-# Keyword first: a pattern that starts with [\w.-]* would retry at every character of the text.
-# It runs case-sensitively on the lower-cased text (5x faster than (?i)); the value is then read
-# from the original text at the same offsets.
-_GENERIC_TAIL = (
-    r"[\w.\-]*['\"]?\]?(?:[ \t]*(?::=|=>|[=:,])[ \t]*|[ \t]+)(?:[rbuf]?['\"]|`)?"
-    r"(?P<secret>[A-Za-z0-9+/=_\-.~]{16,})"
-)
-_GENERIC = re.compile(_KEYWORD + _GENERIC_TAIL)
-_GENERIC_ANYCASE = re.compile(r"(?i)" + _KEYWORD + _GENERIC_TAIL)
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
-# Literal fragments one of which every match of a rule contains: a rule runs only on a text that
-# holds one, since a substring test is far cheaper than a regex pass. Rules not listed always run.
-_NEEDLES: dict[str, tuple[tuple[str, ...], bool]] = {  # rule -> (fragments, case-insensitive)
-    "private-key": (("PRIVATE KEY",), False),
-    "wandb-api-key-v1": (("wandb_v1_",), False),
-    "wandb-api-key": (("wandb",), True),
-    "neptune-api-token": (("eyJhcGlf",), False),
-    "comet-api-key": (("comet",), True),
-    "huggingface-token": (("hf_",), False),
-    "huggingface-org-token": (("api_org_",), False),
-    "openai-api-key": (("sk-",), False),
-    "openai-project-key": (("sk-",), False),
-    "aws-access-key-id": (("AKIA", "ASIA"), False),
-    "aws-secret-access-key": (("aws",), True),
-    "github-token": (("ghp_", "gho_", "ghs_", "ghu_", "ghr_"), False),
-    "github-fine-grained-pat": (("github_pat_",), False),
-    "google-api-key": (("AIza",), False),
-    "slack-token": (("xox",), False),
-    "slack-app-token": (("xapp-",), False),
-}
-# user:password@host in a URL; documentation and local hosts (RFC 2606) hold no real account.
-_URL_CREDENTIALS = re.compile(
-    r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s/@:'\"<>]*:(?P<secret>[^\s/@'\"<>]+)@(?P<host>[^\s/:'\"<>?#]+)"
-)
-_DOC_HOSTS = re.compile(
-    r"(?:^|\.)(?:example\.(?:com|org|net)|example|test|invalid|localhost|local)$|^127\.|^0\.0\.0\.0$",
-    re.IGNORECASE,
-)
-_URL_PLACEHOLDERS = frozenset({"password", "pass", "passwd", "pwd", "secret", "token", "x", "xxx"})
-_GENERIC_NEEDLES = ("key", "secret", "token", "passw", "pwd", "credential")
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
-_HEX = re.compile(r"^[0-9a-fA-F]+$")
-_HASH_PREFIX = re.compile(r"^(?:sha1|sha224|sha256|sha384|sha512|md5|blake2b?|blake3|xxh\w*)[:\-]")
-_PLACEHOLDER = re.compile(
-    r"example|xxxx|your[_\-]|changeme|change[_\-]me|placeholder|dummy|redacted|\*\*\*\*|fake",
-    re.IGNORECASE,
-)
-# Documented example credentials (AWS's documentation values all contain "EXAMPLE").
-_DOC_EXAMPLE = re.compile(r"EXAMPLE")
 _PEM_BODY = re.compile(r"[A-Za-z0-9+/=]{40,}")
 
 _CREDENTIAL_NAMES = {
@@ -122,120 +67,7 @@ _ENV_TEMPLATES = (".example", ".sample", ".template", ".dist", ".defaults")
 MAX_SCAN_BYTES = 20 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class _Hit:
-    rule: str
-    description: str
-    start: int
-    end: int
-    value: str
-    severity: str = "error"
-
-
-def shannon_entropy(value: str) -> float:
-    """Bits per character of ``value`` (0 for an empty string)."""
-    if not value:
-        return 0.0
-    counts: dict[str, int] = {}
-    for ch in value:
-        counts[ch] = counts.get(ch, 0) + 1
-    n = len(value)
-    return -sum(c / n * math.log2(c / n) for c in counts.values())
-
-
-def _looks_random(value: str) -> bool:
-    """Whether a value next to a credential word looks like a real secret, not a name or hash."""
-    value = value.rstrip(".")
-    if len(value) < 16 or _UUID.match(value) or _HASH_PREFIX.match(value):
-        return False
-    if _PLACEHOLDER.search(value) or _DOC_EXAMPLE.search(value):
-        return False
-    segments = [s for s in re.split(r"[/._\-~+=]", value) if s]
-    if len(segments) > 1 and all(s.isalpha() or s.isdigit() for s in segments):
-        return False  # a dotted name, path or URL-ish identifier made of words
-    has_digit = any(c.isdigit() for c in value)
-    has_lower = any(c.islower() for c in value)
-    has_upper = any(c.isupper() for c in value)
-    entropy = shannon_entropy(value)
-    if _HEX.match(value):
-        return len(value) >= 20 and has_digit and (has_lower or has_upper) and entropy >= 3.0
-    threshold = min(4.0, 2.5 + 0.05 * len(value))
-    if has_digit and (has_lower or has_upper):
-        return entropy >= threshold
-    return has_lower and has_upper and entropy >= 4.0
-
-
-def _url_placeholder(value: str) -> bool:
-    return (
-        value.lower() in _URL_PLACEHOLDERS
-        or value.startswith(("$", "{", "<", "%", "*"))
-        or bool(_PLACEHOLDER.search(value))
-    )
-
-
-def _is_placeholder(value: str, rule: str) -> bool:
-    if rule == "private-key":
-        return False
-    if _DOC_EXAMPLE.search(value) or _PLACEHOLDER.search(value):
-        return True
-    # hf_xxxxxxxx..., AKIAAAAAAAAA...: too few distinct characters to be a generated key
-    return len(set(value)) < 8
-
-
-def _text_hits(text: str) -> list[_Hit]:
-    """Every secret in ``text``, offsets into ``text``; overlapping matches keep the first rule."""
-    hits: list[_Hit] = []
-    taken: list[tuple[int, int]] = []
-    lower = text.lower()
-
-    def free(a: int, b: int) -> bool:
-        return all(b <= s or a >= e for s, e in taken)
-
-    for pattern in SECRET_PATTERNS:
-        needles = _NEEDLES.get(pattern.rule)
-        if needles is not None:
-            words, folded = needles
-            hay = lower if folded else text
-            if not any(w in hay for w in words):
-                continue
-        group = "secret" if "secret" in pattern.regex.groupindex else 0
-        for m in pattern.regex.finditer(text):
-            a, b = m.span(group)
-            value = m.group(group)
-            if not free(a, b) or _is_placeholder(value, pattern.rule):
-                continue
-            taken.append((a, b))
-            hits.append(_Hit(pattern.rule, pattern.description, a, b, value))
-    if "://" in text and "@" in text:
-        for m in _URL_CREDENTIALS.finditer(text):
-            a, b = m.span("secret")
-            value = m["secret"]
-            if not free(a, b) or _DOC_HOSTS.search(m["host"]) or _url_placeholder(value):
-                continue
-            taken.append((a, b))
-            hits.append(
-                _Hit("url-credentials", "password in a URL (user:password@host)", a, b, value)
-            )
-    if any(w in lower for w in _GENERIC_NEEDLES):
-        # lower() keeps offsets for all but a few non-ASCII letters; then fall back to (?i)
-        same = len(lower) == len(text)
-        for m in _GENERIC.finditer(lower) if same else _GENERIC_ANYCASE.finditer(text):
-            a, b = m.span("secret")
-            value = text[a:b].rstrip(".")
-            if text[b : b + 1] in ("(", "["):
-                continue  # a call or subscript such as base64.b64encode(...): code, not a value
-            if free(a, b) and _looks_random(value):
-                taken.append((a, b))
-                start = m.start()
-                while start > 0 and text[start - 1] in _NAME_CHARS:
-                    start -= 1
-                name = text[start : m.start("secret")].strip(" \t'\"`=:,[]")[:40]
-                desc = f"high-entropy value assigned to '{name}'"
-                hits.append(_Hit("high-entropy-secret", desc, a, a + len(value), value))
-    return hits
-
-
-def _snippet(line: str, hit: _Hit, spans: list[tuple[int, int, str]]) -> str:
+def _snippet(line: str, hit: SecretHit, spans: list[tuple[int, int, str]]) -> str:
     """The line around ``hit`` with every secret on it masked (not only this finding's)."""
     if hit.rule == "private-key":
         header = hit.value.split("-----", 2)
@@ -275,7 +107,7 @@ def _scan_lines(
     commit: str | None = None,
 ) -> Iterator[Finding]:
     text = "\n".join(lines)
-    hits = _text_hits(text)
+    hits = find_secrets(text)
     if not hits:
         return
     starts = [0]
@@ -301,7 +133,7 @@ def _scan_lines(
                 severity = "warning"
                 message += " header without a key body (documentation?)"
         offset = starts[index]
-        local = _Hit(
+        local = SecretHit(
             hit.rule,
             hit.description,
             hit.start - offset,
@@ -425,15 +257,12 @@ def credential_file_findings(files: Iterable[str], tracked: set[str] | None) -> 
         else:
             state = "is not ignored by git (`git add -A` would commit it)"
         out.append(
-            Finding(
-                file=path,
-                line=None,
+            Finding.of_file(
+                path,
                 rule="credential-file",
                 severity="error",
                 message=f"{what} {state}",
-                snippet="",
                 fix=CREDENTIAL_FILE_FIX.replace("FILE", path),
-                fingerprint=fingerprint("credential-file", path, ""),
             )
         )
     return out

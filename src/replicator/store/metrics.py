@@ -8,7 +8,8 @@ that every line is strict JSON; :func:`decode_value` turns them back into floats
 The file is append-only. A resumed run appends a control line ``{"event": "resume", "step": N}``
 and logs again from step N: lines written before that marker with a step after N are
 *superseded*. Nothing in the file says so; :func:`read_metrics` works it out when reading. A line
-torn by a kill (the last one, usually) is skipped.
+torn by a kill is skipped: silently when it is the unfinished last line, with a warning when
+later appends (which always start on a new line) follow it.
 
 The writer, :class:`replicator.record.metrics.MetricsWriter`, lives with run recording;
 checkpoint manifests use the same value encoding for their monitored metrics.
@@ -21,6 +22,8 @@ import math
 import os
 from collections.abc import Iterator
 from typing import Any
+
+from .._util.warnings import warn
 
 __all__ = ["decode_value", "encode_value", "iter_jsonl", "read_metrics"]
 
@@ -83,13 +86,26 @@ def read_metrics(
 
 
 def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """Yield the JSON objects of a JSON-lines file, skipping damaged lines; none when absent."""
+    """Yield the JSON objects of a JSON-lines file, skipping damaged lines; none when absent.
+
+    A damaged line followed by others (a line torn by a kill, then appended to on resume) is
+    skipped with one warning per file. An unfinished last line is skipped silently: a live
+    writer may be in the middle of it, and a kill losing it is the loss the writer promises.
+    """
+    warned = False
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
+            for number, line in enumerate(f, 1):
                 try:
                     obj = json.loads(line)
                 except ValueError:
+                    if not warned and line.endswith("\n") and line.strip():
+                        warned = True
+                        warn(
+                            f"{path}: skipped damaged line {number} (a line torn by a crash in "
+                            "the middle of a write); the lines around it are read as usual.",
+                            RuntimeWarning,
+                        )
                     continue
                 if isinstance(obj, dict):
                     yield obj
