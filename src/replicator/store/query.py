@@ -3,7 +3,13 @@
 A small, safe subset of Python expressions, parsed with :mod:`ast` and never ``eval``'d: names
 and dotted paths (``config.a.b``, ``summary.acc``, ``status``, ``seed``, ``experiment``,
 ``name``), numbers, strings, True/False/None, lists, comparisons (``== != < <= > >= in not in``),
-``and``/``or``/``not`` and parentheses. A path missing from a run makes a comparison false.
+``and``/``or``/``not`` and parentheses.
+
+A path missing from a run makes what uses it unknown, as NULL does in SQL: a run matches only
+when the expression is true, so a run without ``summary.acc`` matches neither
+``summary.acc > 0.9`` nor ``not summary.acc > 0.9``, and a typo (``summary.tets_acc``) matches no
+run at all (``replicator ls`` then warns that no run has that path). ``or`` with a true side is
+still true. Expressions nested more than :data:`MAX_DEPTH` levels are refused.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from ..errors import QueryError
 
 __all__ = ["compile_where", "missing_paths"]
 
-_MISSING = object()
+_MISSING = object()  # a path the run does not have: "unknown"
+MAX_DEPTH = 100  # levels of the parsed expression; _eval recurses once per level
 SECTIONS = frozenset({"config", "summary"})
 # the top-level fields of RunRecord.as_dict(); dotted paths must start with one of them
 FIELDS = SECTIONS | {
@@ -66,31 +73,71 @@ def _lookup(record: Mapping[str, Any], parts: list[str]) -> Any:
     return value
 
 
-def compile_where(expression: str) -> Callable[[Mapping[str, Any]], bool]:
-    """Compile a ``--where`` expression into a predicate over ``RunRecord.as_dict()``."""
+def _clip(text: str, limit: int = 80) -> str:
+    """``text`` short enough for a one-line message."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _depth(node: ast.AST) -> int:
+    """How many levels ``node`` nests (iteratively: the tree may be deeper than the stack)."""
+    deepest = 0
+    stack = [(node, 1)]
+    while stack and deepest <= MAX_DEPTH:
+        current, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in ast.iter_child_nodes(current))
+    return deepest
+
+
+def _parse(expression: str) -> ast.Expression:
+    """The checked syntax tree of a ``--where`` expression."""
     text = expression.strip()
+    shown = _clip(expression)
+    too_deep = QueryError(
+        f"--where '{shown}': nested more than {MAX_DEPTH} levels deep; write a simpler expression."
+    )
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
+        if "too many nested" in str(exc.msg):
+            raise too_deep from None
         hint = " Compare with '==', not '='." if re.search(r"(?<![=!<>])=(?!=)", text) else ""
         raise QueryError(
-            f"--where '{expression}': not a valid expression ({exc.msg}).{hint} "
+            f"--where '{shown}': not a valid expression ({_clip(str(exc.msg))}).{hint} "
             "Example: --where 'config.optim.lr < 0.1 and summary.acc > 0.9'"
-        ) from exc
+        ) from None
+    except ValueError as exc:  # a NUL byte (Python 3.11)
+        raise QueryError(
+            f"--where '{shown}': not a valid expression ({_clip(str(exc))})."
+        ) from None
+    except (RecursionError, MemoryError):
+        raise too_deep from None
+    if _depth(tree.body) > MAX_DEPTH:
+        raise too_deep
+    return tree
+
+
+def compile_where(expression: str) -> Callable[[Mapping[str, Any]], bool]:
+    """Compile a ``--where`` expression into a predicate over ``RunRecord.as_dict()``."""
+    tree = _parse(expression)
     _validate(tree.body, expression)
     for node in ast.walk(tree.body):
         parts = _path(node) if isinstance(node, ast.Attribute) else None
         if parts and parts[0] not in FIELDS:
             raise QueryError(
-                f"--where '{expression}': unknown field '{parts[0]}' in '{'.'.join(parts)}'. "
-                f"Use config.KEY, summary.KEY or one of: {', '.join(sorted(FIELDS - SECTIONS))}."
+                f"--where '{_clip(expression)}': unknown field '{_clip(parts[0], 40)}' in "
+                f"'{_clip('.'.join(parts), 60)}'. Use config.KEY, summary.KEY or one of: "
+                f"{', '.join(sorted(FIELDS - SECTIONS))}."
             )
 
     def predicate(record: Mapping[str, Any]) -> bool:
         try:
-            return bool(_eval(tree.body, record))
+            result = _eval(tree.body, record)
         except TypeError:
             return False
+        # unknown (a path the run lacks) is not a match, whatever `not` was applied to it
+        return result is not _MISSING and bool(result)
 
     return predicate
 
@@ -112,27 +159,40 @@ def _validate(node: ast.AST, expression: str) -> None:
         ast.Load,
         *_COMPARE,
     )
+    shown = _clip(expression)
     for child in ast.walk(node):
         if not isinstance(child, allowed):
+            part = ast.unparse(child) if isinstance(child, ast.expr) else type(child).__name__
             raise QueryError(
-                f"--where '{expression}': '{ast.unparse(child) if isinstance(child, ast.expr) else type(child).__name__}' "
-                "is not allowed; use paths, constants, comparisons, and/or/not."
+                f"--where '{shown}': '{_clip(part, 40)}' is not allowed; use paths, constants, "
+                "comparisons, and/or/not."
             )
         if (
             isinstance(child, ast.UnaryOp)
             and isinstance(child.op, ast.USub)
             and not isinstance(child.operand, ast.Constant)
         ):
-            raise QueryError(f"--where '{expression}': '-' only applies to numbers.")
+            raise QueryError(f"--where '{shown}': '-' only applies to numbers.")
 
 
 def _eval(node: ast.expr, record: Mapping[str, Any]) -> Any:
+    """The value of ``node`` for ``record``; _MISSING (unknown) where a path is missing."""
     if isinstance(node, ast.BoolOp):
-        if isinstance(node.op, ast.And):
-            return all(_eval(v, record) for v in node.values)
-        return any(_eval(v, record) for v in node.values)
+        # three-valued: `and` is false if any side is false, `or` true if any side is true,
+        # and otherwise an unknown side makes the whole unknown
+        decisive = not isinstance(node.op, ast.And)
+        unknown = False
+        for value_node in node.values:
+            value = _eval(value_node, record)
+            if value is _MISSING:
+                unknown = True
+            elif bool(value) is decisive:
+                return decisive
+        return _MISSING if unknown else not decisive
     if isinstance(node, ast.UnaryOp):
         value = _eval(node.operand, record)
+        if value is _MISSING:
+            return _MISSING
         if isinstance(node.op, ast.Not):
             return not value
         return -value
@@ -141,7 +201,7 @@ def _eval(node: ast.expr, record: Mapping[str, Any]) -> Any:
         for op, right_node in zip(node.ops, node.comparators):
             right = _eval(right_node, record)
             if left is _MISSING or right is _MISSING:
-                return False
+                return _MISSING
             if not _COMPARE[type(op)](left, right):
                 return False
             left = right
@@ -149,7 +209,8 @@ def _eval(node: ast.expr, record: Mapping[str, Any]) -> Any:
     if isinstance(node, ast.Constant):
         return node.value
     if isinstance(node, (ast.List, ast.Tuple)):
-        return [_eval(e, record) for e in node.elts]
+        items = [_eval(e, record) for e in node.elts]
+        return _MISSING if any(item is _MISSING for item in items) else items
     parts = _path(node)
     if parts is not None:
         if parts in (["true"], ["True"]):
@@ -169,7 +230,10 @@ def _eval(node: ast.expr, record: Mapping[str, Any]) -> Any:
 
 def missing_paths(expression: str, records: list[Mapping[str, Any]]) -> list[str]:
     """Dotted paths of ``expression`` that no record has: likely typos (``summary.tst_acc``)."""
-    tree = ast.parse(expression.strip(), mode="eval")
+    try:
+        tree = _parse(expression)
+    except QueryError:
+        return []
     paths = {
         tuple(p)
         for node in ast.walk(tree.body)

@@ -175,17 +175,27 @@ class Store:
         ref = ref.strip()
         if not ref:
             raise RunNotFoundError("Empty run id. Use `replicator ls` to list runs.")
-        candidate = Path(ref)
-        if (candidate / "run.json").is_file():
-            return candidate.resolve()
+        # the id as messages show it: a pasted log line must not flood the terminal
+        shown = " ".join(ref.split())
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        try:
+            candidate = Path(ref)
+            if (candidate / "run.json").is_file():
+                return candidate.resolve()
+        except (OSError, ValueError):
+            pass  # not a usable path (too long, a NUL byte, unreadable): try it as an id
         ids = [p.name for p in self.run_dirs()]
         m = re.fullmatch(r"(?:last|latest)(?:~(\d*))?", ref)
         if m:
             # last~N: N runs before the last (git-style); last~ is last~1
-            back = 0 if m.group(1) is None and "~" not in ref else int(m.group(1) or 1)
+            digits = m.group(1) or ""
+            if m.group(1) is None and "~" not in ref:
+                back = 0
+            else:
+                back = int(digits or 1) if len(digits) <= 18 else len(ids)
             if back >= len(ids):
                 raise RunNotFoundError(
-                    f"'{ref}': the store {self.root} has {len(ids)} run(s)."
+                    f"'{shown}': the store {self.root} has {len(ids)} run(s)."
                     if ids
                     else f"The store {self.root} has no runs yet."
                 )
@@ -200,11 +210,11 @@ class Store:
             return self.runs_dir / matches[0]
         if not matches:
             raise RunNotFoundError(
-                f"No run '{ref}' in {self.root}. Use `replicator ls` to list runs."
+                f"No run '{shown}' in {self.root}. Use `replicator ls` to list runs."
             )
-        shown = ", ".join(matches[:5]) + (" ..." if len(matches) > 5 else "")
+        listed = ", ".join(matches[:5]) + (" ..." if len(matches) > 5 else "")
         raise RunNotFoundError(
-            f"'{ref}' matches {len(matches)} runs ({shown}); give more of the id."
+            f"'{shown}' matches {len(matches)} runs ({listed}); give more of the id."
         )
 
     def get(self, ref: str) -> RunRecord:

@@ -1,54 +1,22 @@
-"""Configs: YAML files with comments and nesting, ``extends:``, overrides, validation, hashing.
-
-``load_config("configs/mlp.yaml", overrides=["optim.lr=0.01"])`` returns an OmegaConf
-``DictConfig``. A file may start from other files with ``extends: base.yaml`` (or a list); the
-file's own values win. Overrides use the grammar researchers know from Hydra:
-
-    a.b=1       change an existing key (unknown keys are rejected, with a suggestion)
-    +a.new=1    add a key that does not exist yet
-    ++a.b=1     set a key whether or not it exists
-    ~a.b        delete a key
-
-Values are parsed as YAML (``1`` is an int, ``[1, 2]`` a list, ``null`` None). A value whose type
-clashes with the file's (a string for a number, a scalar for a section) is an error that names the
-file and line where the key was defined. ``${a.b}`` interpolations are resolved before recording.
-
-This module is a pure loader: it reads files and never writes into a run. ``replicator.load_config``
-and ``replicator.capture_args`` (in :mod:`replicator.record.script`) call :func:`compose_config`
-and :func:`compose_args` with what ``replicator run`` passed to the script (its ``--set``
-overrides and seed) and then record the config the script actually uses in the run.
-"""
+"""Loading configs: override parsing, ``extends:`` composition, type checks, interpolation limits,
+schemas; :func:`compose_config` / :func:`compose_args` for ``replicator.load_config`` and
+``replicator.capture_args``."""
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
-import json
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from .safe_yaml import MAX_CONFIG_BYTES, clip, first_nonfinite, load_yaml, nonfinite_message
+from .values import flatten, to_container
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
-
-__all__ = [
-    "ComposedConfig",
-    "Override",
-    "apply_overrides",
-    "compose_args",
-    "compose_config",
-    "config_hash",
-    "flatten",
-    "hparams_csv",
-    "load_config",
-    "parse_override",
-    "to_container",
-]
 
 
 @dataclass(frozen=True)
@@ -63,8 +31,6 @@ class Override:
 
 def parse_override(text: str) -> Override:
     """Parse ``a.b=1``, ``+a.b=1``, ``++a.b=1`` or ``~a.b`` (values are YAML)."""
-    import yaml
-
     raw = text.strip()
     if raw.startswith("~"):
         key = raw[1:].split("=", 1)[0].strip()
@@ -73,7 +39,7 @@ def parse_override(text: str) -> Override:
     else:
         if "=" not in raw:
             raise ConfigError(
-                f"Override '{text}' has no '='. Write KEY=VALUE (e.g. optim.lr=0.01), "
+                f"Override '{clip(text)}' has no '='. Write KEY=VALUE (e.g. optim.lr=0.01), "
                 "+KEY=VALUE to add a key, or ~KEY to delete one."
             )
         key, _, value_text = raw.partition("=")
@@ -84,25 +50,30 @@ def parse_override(text: str) -> Override:
             op, key = "add", key[1:]
         else:
             op = "set"
-        try:
-            value = yaml.safe_load(value_text) if value_text.strip() else ""
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"Override '{text}': the value is not valid YAML ({exc}).") from exc
+        value = _parse_value(value_text, text) if value_text.strip() else ""
     if not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"Override '{text}': '{key}' is not a dotted key such as optim.lr.")
+        raise ConfigError(
+            f"Override '{clip(text)}': '{clip(key)}' is not a dotted key such as optim.lr."
+        )
     return Override(op=op, key=key, value=value, text=text)
 
 
+def _parse_value(value_text: str, text: str) -> Any:
+    """An override's value, through the same bounded loader as files, and finite."""
+    label = f"Override '{clip(text)}'"
+    value, _ = load_yaml(value_text, label, in_file=False)
+    bad = first_nonfinite(value, "")
+    if bad is not None:
+        raise ConfigError(f"{label}: the value {nonfinite_message(value_text.strip())}")
+    return value
+
+
 # ---------------------------------------------------------------------------------- loading
-def _compose_lines(path: Path, text: str) -> dict[str, int]:
-    """Map dotted keys to the 1-based line where each is defined in ``text``."""
+def _key_lines(root: Any) -> dict[str, int]:
+    """Map dotted keys to the 1-based line where each is defined in the composed document."""
     import yaml
 
     lines: dict[str, int] = {}
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return lines
 
     def walk(node: Any, prefix: str) -> None:
         if isinstance(node, yaml.MappingNode):
@@ -116,32 +87,52 @@ def _compose_lines(path: Path, text: str) -> dict[str, int]:
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
-    import yaml
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError(
-            f"Config file {path} does not exist. Check the path given with -c."
-        ) from exc
-    except OSError as exc:
-        raise ConfigError(f"Config file {path} cannot be read: {exc}.") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError(f"{where}: {problem}. Fix the YAML syntax there.") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML ({exc}).") from exc
+    shown = _display(path)
+    text = _read_text(path, shown)
+    data, root = load_yaml(text, shown, in_file=True)
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(
-            f"{path}:1: a config must be a mapping of keys to values, got {type(data).__name__}."
+            f"{shown}:1: a config must be a mapping of keys to values, got {type(data).__name__}."
         )
-    return data, _compose_lines(path, text)
+    lines = _key_lines(root) if root is not None else {}
+    bad = first_nonfinite(data, "")
+    if bad is not None:
+        key, value = bad
+        probe, line = key.partition("[")[0], None
+        while probe and line is None:
+            line = lines.get(probe)
+            probe = probe.rpartition(".")[0]
+        where = f"{shown}:{line}" if line else shown
+        raise ConfigError(f"Config key '{key}' in {where} {nonfinite_message(str(value))}")
+    return data, lines
+
+
+def _read_text(path: Path, shown: str) -> str:
+    """The config file's text: at most MAX_CONFIG_BYTES, UTF-8."""
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"Config file {shown} does not exist. Check the path given with -c."
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"Config file {shown} cannot be read: {exc}.") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"Config file {shown} is larger than {MAX_CONFIG_BYTES // (1024 * 1024)} MiB, too "
+            "large for a config; keep data in data files and point to them from the config."
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"Config file {shown}:{line} is not UTF-8 text (byte 0x{raw[exc.start]:02x}); save "
+            "it as UTF-8."
+        ) from None
 
 
 class _Sources:
@@ -323,6 +314,7 @@ def compose_config(
         data = _load_tree(Path(path), sources)
     data = apply_overrides(data, overrides, sources)
     data = _apply_run(data, run_overrides, seed, sources)
+    _check_interpolations(data, sources)
     cfg = _to_omegaconf(data, sources)
     if schema is not None:
         cfg = _validate_schema(cfg, schema, sources)
@@ -348,6 +340,53 @@ def _apply_run(
     if seed is not None:
         data["seed"] = seed
     return data
+
+
+# ``${a.b}``: a plain reference to another key (resolvers and relative keys count as one value)
+_REFERENCE = re.compile(r"\$\{\s*([^${}:\s]+)\s*\}")
+MAX_INTERPOLATIONS = 10_000
+
+
+def _check_interpolations(data: dict[str, Any], sources: _Sources) -> None:
+    """Refuse references that expand exponentially (``b: ${a}${a}``, ``c: ${b}${b}``, ...):
+    OmegaConf resolves every reference anew, so 20 such lines of 17 bytes take minutes."""
+    flat = flatten(data)
+    refs = {
+        key: _REFERENCE.findall(value)
+        for key, value in flat.items()
+        if isinstance(value, str) and "${" in value
+    }
+    if not refs:
+        return
+    targets: dict[str, list[str]] = {}
+
+    def keys_of(ref: str) -> list[str]:
+        if ref not in targets:
+            inside = ref + "."
+            targets[ref] = [ref] if ref in flat else [k for k in flat if k.startswith(inside)]
+        return targets[ref]
+
+    cost: dict[str, int] = {}
+    for start in refs:
+        stack, active = [(start, False)], set()
+        while stack:
+            key, finished = stack.pop()
+            if key in cost:
+                continue
+            deps = [t for ref in refs.get(key, ()) for t in keys_of(ref)]
+            if finished:
+                active.discard(key)
+                cost[key] = 1 + sum(cost.get(d, 1) for d in deps)  # a cycle: OmegaConf says so
+                if cost[key] > MAX_INTERPOLATIONS:
+                    raise ConfigError(
+                        f"Config key '{key}' in {sources.where(key)}: its interpolations expand "
+                        f"to more than {MAX_INTERPOLATIONS:,} values (each ${{...}} is resolved "
+                        "anew); refer to each value fewer times."
+                    )
+            elif key not in active:
+                active.add(key)
+                stack.append((key, True))
+                stack.extend((d, False) for d in deps if d not in cost and d not in active)
 
 
 def _to_omegaconf(data: dict[str, Any], sources: _Sources) -> DictConfig:
@@ -387,87 +426,6 @@ def _resolve_check(cfg: DictConfig, sources: _Sources) -> None:
         key = str(getattr(exc, "full_key", "") or "")
         msg = str(getattr(exc, "msg", exc)).splitlines()[0]
         raise ConfigError(f"Config key '{key}' in {sources.where(key)}: {msg}") from exc
-
-
-# ---------------------------------------------------------------------------------- recording
-def to_container(cfg: Any) -> dict[str, Any]:
-    """A plain, resolved, JSON-ready dict from a DictConfig, a dataclass, a Namespace or a dict."""
-    import dataclasses
-
-    if cfg is None:
-        return {}
-    mod = type(cfg).__module__
-    if mod.startswith("omegaconf"):
-        from omegaconf import OmegaConf
-
-        out = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-        return _jsonable(out)
-    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
-        return _jsonable(dataclasses.asdict(cfg))
-    if hasattr(cfg, "__dict__") and type(cfg).__name__ == "Namespace":
-        return _jsonable(vars(cfg))
-    if isinstance(cfg, Mapping):
-        return _jsonable(dict(cfg))
-    raise ConfigError(
-        f"A config must be a mapping, a DictConfig, a dataclass or an argparse Namespace; "
-        f"got {type(cfg).__name__}."
-    )
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        try:
-            return value.item()
-        except (TypeError, ValueError):
-            pass
-    return str(value)
-
-
-def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay values."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        full = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out.update(flatten(value, full + "."))
-        else:
-            out[full] = value
-    return out
-
-
-def config_hash(data: Mapping[str, Any]) -> str:
-    """sha256 of the canonical JSON of a resolved config (key order does not matter)."""
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def hparams_csv(data: Mapping[str, Any]) -> str:
-    """The flat ``key,value`` CSV of a config (lists and None as JSON)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["key", "value"])
-    for key, value in flatten(data).items():
-        shown = (
-            value
-            if isinstance(value, (str, int, float)) and not isinstance(value, bool)
-            else json.dumps(value)
-        )
-        writer.writerow([key, shown])
-    return buf.getvalue()
-
-
-def dump_yaml(data: Mapping[str, Any]) -> str:
-    import yaml
-
-    return yaml.safe_dump(dict(data), sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
 def compose_args(
