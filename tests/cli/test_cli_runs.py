@@ -147,7 +147,8 @@ def test_show_prints_data_checkpoints_outputs_and_failures(repo: Path) -> None:
         "\nData\n  train  blake3:",
         "\nCheckpoints\n  step 2:                latest  ",
         "  loss=0.3  step000000002-",
-        "\nOutputs (declared)\n  out.txt:               2 bytes blake3:",
+        "\nOutputs (declared with --outputs or the config's outputs)\n  out.txt:     "
+        "          2 bytes blake3:",
         "  gone.txt:              declared but missing",
     ):
         assert text in out, text

@@ -199,3 +199,52 @@ def test_pretrained_models_need_a_published_link_or_command(
     tmp_path: Path, text: str, passed: bool
 ) -> None:
     assert _passed(_score(tmp_path, "# X\n\n" + text))["pretrained"] is passed
+
+
+MAKEMORE = """\
+import argparse
+import pathlib
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--steps", type=int, default=3)
+args = parser.parse_args()
+for step in range(args.steps):
+    print(f"step {step} loss {1.0 / (step + 1):.4f}")
+out = pathlib.Path("out")
+out.mkdir(exist_ok=True)
+(out / "model.pt").write_bytes(b"weights")
+"""
+
+
+def test_readme_score_judges_tracked_files_and_recorded_commands(repo: Path) -> None:
+    """Issue 11.13: a model file a run wrote (untracked) is no published model, and the script
+    the runs ran is the training code whatever its name."""
+    from tests.conftest import git
+    from tests.conftest import run_cli as real_cli
+
+    (repo / "makemore.py").write_text(MAKEMORE)
+    git(repo, "add", "makemore.py")
+    git(repo, "commit", "-qm", "makemore")
+
+    def items() -> dict[str, bool]:
+        proc = real_cli("readme", "score", "README.md", "--json", cwd=repo)
+        return {i["key"]: i["passed"] for i in json.loads(proc.stdout)["items"]}
+
+    assert not any(items().values())  # a clean clone: 0/5
+    proc = real_cli("run", "--seed", "1", "--", "python", "makemore.py", "--steps", "2", cwd=repo)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (repo / "out" / "model.pt").is_file()
+    after = items()
+    assert after["pretrained"] is False  # out/model.pt is untracked: a clone would not have it
+    assert after["training"] is True
+    proc = real_cli("readme", "score", "README.md", "--json", cwd=repo)
+    (training,) = [i for i in json.loads(proc.stdout)["items"] if i["key"] == "training"]
+    assert training["evidence"] == ["makemore.py in the repository, run by 1 recorded run(s)"]
+
+    # a script that was run but never committed is not training code a clone has
+    (repo / "scratch.py").write_text("print('x')\n")
+    proc = real_cli("run", "--seed", "1", "--", "python", "scratch.py", cwd=repo)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = real_cli("readme", "score", "README.md", "--json", cwd=repo)
+    (training,) = [i for i in json.loads(proc.stdout)["items"] if i["key"] == "training"]
+    assert not any("scratch.py" in e for e in training["evidence"])

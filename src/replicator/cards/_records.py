@@ -4,13 +4,20 @@ aggregated over seeds (n, mean, sample SD, min, max), durations, environment and
 Only the files of the run directory are read (``run.json``, ``summary.json``,
 ``environment.json``, ``hardware.json``), so a card can be written for runs recorded by any
 version of replicator, or by hand.
+
+An experiment's runs are counted as ``replicator report`` counts them: one run per config and
+seed, reproductions left out (:func:`replicator.store.frames.one_per_seed`), and grouped by the
+config keys that vary between runs (seed keys aside). A card describes one group: the one chosen
+with ``group`` (``KEY=VALUE``) or ``config_hash``, else the group with the most seeds, and says
+which other groups exist.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +26,7 @@ from .._util.format import format_size
 from ..config import flatten
 from ..errors import RunNotFoundError, UsageError
 from ..store import RunRecord, Store, StoreLike
+from ..store.frames import one_per_seed, run_config_hash, varying_config_keys
 
 __all__ = [
     "MetricSummary",
@@ -57,6 +65,14 @@ class RunSet:
     records: tuple[RunRecord, ...]
     single: bool
     project_root: Path
+    group: str | None = None
+    """The config group the records are (``lr=0.1``); None when the runs share one config."""
+    others: tuple[tuple[str, int], ...] = ()
+    """The experiment's other config groups: (label, number of seeds)."""
+    notes: tuple[str, ...] = ()
+    """What a reader must know about the selection (groups, repeated seeds left out)."""
+    considered: tuple[RunRecord, ...] = ()
+    """Every counted run of the experiment, all groups (the hyperparameters considered)."""
 
     @property
     def seeds(self) -> list[int]:
@@ -99,8 +115,19 @@ class RunSet:
         return found
 
 
-def load_runs(ref: str, *, store: StoreLike = None, include_failed: bool = False) -> RunSet:
-    """The runs for a run reference (id, prefix, name, 'last') or, failing that, an experiment."""
+def load_runs(
+    ref: str,
+    *,
+    store: StoreLike = None,
+    include_failed: bool = False,
+    group: Sequence[str] = (),
+    config_hash: str | None = None,
+) -> RunSet:
+    """The runs for a run reference (id, prefix, name, 'last') or, failing that, an experiment.
+
+    An experiment's runs count once per config and seed and are narrowed to one config group:
+    ``group`` (``KEY=VALUE`` items) or ``config_hash`` (a prefix), else the group with most seeds.
+    """
     store = Store.coerce(store)
     try:
         record = store.get(ref)
@@ -122,7 +149,105 @@ def load_runs(ref: str, *, store: StoreLike = None, include_failed: bool = False
             f"Experiment '{ref}' has {len(records)} run(s) but none completed; a card needs "
             "completed runs (statuses: " + ", ".join(sorted({r.status for r in records})) + ")."
         )
-    return RunSet(ref, ref, tuple(usable), False, store.project_root)
+    return _one_group(ref, usable, store.project_root, group=group, config_hash=config_hash)
+
+
+def _value_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+
+
+def _one_group(
+    ref: str,
+    records: Sequence[RunRecord],
+    project_root: Path,
+    *,
+    group: Sequence[str],
+    config_hash: str | None,
+) -> RunSet:
+    """One run per config and seed, then the chosen config group (see :func:`load_runs`)."""
+    selection = one_per_seed(records)
+    counted = list(selection.kept)
+    notes = list(selection.warnings)
+    if len(counted) < len(records):
+        notes.append(
+            f"{len(records) - len(counted)} run(s) left out: "
+            + "; ".join(f"{r.id} ({why})" for r, why in selection.left_out[:5])
+            + (" ..." if len(selection.left_out) > 5 else "")
+        )
+    keys = varying_config_keys(r.config for r in counted)
+    groups: dict[str, list[RunRecord]] = {}
+    for r in counted:
+        flat = flatten(r.config or {})
+        label = ", ".join(f"{k}={_value_text(flat.get(k))}" for k in keys)
+        groups.setdefault(label, []).append(r)
+
+    def seeds(runs: list[RunRecord]) -> int:
+        return len({r.seed for r in runs if r.seed is not None}) or len(runs)
+
+    ranked = sorted(groups, key=lambda g: (-seeds(groups[g]), g))
+    chosen = _chosen_groups(ranked, groups, group=group, config_hash=config_hash)
+    label = chosen[0]
+    if len(ranked) > 1:
+        others = tuple((g, seeds(groups[g])) for g in ranked if g != label)
+        how = (
+            "chosen with --group/--config-hash"
+            if group or config_hash
+            else "the config with the most seeds"
+        )
+        notes.insert(
+            0,
+            f"The runs of '{ref}' have {len(ranked)} configs; this describes {label} "
+            f"({seeds(groups[label])} seed(s)), {how}. Other configs: "
+            + "; ".join(f"{g} ({n} seed(s))" for g, n in others)
+            + ". Choose one with --group KEY=VALUE or --config-hash HASH.",
+        )
+    else:
+        others = ()
+    return RunSet(
+        ref,
+        ref,
+        tuple(groups[label]),
+        False,
+        project_root,
+        group=label if len(ranked) > 1 else None,
+        others=others,
+        notes=tuple(notes),
+        considered=tuple(counted),
+    )
+
+
+def _chosen_groups(
+    ranked: list[str],
+    groups: dict[str, list[RunRecord]],
+    *,
+    group: Sequence[str],
+    config_hash: str | None,
+) -> list[str]:
+    """The group labels that match ``group`` and ``config_hash`` (all, best first, if none given)."""
+    wanted: list[tuple[str, str]] = []
+    for item in group:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--group {item!r} must be KEY=VALUE, e.g. --group optim.lr=0.1.")
+        wanted.append((key.strip().removeprefix("config."), value.strip()))
+
+    def matches(r: RunRecord) -> bool:
+        flat = flatten(r.config or {})
+        if any(k not in flat or _value_text(flat[k]) != v for k, v in wanted):
+            return False
+        return config_hash is None or run_config_hash(r).startswith(config_hash)
+
+    chosen = [g for g in ranked if any(matches(r) for r in groups[g])]
+    if not chosen:
+        known = "; ".join(
+            f"{g or 'one config'} (config hash {run_config_hash(groups[g][0])[:12]})"
+            for g in ranked
+        )
+        raise UsageError(
+            f"No completed run matches {' '.join(group) or ''}"
+            f"{' config hash ' + config_hash if config_hash else ''}; the configs are: {known}."
+        )
+    return chosen
 
 
 def _numeric(value: Any) -> float | None:

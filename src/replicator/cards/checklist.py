@@ -10,7 +10,7 @@ are answered with the facts; the others are left open for the author.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..config import flatten
 from ..store import RunRecord, StoreLike
@@ -74,6 +74,7 @@ class Checklist:
 
     experiment: str
     items: tuple[ChecklistItem, ...]
+    notes: tuple[str, ...] = field(default=())
 
     @property
     def answered(self) -> int:
@@ -87,6 +88,7 @@ class Checklist:
             "the open ones are for the author.",
             "",
         ]
+        out += [line for note in self.notes for line in (f"> **Note:** {note}", "")]
         section = None
         for item in self.items:
             if item.section != section:
@@ -103,6 +105,7 @@ class Checklist:
         return {
             "experiment": self.experiment,
             "answered": self.answered,
+            "notes": list(self.notes),
             "items": [
                 {
                     "number": i.number,
@@ -126,9 +129,19 @@ def _hyperparameters(config: dict) -> dict[str, object]:
     }
 
 
-def checklist(experiment: str, *, store: StoreLike = None) -> Checklist:
-    """The 21 items for an experiment (or a single run), answered where the records can."""
-    runs = load_runs(experiment, store=store)
+def checklist(
+    experiment: str,
+    *,
+    store: StoreLike = None,
+    group: Sequence[str] = (),
+    config_hash: str | None = None,
+) -> Checklist:
+    """The 21 items for an experiment (or a single run), answered where the records can.
+
+    Results are those of one config (``group`` / ``config_hash``, else the one with the most
+    seeds), one run per seed; the hyperparameters considered span every config.
+    """
+    runs = load_runs(experiment, store=store, group=group, config_hash=config_hash)
     records = runs.records
     answers: dict[int, str] = {}
 
@@ -143,20 +156,22 @@ def checklist(experiment: str, *, store: StoreLike = None) -> Checklist:
         )
 
     answers.update(_code_answers(runs))
-    hyperparameters = _hyperparameters_answer(records)
+    hyperparameters = _hyperparameters_answer(runs.considered or records)
     if hyperparameters:
         answers[16] = hyperparameters
 
     seeds = runs.seeds
     answers[17] = (
-        f"{len(records)} completed run(s) with seeds {', '.join(map(str, seeds)) or 'not recorded'} "
+        (f"For {runs.group}: " if runs.group else "")
+        + f"{len(records)} completed run(s) with seeds {', '.join(map(str, seeds)) or 'not recorded'} "
         f"(ids: {', '.join(r.id for r in records[:10])}{' ...' if len(records) > 10 else ''})."
     )
     metrics = runs.metrics()
     if metrics:
         answers[18] = (
             "Each metric is the value in the run's summary.json; across runs we report the mean and "
-            "the sample standard deviation (ddof=1) with n, the number of runs (seeds)."
+            "the sample standard deviation (ddof=1) with n, the number of distinct seeds (one run "
+            "per config and seed; reproductions left out)."
         )
         answers[19] = "\n".join(f"- {m.name}: {m.text()}" for m in metrics)
     durations = runs.durations()
@@ -177,7 +192,7 @@ def checklist(experiment: str, *, store: StoreLike = None) -> Checklist:
         else:
             hint = answers.get(-number, "Open: for the author.")
             items.append(ChecklistItem(number, section, text, False, hint))
-    return Checklist(runs.experiment, tuple(items))
+    return Checklist(runs.experiment, tuple(items), runs.notes)
 
 
 def _code_answers(runs: RunSet) -> dict[int, str]:

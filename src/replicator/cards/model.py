@@ -10,6 +10,7 @@ is marked ``[To be written by the author]``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,9 +136,16 @@ def model_card(
     task: str | None = None,
     dataset: str | None = None,
     license: str | None = None,
+    group: Sequence[str] = (),
+    config_hash: str | None = None,
 ) -> ModelCard:
-    """A model card for a run (id, prefix, name) or an experiment (its completed runs)."""
-    runs = load_runs(ref, store=store)
+    """A model card for a run (id, prefix, name) or an experiment (its completed runs).
+
+    An experiment's runs count once per config and seed; when they ran several configs, the card
+    describes one: ``group`` (``KEY=VALUE`` items) or ``config_hash``, else the config with the
+    most seeds, and says which other configs exist.
+    """
+    runs = load_runs(ref, store=store, group=group, config_hash=config_hash)
     metrics = runs.metrics()
     model_name = name or runs.experiment
     meta = _metadata(runs, metrics, name=model_name, task=task, dataset=dataset, license=license)
@@ -171,8 +179,10 @@ def _front_matter(ref: str, runs: RunSet, meta: dict[str, Any], model_name: str)
         f"run {runs.records[0].id}"
         if runs.single
         else f"{len(runs.records)} completed runs of experiment '{runs.experiment}'"
+        + (f" with {runs.group}" if runs.group else "")
     )
     out += [f"<!-- Filled by `replicator card model {ref}` from {scope}. -->", ""]
+    out += [line for note in runs.notes for line in (f"> **Note:** {note}", "")]
     index = meta["model-index"][0]["results"]
     if index and (index[0]["task"]["type"] == "other" or index[0]["dataset"]["type"] == "unknown"):
         out += [

@@ -11,6 +11,12 @@ import click
 from .._util.io import atomic_write
 from ..cards import checklist, datasheet, model_card
 
+_GROUP_HELP = (
+    "Describe the runs of this config: KEY=VALUE, repeatable (default: the config with the most "
+    "seeds, when the runs ran several)."
+)
+_HASH_HELP = "Describe the runs whose config hash starts with HASH."
+
 
 def _emit(text: str, output: Path | None, what: str) -> None:
     if output is None:
@@ -53,6 +59,8 @@ def card_group() -> None:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the metadata as JSON instead of the card."
 )
+@click.option("--group", multiple=True, metavar="KEY=VALUE", help=_GROUP_HELP)
+@click.option("--config-hash", default=None, metavar="HASH", help=_HASH_HELP)
 def model_command(
     ref: str,
     output: Path | None,
@@ -61,18 +69,30 @@ def model_command(
     dataset: str | None,
     license_: str | None,
     as_json: bool,
+    group: tuple[str, ...],
+    config_hash: str | None,
 ) -> None:
     """Model card (Hugging Face layout) for RUN or EXPERIMENT (its completed runs).
 
     The YAML metadata holds a model-index with each summary metric's mean over the seeds (n and
     SD in the metric name); the body is filled from configs, seeds, data fingerprints, hardware,
-    software and run times, and marks the rest "[To be written by the author]".
+    software and run times, and marks the rest "[To be written by the author]". Each config and
+    seed counts once; when the runs ran several configs, the card describes one (--group,
+    --config-hash; default: the one with the most seeds) and lists the others.
 
     \b
     Example:
       replicator card model mlp --task image-classification --dataset cifar10 -o MODEL_CARD.md
     """
-    card = model_card(ref, name=name, task=task, dataset=dataset, license=license_)
+    card = model_card(
+        ref,
+        name=name,
+        task=task,
+        dataset=dataset,
+        license=license_,
+        group=group,
+        config_hash=config_hash,
+    )
     if as_json:
         click.echo(json.dumps({"runs": list(card.runs), "metadata": card.metadata}, indent=2))
         return
@@ -114,7 +134,15 @@ def dataset_command(path: Path, output: Path | None, name: str | None, as_json: 
     help="Write the checklist here (default: standard output).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the items as JSON.")
-def checklist_command(experiment: str, output: Path | None, as_json: bool) -> None:
+@click.option("--group", multiple=True, metavar="KEY=VALUE", help=_GROUP_HELP)
+@click.option("--config-hash", default=None, metavar="HASH", help=_HASH_HELP)
+def checklist_command(
+    experiment: str,
+    output: Path | None,
+    as_json: bool,
+    group: tuple[str, ...],
+    config_hash: str | None,
+) -> None:
     """ML Reproducibility Checklist v2.0 (21 items) for EXPERIMENT, answered from its runs.
 
     Answers the number of runs and seeds, statistics, hyperparameters, runtime, computing
@@ -124,7 +152,7 @@ def checklist_command(experiment: str, output: Path | None, as_json: bool) -> No
     Example:
       replicator checklist mlp -o CHECKLIST.md
     """
-    result = checklist(experiment)
+    result = checklist(experiment, group=group, config_hash=config_hash)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
         return

@@ -70,6 +70,11 @@ __all__ = ["report_command"]
     help="File to write (default: EXPERIMENT-report.html for html, stdout otherwise).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the table's numbers as JSON.")
+@click.option(
+    "--include-reproductions",
+    is_flag=True,
+    help="Count reproductions (runs of `replicator reproduce`) as runs of their config and seed.",
+)
 def report_command(
     experiment: str,
     by: str | None,
@@ -84,11 +89,14 @@ def report_command(
     format_: str,
     output: Path | None,
     as_json: bool,
+    include_reproductions: bool,
 ) -> None:
     """Report EXPERIMENT's results over seeds, saying how every number was computed.
 
     Runs that did not complete (failed, crashed, interrupted, running) are left out of the
-    numbers and listed in the report.
+    numbers and listed in the report. n is the number of distinct seeds: reproductions are
+    left out (--include-reproductions counts them) and several runs of one config and seed count
+    once (the latest completed), with a warning.
 
     \b
     Examples:
@@ -110,6 +118,7 @@ def report_command(
         level=level,
         seed=seed,
         plots=format_ == "html" and not as_json,
+        include_reproductions=include_reproductions,
     )
     if as_json:
         frame = report.table.to_frame()
@@ -129,6 +138,8 @@ def report_command(
         output = Path(f"{experiment}-report.html")
     if output is None:
         click.echo(text, nl=False)
+        for warning in report.seed_warnings:
+            click.echo(f"Warning: {warning}", err=True)
         return
     from .._util.io import atomic_write
 

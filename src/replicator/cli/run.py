@@ -17,10 +17,16 @@ Examples:
   replicator run --seeds 5 --experiment mlp -- python train.py
   replicator run --resume 20261126-141503-7f3a      (re-runs the recorded command)
   replicator run --metric-pattern 'step (?P<step>\\d+) \\| loss (?P<loss>[0-9.e+-]+)' -- python old.py
+  replicator run --seeds 3 -- python makemore.py --seed {seed} --out {run_dir}/model.pt
 
 The child gets REPLICATOR_RUN_DIR, REPLICATOR_SEED and PYTHONHASHSEED in its environment; a script
-that calls replicator.load_config()/replicator.start() joins the run. Exit code: the command's own
-for one run; for several seeds 0 when all completed, 1 otherwise; 2 for a usage error.
+that calls replicator.load_config()/replicator.start() joins the run. A script that does not (an
+argparse script) gets them through placeholders in the command, substituted per run: {seed},
+{run_dir}, {run_id} and {config.KEY.PATH} (e.g. {config.optim.lr}); other braces pass unchanged,
+and {{seed}} passes the text {seed}.
+Without either, the run ends with a warning that the seed may not have reached the script.
+Exit code: the command's own for one run; for several seeds 0 when all completed, 1 otherwise; 2
+for a usage error.
 """
 
 

@@ -133,11 +133,19 @@ def run_details(record: RunRecord) -> dict[str, Any]:
 
 
 def _metric_overview(run_dir: Any) -> dict[str, dict[str, Any]]:
+    """Per key: the points recorded, the lowest and highest step, the last value."""
     overview: dict[str, dict[str, Any]] = {}
     for entry in read_metrics(run_dir / "metrics.jsonl"):
-        item = overview.setdefault(entry["key"], {"points": 0, "first_step": entry.get("step")})
+        step = entry.get("step")
+        item = overview.setdefault(
+            entry["key"], {"points": 0, "first_step": step, "last_step": step}
+        )
         item["points"] += 1
-        item["last_step"] = entry.get("step")
+        if isinstance(step, (int, float)) and not isinstance(step, bool):
+            if not isinstance(item["first_step"], (int, float)) or step < item["first_step"]:
+                item["first_step"] = step
+            if not isinstance(item["last_step"], (int, float)) or step > item["last_step"]:
+                item["last_step"] = step
         item["last"] = entry.get("value")
     return overview
 
@@ -196,6 +204,8 @@ def _show_overview(record: RunRecord, details: dict[str, Any]) -> None:
     _kv("status", _status_text(record))
     _kv("seed", _seed_text(record))
     _kv("command", " ".join(meta.get("command") or []))
+    if meta.get("command_run") and meta["command_run"] != meta.get("command"):
+        _kv("command run", " ".join(meta["command_run"]))
     _kv("working directory", meta.get("cwd"))
     _kv("host / user", f"{meta.get('host')} / {meta.get('user')}")
     _kv("started", _fmt_time(record.started))
@@ -205,6 +215,14 @@ def _show_overview(record: RunRecord, details: dict[str, Any]) -> None:
     history = details["status_history"]
     if len(history) > 1:
         _kv("status history", " -> ".join(h.get("status", "?") for h in history))
+    for resume in meta.get("resumes") or ():
+        if resume.get("command_run"):
+            _kv(f"resume {resume.get('session')}", " ".join(resume["command_run"]))
+    for warning in [meta.get("seed_warning")] + [
+        r.get("seed_warning") for r in meta.get("resumes") or ()
+    ]:
+        if warning:
+            _kv("warning", warning)
 
 
 def _show_config(record: RunRecord, details: dict[str, Any]) -> None:
@@ -287,15 +305,21 @@ def _show_hardware(hw: dict[str, Any]) -> None:
 def _show_metrics(record: RunRecord, details: dict[str, Any]) -> None:
     _section("Metrics")
     overview = details["metrics"]
-    for key, value in record.summary.items():
+    # A run that died before writing a summary (recorded by 0.1.0) still has its history.
+    summary = record.summary or {key: hist.get("last") for key, hist in overview.items()}
+    for key, value in summary.items():
         hist = overview.get(key)
-        extra = (
-            f"  ({hist['points']} points, steps {hist['first_step']}..{hist['last_step']})"
-            if hist
-            else ""
-        )
+        extra = ""
+        if hist:
+            points = f"{hist['points']} point{'' if hist['points'] == 1 else 's'}"
+            steps = (
+                f"step {hist['first_step']}"
+                if hist["first_step"] == hist["last_step"]
+                else f"steps {hist['first_step']}..{hist['last_step']}"
+            )
+            extra = f"  ({points}, {steps})"
         _kv(key, f"{_fmt_value(value)}{extra}")
-    if not record.summary:
+    if not summary:
         click.echo("  (none)")
 
 
@@ -324,18 +348,25 @@ def _show_checkpoints(checkpoints: list[dict[str, Any]]) -> None:
 
 def _show_outputs(record: RunRecord, details: dict[str, Any]) -> None:
     outputs = details["outputs"]
-    if not (outputs.get("files") or outputs.get("missing")):
+    if not (outputs.get("files") or outputs.get("missing") or outputs.get("ignored")):
         return
-    _section(f"Outputs ({outputs.get('mode')})")
+    _section(f"Outputs ({_OUTPUT_MODES.get(str(outputs.get('mode')), outputs.get('mode'))})")
     for f in outputs.get("files", [])[:50]:
-        _kv(
-            f["path"],
-            f"{f.get('size', '?')} bytes blake3:{str(f.get('blake3', ''))[:16]} {f.get('status', '')}",
-        )
+        how = _OUTPUT_STATUS.get(str(f.get("status")), f.get("status", ""))
+        _kv(f["path"], f"{f.get('size', '?')} bytes blake3:{str(f.get('blake3', ''))[:16]} {how}")
     if len(outputs.get("files", [])) > 50:
         click.echo(f"  ... {len(outputs['files']) - 50} more")
     for m in outputs.get("missing", []):
         _kv(m, "declared but missing")
+    for item in outputs.get("ignored", []):
+        _kv(item.get("path"), str(item.get("reason")))
+
+
+_OUTPUT_MODES = {
+    "declared": "declared with --outputs or the config's outputs",
+    "detected": "detected: files the command created or changed",
+}
+_OUTPUT_STATUS = {"created": "detected: new file", "modified": "detected: changed file"}
 
 
 def _part_section(

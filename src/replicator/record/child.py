@@ -15,17 +15,19 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from .._util.io import atomic_write_json, read_json
 from ..redact import LineRedactor, secret_values
 from ..store import HEARTBEAT_INTERVAL_S
 from .metrics import MetricPattern, MetricsWriter
 from .recorder import touch_heartbeat
 
-__all__ = ["ChildProcess", "Heartbeat", "forwarding_signals"]
+__all__ = ["ChildProcess", "Heartbeat", "LiveSummary", "forwarding_signals"]
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -44,11 +46,16 @@ class ChildProcess:
         stdout: IO[bytes],
         stderr: IO[bytes],
         cwd: str,
+        resumed: bool = False,
     ) -> None:
         self.run_dir = run_dir
         self.secrets = secret_values(env, command)
         self.pattern = pattern
         self.writer = writer
+        # A resumed script counts its steps again (often from 0): its first parsed step tells
+        # from where the earlier sessions' lines are superseded.
+        self._marker_pending = resumed
+        self._marker_lock = threading.Lock()
         self.interrupted: str | None = None
         self.signals_received = 0
         self.proc = subprocess.Popen(
@@ -128,7 +135,23 @@ class ChildProcess:
             parsed = self.pattern.parse(segment)
             if parsed is not None:
                 step, values = parsed
+                if self._marker_pending:
+                    self._write_resume_marker(step)
                 self.writer.log(values, step)
+
+    def _write_resume_marker(self, step: int | None) -> None:
+        assert self.writer is not None
+        with self._marker_lock:
+            if not self._marker_pending:
+                return
+            self._marker_pending = False
+            first = step if step is not None else self.writer._next_step
+            try:
+                self.writer.write_event(
+                    {"event": "resume", "step": int(first) - 1, "time": time.time()}
+                )
+            except OSError:
+                pass  # the metrics writer records its own write errors
 
     def forward(self, signum: int) -> None:
         """Forward a signal to the child's process group; escalate on repeats."""
@@ -248,3 +271,50 @@ class Heartbeat:
     def stop(self) -> None:
         """Stop touching the heartbeat (the thread ends within one interval)."""
         self._stop.set()
+
+
+_MISSING = object()
+
+
+class LiveSummary:
+    """summary.json of a run whose metrics are parsed from its output, kept current while the
+    child runs (as ``replicator.start()`` does for logged metrics): a crashed run still shows
+    how far it got in ``ls`` and ``show``.
+
+    A value the script set itself (a joined script writing summary.json) is left alone: only a
+    key whose value is still the one written here (or, in a resumed run, the one the earlier
+    sessions left, ``previous``) follows the parsed metrics.
+    """
+
+    def __init__(
+        self, run_dir: Path, keys: Sequence[str], *, previous: Mapping[str, Any] | None = None
+    ) -> None:
+        self.path = run_dir / "summary.json"
+        before = previous if previous is not None else self._read()
+        self.written: dict[str, Any] = {k: before[k] for k in keys if k in before}
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            data = read_json(self.path)
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def sync(self, writer: MetricsWriter, *, force: bool = False) -> None:
+        """Write the latest parsed values when new ones were written (never raises OSError)."""
+        if not (writer.changed or force):
+            return
+        writer.changed = False
+        current = self._read()
+        merged = dict(current)
+        for key, value in list(writer.last.items()):
+            have = current.get(key, _MISSING)
+            if have is not _MISSING and have != self.written.get(key, _MISSING):
+                continue  # the script's own value
+            merged[key] = value
+            self.written[key] = value
+        if merged != current:
+            try:
+                atomic_write_json(self.path, merged, fsync=False)
+            except OSError:
+                pass  # the final summary is written when the child ends

@@ -18,22 +18,27 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import signal
+import stat
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .._protocol import ChildContext, read_experiment, read_script_config, write_script_config
+from .._protocol import (
+    REPLICATOR_CONFIG,
+    ChildContext,
+)
 from .._util.io import atomic_write_json, read_json
-from ..capture.git import SNAPSHOT_MAX_FILE_SIZE, LeftOut
+from ..capture.git import LeftOut
 from ..config import apply_overrides, load_config, parse_override, to_container
 from ..errors import ConfigError, UsageError
 from ..redact import REDACTED, redact_argv, redact_env
 from ..store import Store, StoreLike, new_run_id
-from .child import ChildProcess, Heartbeat, forwarding_signals
+from .child import ChildProcess, Heartbeat, LiveSummary, forwarding_signals
+from .command import expand_command
+from .finish import finalize, read_summary
 from .metrics import MetricPattern, MetricsWriter
 from .outputs import OutputWatcher
 from .recorder import (
@@ -47,47 +52,17 @@ from .recorder import (
     which_python,
 )
 from .seeding import DETERMINISM_ENV, check_seed, draw_seeds
+from .spec import LaunchResult, RunSpec, Target
 
 OnStart = Callable[[str, Path, int], None]
 
-__all__ = ["LaunchResult", "RunSpec", "child_context", "launch", "read_run_experiment"]
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """What to run and how to record it; built by the CLI from its options."""
-
-    command: tuple[str, ...]
-    config_path: str | None = None
-    overrides: tuple[str, ...] = ()
-    seed: int | None = None
-    seeds: int | None = None
-    seed_root: int | None = None
-    experiment: str | None = None
-    name: str | None = None
-    outputs: tuple[str, ...] = ()
-    metric_pattern: str | None = None
-    deterministic: bool = False
-    resume: str | None = None
-    resume_completed: bool = False
-    env: Mapping[str, str] = field(default_factory=dict)
-    # where the command runs (default: the current directory); relative paths start there
-    cwd: str | None = None
-    # extra fields for the new run's run.json (e.g. ``reproduction_of``)
-    record: Mapping[str, Any] = field(default_factory=dict)
-    # untracked files larger than this (bytes) stay out of the code snapshot; None: no limit
-    snapshot_max_size: int | None = SNAPSHOT_MAX_FILE_SIZE
-
-
-@dataclass(frozen=True)
-class LaunchResult:
-    """The outcome of one recorded run."""
-
-    run_id: str
-    dir: Path
-    status: str
-    exit_code: int | None
-    seed: int
+__all__ = [
+    "LaunchResult",
+    "RunSpec",
+    "child_context",
+    "launch",
+    "read_run_experiment",
+]
 
 
 def _resolve_config(spec: RunSpec) -> tuple[dict[str, Any], list[str]]:
@@ -173,11 +148,14 @@ def launch(
     if spec.cwd is not None and spec.config_path and not os.path.isabs(spec.config_path):
         spec = dataclasses.replace(spec, config_path=os.path.join(spec.cwd, spec.config_path))
     if spec.resume is not None:
+        _check_resume_command(spec, store)
         resumed = _resume(spec, store=store, streams=streams)
         if on_end is not None:
             on_end(resumed)
         return [resumed]
     plan = _plan(spec)
+    if not spec.literal_command:  # an unknown placeholder stops here, before anything exists
+        expand_command(spec.command, _dummy_values(), {**plan.config, "seed": 0})
     sweep = _Sweep.open(spec, plan, store) if spec.seeds is not None else None
     results = []
     for index, seed in enumerate(plan.seeds):
@@ -191,6 +169,32 @@ def launch(
         if result.status == "interrupted":
             break
     return results
+
+
+def _dummy_values() -> dict[str, str]:
+    return {"seed": "0", "run_dir": "", "run_id": ""}
+
+
+def _check_resume_command(spec: RunSpec, store: Store) -> None:
+    """The placeholders of the command a resume will run, checked before the run reopens."""
+    try:
+        meta = read_json(store.resolve(str(spec.resume)) / "run.json")
+    except (OSError, ValueError):
+        return  # _resume says what is wrong with the run
+    if not isinstance(meta, dict):
+        return
+    command, literal = _resumed_template(spec, meta)
+    if command and not literal:
+        config = meta.get("config")
+        expand_command(command, _dummy_values(), config if isinstance(config, dict) else {})
+
+
+def _resumed_template(spec: RunSpec, meta: Mapping[str, Any]) -> tuple[tuple[str, ...], bool]:
+    """The command a resume runs (given, else recorded) and whether it is literal: a run
+    recorded before placeholders existed (no ``command_run``) ran its command as written."""
+    recorded = tuple(str(p) for p in meta.get("command") or ())
+    command = tuple(spec.command) or recorded
+    return command, command == recorded and "command_run" not in meta
 
 
 def _plan(spec: RunSpec) -> _Plan:
@@ -296,7 +300,9 @@ def _launch_one(
     )
     if datasets:
         meta["data"] = datasets
-    target = _Target(run_id, run_dir, meta, seed, cwd, capture_dir=run_dir, resumed=False)
+    target = Target(
+        run_id, run_dir, meta, seed, cwd, capture_dir=run_dir, resumed=False, config=run_config
+    )
     return _execute(
         spec, target, store=store, pattern=plan.pattern, outputs=plan.outputs, streams=streams
     )
@@ -324,16 +330,32 @@ def _resume(spec: RunSpec, *, store: Store, streams: _Streams) -> LaunchResult:
         command=command,
         overrides=overrides,
         deterministic=bool(meta.get("deterministic")),
+        config_path=_recorded_config_path(meta),
     )
     pattern_text = meta.get("metric_pattern")
     pattern = MetricPattern.compile(pattern_text) if pattern_text else None
     capture_dir = run_dir / "resumes" / f"{run_id}.resume-{session}"
     capture_dir.mkdir(parents=True, exist_ok=True)
     cwd = str(meta.get("cwd") or os.getcwd())
-    target = _Target(
-        run_id, run_dir, meta, int(meta["seed"]), cwd, capture_dir=capture_dir, resumed=True
+    target = Target(
+        run_id,
+        run_dir,
+        meta,
+        int(meta["seed"]),
+        cwd,
+        capture_dir=capture_dir,
+        resumed=True,
+        summary_before=read_summary(run_dir),
     )
     return _execute(spec, target, store=store, pattern=pattern, outputs=[], streams=streams)
+
+
+def _recorded_config_path(meta: Mapping[str, Any]) -> str | None:
+    """The ``-c FILE`` the run's first session gave its script (as ``REPLICATOR_CONFIG``), so
+    that a resumed script loads the file the run was recorded with, not its own default."""
+    child_env = meta.get("child_env")
+    path = child_env.get(REPLICATOR_CONFIG.name) if isinstance(child_env, Mapping) else None
+    return str(path) if path and REDACTED not in str(path) else None
 
 
 def _override_key(override: str) -> str:
@@ -374,20 +396,7 @@ def _resumed_overrides(spec: RunSpec, run_dir: Path) -> tuple[str, ...]:
     return tuple(merged)
 
 
-@dataclass(frozen=True)
-class _Target:
-    """The run a child records into (a new one, or a resumed one captured in ``capture_dir``)."""
-
-    run_id: str
-    run_dir: Path
-    meta: dict[str, Any]
-    seed: int
-    cwd: str
-    capture_dir: Path
-    resumed: bool
-
-
-def child_context(spec: RunSpec, target: _Target) -> ChildContext:
+def child_context(spec: RunSpec, target: Target) -> ChildContext:
     """What the launcher tells the child (see :mod:`replicator._protocol`)."""
     return ChildContext(
         run_dir=target.run_dir,
@@ -403,21 +412,27 @@ def child_context(spec: RunSpec, target: _Target) -> ChildContext:
 
 def _execute(
     spec: RunSpec,
-    target: _Target,
+    target: Target,
     *,
     store: Store,
     pattern: MetricPattern | None,
     outputs: list[str],
     streams: _Streams,
 ) -> LaunchResult:
+    command, seed_given = _record_command(spec, target)
+    spec = dataclasses.replace(spec, command=tuple(command))
     child_env = {**os.environ, **spec.env, **child_context(spec, target).to_environ()}
     _capture(spec, target, store=store, child_env=child_env, on_warning=streams.on_warning)
     watcher = OutputWatcher(
-        target.cwd, declared=outputs, exclude=[store.root, Path(target.cwd) / ".git"]
+        target.cwd,
+        declared=outputs,
+        exclude=[store.root, Path(target.cwd) / ".git"],
+        ignore=_own_output_files(streams),
     )
     watcher.before()
-    writer = MetricsWriter(target.run_dir / "metrics.jsonl", source="output") if pattern else None
+    writer, live = _metrics_writer(target, pattern)
     heartbeat = Heartbeat(target.run_dir)
+    joined_before = _join_marks(target.run_dir)
     if streams.on_start is not None:
         streams.on_start(target.run_id, target.run_dir, target.seed)
     try:
@@ -425,13 +440,111 @@ def _execute(
     finally:
         if writer:
             writer.close()
+            if live is not None:
+                live.sync(writer, force=True)
         heartbeat.stop()
-    return _finalize(target, code, interrupted, writer, watcher)
+    warning = None
+    if not seed_given and _join_marks(target.run_dir) == joined_before:
+        warning = _seed_warning(target)
+        (target.meta["resumes"][-1] if target.resumed else target.meta)["seed_warning"] = warning
+    result = finalize(target, code, interrupted, writer, watcher)
+    if warning and streams.on_warning is not None:
+        streams.on_warning(warning)
+    return result
+
+
+def _record_command(spec: RunSpec, target: Target) -> tuple[list[str], bool]:
+    """The command the child runs (placeholders substituted) and whether it got the seed.
+
+    run.json keeps ``command`` as given (what a resume or a reproduction runs again) and
+    ``command_run`` as run, both redacted; a resumed session records them in its ``resumes[]``
+    entry.
+    """
+    values = {"seed": str(target.seed), "run_dir": str(target.run_dir), "run_id": target.run_id}
+    if target.resumed:
+        template, literal = _resumed_template(spec, target.meta)
+        recorded_config = target.meta.get("config") or {}
+        config: Mapping[str, Any] = recorded_config
+    else:
+        template, literal = spec.command, spec.literal_command
+        config = target.config or {}
+        recorded_config = recordable_config(config)
+    used: set[str] = set()
+    if literal:
+        command = shown = list(template)
+    else:
+        command, used = expand_command(template, values, config)
+        shown, _ = expand_command(template, values, recorded_config, recording=True)
+    record = {"command_run": redact_argv(shown)}
+    if target.resumed:
+        target.meta["resumes"][-1].update(command=redact_argv(list(template)), **record)
+    else:
+        target.meta.update(record)
+    return command, bool(used & {"seed", "config.seed"})
+
+
+def _metrics_writer(
+    target: Target, pattern: MetricPattern | None
+) -> tuple[MetricsWriter | None, LiveSummary | None]:
+    """The writer of metrics parsed from the output; the summary follows them every second."""
+    if pattern is None:
+        return None, None
+    keys = [name for name in pattern.regex.groupindex if name != "step"]
+    live = LiveSummary(target.run_dir, keys, previous=target.summary_before or None)
+    writer: MetricsWriter | None = None
+
+    def tick() -> None:
+        if writer is not None:
+            live.sync(writer)
+
+    writer = MetricsWriter(target.run_dir / "metrics.jsonl", source="output", on_tick=tick)
+    return writer, live
+
+
+def _own_output_files(streams: _Streams) -> list[tuple[int, int, str]]:
+    """(device, inode, name) of the regular files the launcher's stdout and stderr go to (a
+    shell redirect such as ``> run.log``): the recorder's own output, never a run's output."""
+    found: list[tuple[int, int, str]] = []
+    candidates: list[tuple[Any, str]] = [(1, "stdout"), (2, "stderr")]
+    candidates += [(streams.stdout, "stdout"), (streams.stderr, "stderr")]
+    for where, name in candidates:
+        try:
+            fd = where if isinstance(where, int) else where.fileno()
+            st = os.fstat(fd)
+        except (OSError, ValueError, AttributeError):
+            continue
+        if stat.S_ISREG(st.st_mode):
+            found.append((st.st_dev, st.st_ino, name))
+    return found
+
+
+# Files a script that joins the run writes (start(): seeding.json; load_config()/start(cfg):
+# config/script.json; start(experiment=...): config/experiment.json).
+_JOIN_FILES = ("seeding.json", "config/script.json", "config/experiment.json")
+
+
+def _join_marks(run_dir: Path) -> list[int | None]:
+    marks: list[int | None] = []
+    for name in _JOIN_FILES:
+        try:
+            marks.append(os.stat(run_dir / name).st_mtime_ns)
+        except OSError:
+            marks.append(None)
+    return marks
+
+
+def _seed_warning(target: Target) -> str:
+    return (
+        f"the seed may not have reached your script: run {target.run_id}'s seed {target.seed} "
+        "was given only as $REPLICATOR_SEED and PYTHONHASHSEED, and the script did not join "
+        "the run (no replicator.start() or replicator.load_config()). If it takes a seed "
+        "argument, pass it with a placeholder: replicator run ... -- python train.py --seed {seed}"
+    )
 
 
 def _capture(
     spec: RunSpec,
-    target: _Target,
+    target: Target,
     *,
     store: Store,
     child_env: Mapping[str, str],
@@ -467,7 +580,7 @@ def _capture(
 
 def _run_child(
     spec: RunSpec,
-    target: _Target,
+    target: Target,
     child_env: dict[str, str],
     pattern: MetricPattern | None,
     writer: MetricsWriter | None,
@@ -485,6 +598,7 @@ def _run_child(
                 stdout=streams.stdout,
                 stderr=streams.stderr,
                 cwd=target.cwd,
+                resumed=target.resumed,
             )
         except OSError as exc:
             code = 127 if isinstance(exc, FileNotFoundError) else 126
@@ -495,68 +609,3 @@ def _run_child(
             ) from exc
         forwarding.attach(child)
         return child.wait(), child.interrupted
-
-
-def _outcome(code: int, interrupted: str | None) -> tuple[str, dict[str, Any]]:
-    fields: dict[str, Any] = {"exit_code": code}
-    if code < 0:
-        fields["signal"] = signal.Signals(-code).name
-    if interrupted and (code != 0):
-        fields.setdefault("signal", interrupted)
-        return "interrupted", fields
-    return ("completed" if code == 0 else "failed"), fields
-
-
-def _adopt_script_records(run_dir: Path, meta: dict[str, Any]) -> None:
-    """The script's own record of its config and experiment (inside the child) wins."""
-    experiment = read_experiment(run_dir)
-    if experiment is not None:
-        meta["experiment"] = experiment
-    script = read_script_config(run_dir)
-    if script is not None:
-        clean = recordable_config(script.config)
-        if clean != script.config:
-            # The script wrote its config as it had it; the record keeps it redacted.
-            write_script_config(run_dir, dataclasses.replace(script, config=clean))
-        meta["config"] = clean
-        meta["config_hash"] = script.config_hash
-        if script.data:
-            meta["data"] = script.data
-        if script.data_error:
-            meta["data_error"] = script.data_error
-
-
-def _write_summary(run_dir: Path, writer: MetricsWriter | None) -> None:
-    """Metrics parsed from the output, under what the script set itself."""
-    summary_path = run_dir / "summary.json"
-    summary: dict[str, Any] = dict(writer.last) if writer else {}
-    if summary_path.exists():
-        try:
-            summary.update(read_json(summary_path))
-        except (OSError, ValueError):
-            pass
-    if summary:
-        atomic_write_json(summary_path, summary)
-
-
-def _finalize(
-    target: _Target,
-    code: int,
-    interrupted: str | None,
-    writer: MetricsWriter | None,
-    watcher: OutputWatcher,
-) -> LaunchResult:
-    run_dir, meta = target.run_dir, target.meta
-    status, fields = _outcome(code, interrupted)
-    _adopt_script_records(run_dir, meta)
-    try:
-        atomic_write_json(run_dir / "outputs.json", watcher.after(), fsync=False)
-    except OSError as exc:
-        fields["outputs_error"] = str(exc)
-    _write_summary(run_dir, writer)
-    if writer is not None and writer.error:  # parsed metrics a write error cost (disk full)
-        fields["metrics_error"] = writer.error
-    set_status(run_dir, meta, status, **fields)
-    return LaunchResult(
-        run_id=target.run_id, dir=run_dir, status=status, exit_code=code, seed=target.seed
-    )

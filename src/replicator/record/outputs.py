@@ -3,7 +3,8 @@
 Declared outputs (``--outputs`` or an ``outputs:`` config key) are recorded as they are after the
 command. With none declared, the working directory is listed before and after the command and
 the files it created or changed are recorded (the store, ``.git``, virtual environments and
-caches excluded). Each file gets its size and BLAKE3 digest.
+caches excluded, and the files the recorder's own stdout and stderr go to, such as a shell's
+``> run.log``: those are listed as ``ignored``). Each file gets its size and BLAKE3 digest.
 """
 
 from __future__ import annotations
@@ -42,10 +43,17 @@ class OutputWatcher:
         *,
         declared: Sequence[str] = (),
         exclude: Sequence[Path] = (),
+        ignore: Sequence[tuple[int, int, str]] = (),
     ) -> None:
         self.root = Path(root).resolve()
         self.declared = list(declared)
         self.exclude = {Path(p).resolve() for p in exclude}
+        # (device, inode) -> why: files that are not outputs wherever they are (a redirect)
+        self.ignore: dict[tuple[int, int], str] = {}
+        for dev, ino, why in ignore:
+            had = self.ignore.get((dev, ino))
+            self.ignore[(dev, ino)] = why if had in (None, why) else f"{had} and {why}"
+        self.ignored: dict[str, str] = {}
         self._before: dict[str, tuple[int, int]] = {}
         self.truncated = False
 
@@ -69,6 +77,10 @@ class OutputWatcher:
                         stack.append(path)
                     elif entry.is_file(follow_symlinks=False):
                         st = entry.stat(follow_symlinks=False)
+                        why = self.ignore.get((st.st_dev, st.st_ino))
+                        if why is not None:
+                            self.ignored[os.path.relpath(entry.path, self.root)] = why
+                            continue
                         found[os.path.relpath(entry.path, self.root)] = (st.st_size, st.st_mtime_ns)
                         if len(found) >= MAX_FILES:
                             self.truncated = True
@@ -109,7 +121,18 @@ class OutputWatcher:
                 continue
             files.append(self._entry(self.root / rel, "created" if old is None else "modified"))
         deleted = sorted(set(self._before) - set(now))
-        return {"mode": "detected", "files": files, "deleted": deleted, "truncated": self.truncated}
+        result: dict[str, Any] = {
+            "mode": "detected",
+            "files": files,
+            "deleted": deleted,
+            "truncated": self.truncated,
+        }
+        if self.ignored:
+            result["ignored"] = [
+                {"path": path, "reason": f"the recorder's own {why} (a redirect), not an output"}
+                for path, why in sorted(self.ignored.items())
+            ]
+        return result
 
     def _entry(self, path: Path, status: str) -> dict[str, Any]:
         try:

@@ -43,7 +43,7 @@ from .recorder import (
     set_status,
     touch_heartbeat,
 )
-from .script import joined_context, record_script_config, sources_of
+from .script import check_run_overrides, joined_context, record_script_config, sources_of
 from .seeding import SeedReport, check_seed, seed_everything, seed_loaded, stop_seeding_on_import
 
 if TYPE_CHECKING:
@@ -62,19 +62,45 @@ def active_run() -> Run | None:
 
 
 class Summary(dict):
-    """Final metrics of a run: a dict written to summary.json (atomically) on every flush."""
+    """Final metrics of a run: a dict written to summary.json (atomically) on every flush.
+
+    A value set here (``run.summary[key] = v``, ``update``) is *explicit* and wins over the
+    last logged value of a metric of the same name. A resumed run starts with the summary the
+    earlier sessions left (readable here, but not explicit): a metric logged after the resume
+    replaces such a value, as it would have in a run never interrupted.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.dirty = False
+        self.explicit: set[str] = set(self)
 
     def __setitem__(self, key: str, value: Any) -> None:
         super().__setitem__(key, value)
+        self.explicit.add(key)
+        self.dirty = True
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.explicit.discard(key)
         self.dirty = True
 
     def update(self, *args: Any, **kwargs: Any) -> None:
-        super().update(*args, **kwargs)
+        values = dict(*args, **kwargs)
+        super().update(values)
+        self.explicit.update(values)
         self.dirty = True
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def load_previous(self, values: Mapping[str, Any]) -> None:
+        """The summary an earlier session of a resumed run left: kept until newer values come."""
+        for key, value in values.items():
+            if key not in self.explicit:
+                super().__setitem__(key, value)
 
 
 class Run:
@@ -110,10 +136,11 @@ class Run:
         existing = self.dir / "summary.json"
         if existing.exists():
             try:
-                self.summary.update(read_json(existing))
-                self.summary.dirty = False
+                previous = read_json(existing)
             except (OSError, ValueError):
-                pass
+                previous = None
+            if isinstance(previous, dict):
+                self.summary.load_previous(previous)
         self._metrics = MetricsWriter(self.dir / "metrics.jsonl", on_tick=self._tick)
 
     @property
@@ -156,10 +183,11 @@ class Run:
 
     def _write_summary(self) -> None:
         self.summary.dirty = False
-        merged = dict(self._metrics.last)
-        merged.update(
-            {str(k): encode_value(v) if _is_number_like(v) else v for k, v in self.summary.items()}
-        )
+        # What an earlier session left, under the metrics logged since, under explicit values.
+        summary = self.summary
+        merged = {str(k): _encoded(v) for k, v in summary.items() if k not in summary.explicit}
+        merged.update(self._metrics.last)
+        merged.update({str(k): _encoded(v) for k, v in summary.items() if k in summary.explicit})
         atomic_write_json(self.dir / "summary.json", merged, fsync=False)
 
     @property
@@ -195,9 +223,18 @@ class Run:
         In a resumed run, metrics logged by the dead process after the checkpoint's step are
         marked superseded (kept on disk, hidden from readers) and logging goes on from there.
         """
-        if options.get("restore_rng", True):
-            _ = self.rng  # so that a saved run.rng has a generator to be restored into
-        loaded = self.checkpoints.load(which, **options)
+        restore = options.pop("restore_rng", True)
+        loaded = self.checkpoints.load(which, restore_rng=False, **options)
+        if restore and loaded is not None and loaded.rng is not None:
+            from ..checkpoints.rng import restore_rng_state
+
+            saved = loaded.rng.get("generators") if isinstance(loaded.rng, dict) else None
+            if isinstance(saved, dict) and "run.rng" in saved:
+                # Built only when the checkpoint has it: a run that never drew from run.rng
+                # must not save it from now on (its checkpoints would differ from the
+                # uninterrupted run's).
+                _ = self.rng
+            restore_rng_state(loaded.rng)
         if loaded is not None and self.resumed:
             self._metrics.write_event(
                 {"event": "resume", "step": int(loaded.step), "time": time.time()}
@@ -260,6 +297,10 @@ class Run:
 
 def _is_number_like(value: Any) -> bool:
     return isinstance(value, (int, float)) or hasattr(value, "item")
+
+
+def _encoded(value: Any) -> Any:
+    return encode_value(value) if _is_number_like(value) else value
 
 
 def _status_for(
@@ -446,16 +487,19 @@ def _join(
         seed_everything(seed, deterministic=deterministic, warn=False) if seed_frameworks else None
     )
     if config is not None:
+        check_run_overrides(config, context)
         record_script_config(config, context)
     script = read_script_config(run_dir)
     if script is not None:
         # the config the script uses (recorded by load_config or just above) names checkpoints
         meta["config_hash"] = script.config_hash
     if experiment and not context.experiment_given:
-        # The script names its experiment unless `replicator run --experiment` did; the launcher
-        # files the run under it when the run ends.
+        # The script names its experiment unless `replicator run --experiment` did. run.json
+        # says so from now on, so that a run that crashes is filed under it too; the launcher
+        # reads config/experiment.json when the run ends.
         write_experiment(run_dir, experiment)
         meta["experiment"] = experiment
+        _file_under(run_dir, experiment)
     run = Run(
         run_id=str(meta["id"]),
         run_dir=run_dir,
@@ -470,6 +514,17 @@ def _join(
     if report is not None:
         atomic_write_json(run_dir / "seeding.json", report.as_dict(), fsync=False)
     return run
+
+
+def _file_under(run_dir: Path, experiment: str) -> None:
+    """Write the experiment into the launcher's run.json (read fresh: the launcher owns it)."""
+    try:
+        current = read_json(run_dir / "run.json")
+    except (OSError, ValueError):
+        return
+    if isinstance(current, dict) and current.get("experiment") != experiment:
+        current["experiment"] = experiment
+        atomic_write_json(run_dir / "run.json", current)
 
 
 def _open(

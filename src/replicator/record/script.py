@@ -33,11 +33,22 @@ from .._protocol import (
     REPLICATOR_RUN_DIR,
     ChildContext,
     ScriptConfig,
+    read_script_config,
     write_script_config,
 )
 from .._util.io import read_json
-from ..config import ComposedConfig, compose_args, compose_config, to_container
-from ..errors import ReplicatorError
+from .._util.warnings import warn
+from ..config import (
+    ComposedConfig,
+    apply_overrides,
+    compose_args,
+    compose_config,
+    config_hash,
+    flatten,
+    to_container,
+)
+from ..errors import ConfigError, ReplicatorError, UsageError
+from ..redact import REDACTED, redact_argv
 from .recorder import fingerprint_config_data, record_config, recordable_config
 
 if TYPE_CHECKING:
@@ -45,6 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "capture_args",
+    "check_run_overrides",
     "install_excepthook",
     "joined_context",
     "load_config",
@@ -110,6 +122,7 @@ def load_config(
     applied = context if apply_run_overrides else None
     if applied is not None and applied.config_path is not None:
         path = applied.config_path
+    recorded = _recorded_before_resume(context) if applied is not None else None
     composed = compose_config(
         path,
         overrides=overrides,
@@ -117,6 +130,8 @@ def load_config(
         run_overrides=applied.overrides if applied else (),
         seed=applied.seed if applied else None,
     )
+    if recorded is not None and context is not None:
+        composed = _as_recorded(composed, recorded, context, schema)
     return _adopt(composed, context)
 
 
@@ -168,10 +183,48 @@ def sources_of(cfg: Any) -> tuple[list[str], list[str]]:
     return list(entry[1]), list(entry[2])
 
 
+def check_run_overrides(cfg: Any, context: ChildContext) -> None:
+    """Refuse a config given to ``start()`` that the launcher's ``--set`` overrides never reached.
+
+    ``load_config`` and ``capture_args`` apply them; a dict (or dataclass, or DictConfig) the
+    script built itself has them only if the script put them there. Changing that object here
+    would not change what the script already read from it, and recording a changed copy would
+    record a config the script never used: so the run stops and says which were not applied.
+    """
+    if not context.overrides or cfg is None or _composed(cfg):
+        return
+    data = to_container(cfg)
+    missing = []
+    for override in context.overrides:
+        try:
+            applied = apply_overrides(data, [override]) == data
+        except ConfigError:
+            applied = False
+        if not applied:
+            missing.append(override)
+    if missing:
+        given = " ".join(f"--set {redact_argv([o])[0]}" for o in missing)
+        raise UsageError(
+            f"{given} not applied: the script passed its own {type(cfg).__name__} to "
+            "replicator.start(), and replicator does not change a config the script already "
+            "uses. Load it with replicator.load_config(...) or replicator.capture_args(...), "
+            "which apply --set, or run without these --set options."
+        )
+
+
+def _composed(cfg: Any) -> bool:
+    """Whether ``cfg`` came from load_config/capture_args (which applied the run's overrides)."""
+    entry = _sources.get(id(cfg))
+    return entry is not None and entry[0]() is cfg
+
+
 def record_script_config(cfg: Any, context: ChildContext) -> None:
     """Record the config a script actually uses in the run that ``replicator run`` opened."""
     run_dir = context.run_dir
     data = to_container(cfg)
+    recorded = _recorded_before_resume(context)
+    if recorded is not None and config_hash(recordable_config(data)) == recorded.config.config_hash:
+        return  # a resumed run with the config it was recorded with: the record stays as it is
     files, overrides = sources_of(cfg)
     digest = record_config(run_dir, data, files=files, overrides=overrides)
     record = ScriptConfig(config=recordable_config(data), config_hash=digest)
@@ -196,3 +249,95 @@ def _launcher_config(run_dir: Path) -> dict[str, Any]:
     except (OSError, ValueError, AttributeError):
         return {}
     return config if isinstance(config, dict) else {}
+
+
+# ------------------------------------------------------------------ a resumed run's config
+
+
+@dataclasses.dataclass(frozen=True)
+class _Recorded:
+    """The config a run was recorded with, read before this (resumed) session rewrites it."""
+
+    config: ScriptConfig
+    files: frozenset[str]
+
+
+# run directory -> what was recorded before this process joined it (None: nothing usable)
+_recorded: dict[Path, _Recorded | None] = {}
+_warned: set[tuple[Path, tuple[str, ...]]] = set()
+
+
+def _recorded_before_resume(context: ChildContext | None) -> _Recorded | None:
+    """In a resumed run, the config its earlier sessions recorded (read once per process)."""
+    if context is None or not context.resume:
+        return None
+    run_dir = context.run_dir
+    if run_dir not in _recorded:
+        _recorded[run_dir] = _read_recorded(run_dir)
+    return _recorded[run_dir]
+
+
+def _read_recorded(run_dir: Path) -> _Recorded | None:
+    script = read_script_config(run_dir)
+    if script is None:
+        return None
+    try:
+        sources = read_json(run_dir / "config" / "sources.json")
+        files = frozenset(str(f["source"]) for f in sources.get("files") or ())
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return None
+    return _Recorded(script, files)
+
+
+def _as_recorded(
+    composed: ComposedConfig, recorded: _Recorded, context: ChildContext, schema: type | None
+) -> ComposedConfig:
+    """A resumed run goes on with the config it was recorded with, even if its files changed.
+
+    Applies when the config comes from the same files as the recorded one; a value the record
+    holds redacted (a secret) is taken from the files as they are now. Warns once per run and
+    files when the files no longer give the recorded config.
+    """
+    files = tuple(str(Path(f)) for f in composed.files)
+    if not files or frozenset(files) != recorded.files:
+        return composed
+    fresh = to_container(composed.config)
+    if config_hash(recordable_config(fresh)) == recorded.config.config_hash:
+        return composed
+    from omegaconf import OmegaConf
+
+    data = _fill_redacted(recorded.config.config, fresh)
+    cfg = OmegaConf.create(data)
+    if schema is not None:
+        cfg = OmegaConf.merge(OmegaConf.structured(schema), cfg)
+    key = (context.run_dir, files)
+    if key not in _warned:
+        _warned.add(key)
+        names = ", ".join(files)
+        warn(
+            f"Resuming run {context.run_id or context.run_dir.name}: {names} changed since the "
+            f"run was recorded ({_changes(recorded.config.config, recordable_config(fresh))}); "
+            "the resumed run uses the recorded config. Start a new run to use the file as it "
+            "is now.",
+            RuntimeWarning,
+        )
+    return dataclasses.replace(composed, config=cfg)
+
+
+def _fill_redacted(recorded: Any, fresh: Any) -> Any:
+    if isinstance(recorded, dict):
+        fields = fresh if isinstance(fresh, dict) else {}
+        return {k: _fill_redacted(v, fields.get(k)) for k, v in recorded.items()}
+    if isinstance(recorded, list):
+        items = fresh if isinstance(fresh, list) and len(fresh) == len(recorded) else None
+        return [_fill_redacted(v, items[i] if items else None) for i, v in enumerate(recorded)]
+    if isinstance(recorded, str) and REDACTED in recorded and fresh is not None:
+        return fresh
+    return recorded
+
+
+def _changes(recorded: dict[str, Any], now: dict[str, Any]) -> str:
+    old, new = flatten(recorded), flatten(now)
+    keys = sorted(k for k in old.keys() | new.keys() if old.get(k, "-") != new.get(k, "-"))
+    shown = [f"{k}: {old.get(k, '(none)')!r} -> {new.get(k, '(none)')!r}" for k in keys[:5]]
+    return ", ".join(shown) + (f", and {len(keys) - 5} more" if len(keys) > 5 else "")

@@ -3,7 +3,7 @@
 Five items, each passed or not with the evidence found in the README and in the repository:
 
 1. dependencies: a requirements/environment/pyproject file, or install commands in the README;
-2. training code: a training script, or the command that trains;
+2. training code: a training script, a script that recorded runs ran, or the command that trains;
 3. evaluation code: an evaluation script, or the command that evaluates;
 4. pre-trained models: a link or download command for trained weights;
 5. results: a results table in the README with the commands that produce it (same section).
@@ -11,18 +11,32 @@ Five items, each passed or not with the evidence found in the README and in the 
 Only 9% of NeurIPS 2019 repositories had all five; the published analysis was annotated by hand.
 The heuristics here are deliberately plain (file names, commands in code blocks, links, tables)
 so that the evidence shown for each item is easy to check and to disagree with.
+
+Files are judged as a clean clone has them: in a git work tree, the tracked files only (a model
+file a run wrote, untracked, is not a published model). The scripts that the project's recorded
+runs ran (run.json ``command``) count as training code when they are tracked, whatever their name
+(``makemore.py``).
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..errors import UsageError
+from ..errors import ReplicatorError, UsageError
 
-__all__ = ["README_NAMES", "ReadmeItem", "ReadmeScore", "find_readme", "score_readme"]
+__all__ = [
+    "README_NAMES",
+    "ReadmeItem",
+    "ReadmeScore",
+    "find_readme",
+    "recorded_scripts",
+    "score_readme",
+]
 
 README_NAMES = ("README.md", "README.rst", "README.txt", "README", "readme.md", "Readme.md")
 
@@ -208,6 +222,48 @@ def _dependencies(readme: _Readme, files: list[str]) -> ReadmeItem:
     )
 
 
+def _script_of(command: Sequence[str], cwd: Path, root: Path) -> str | None:
+    """The project file (POSIX, relative to ``root``) a recorded command ran, if any."""
+    args = [str(a) for a in command]
+    for i, arg in enumerate(args):
+        if i > 0 and args[i - 1] == "-m":
+            candidates = [arg.replace(".", "/") + ".py", arg.replace(".", "/") + "/__main__.py"]
+        elif PurePosixPath(arg).suffix.lower() in _SCRIPT_SUFFIXES:
+            candidates = [arg]
+        else:
+            continue
+        for name in candidates:
+            path = Path(name) if Path(name).is_absolute() else cwd / name
+            try:
+                return path.resolve().relative_to(root).as_posix()
+            except (ValueError, OSError):
+                continue
+    return None
+
+
+def recorded_scripts(root: str | os.PathLike[str]) -> Counter[str]:
+    """The project's scripts that its recorded runs ran (run.json ``command``), with run counts."""
+    from ..store import Store
+
+    base = Path(root).resolve()
+    found: Counter[str] = Counter()
+    try:
+        store = Store.open(base)
+        if not store.runs_dir.is_dir():
+            return found
+        records = store.records()
+    except (ReplicatorError, OSError, ValueError):  # a damaged store never stops the score
+        return found
+    for r in records:
+        command = r.meta.get("command")
+        if isinstance(command, list) and command:
+            cwd = Path(str(r.meta.get("cwd") or base))
+            script = _script_of(command, cwd, base)
+            if script is not None:
+                found[script] += 1
+    return found
+
+
 def _code_item(
     readme: _Readme,
     files: list[str],
@@ -217,10 +273,15 @@ def _code_item(
     file_pattern: re.Pattern[str],
     cmd_pattern: re.Pattern[str],
     advice: str,
+    ran: Counter[str] | None = None,
 ) -> ReadmeItem:
     evidence = [
         f"{f} in the repository" for f in _files_matching(files, file_pattern, scripts=True)
     ]
+    present = set(files)
+    for script, runs in (ran or Counter()).most_common():
+        if script in present and f"{script} in the repository" not in evidence:
+            evidence.append(f"{script} in the repository, run by {runs} recorded run(s)")
     evidence = evidence[:3]
     for number, line in readme.code:
         if cmd_pattern.search(line):
@@ -308,7 +369,8 @@ def score_readme(
     """Score ``readme`` (default: the README of ``root``) on the five completeness items.
 
     ``root`` defaults to the README's directory; ``files`` (paths relative to ``root``) default to
-    the project's tracked and not-ignored files.
+    the files a clean clone has: git's tracked files (every file outside git). The scripts that
+    the project's recorded runs ran count as training code when they are among ``files``.
     """
     path = Path(readme) if readme is not None else None
     if path is not None and not path.is_file():
@@ -319,7 +381,12 @@ def score_readme(
     if files is None:
         from .files import list_project_files
 
-        files = list(list_project_files(base).files)
+        project = list_project_files(base)
+        files = (
+            [f for f in project.files if f in project.tracked]
+            if project.tracked is not None
+            else list(project.files)
+        )
     parsed = _parse(path)
     items = (
         _dependencies(parsed, files),
@@ -330,6 +397,7 @@ def score_readme(
             title="Training code",
             file_pattern=_TRAIN_FILE,
             cmd_pattern=_TRAIN_CMD,
+            ran=recorded_scripts(base),
             advice="Include the training script (e.g. train.py) and show the exact command that "
             "trains each reported model, with its config and seed.",
         ),

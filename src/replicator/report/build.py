@@ -4,7 +4,10 @@
 self-contained HTML page (plots inlined as base64 PNG, styles inline, no scripts, nothing fetched
 from the network) or the table alone in Markdown, LaTeX or CSV. Runs that did not complete
 (failed, crashed, interrupted, still running) are excluded from the numbers and listed with
-their status.
+their status. Each seed counts once: reproductions are left out (unless
+``include_reproductions``) and of several runs with the same config and seed only the latest
+completed one is counted (:func:`replicator.store.frames.one_per_seed`); the others are listed
+with the reason, and a warning names the repeated seeds.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import json
 import math
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +66,7 @@ class Report:
     metric: str
     generated: str
     store: str
+    seed_warnings: tuple[str, ...] = ()
 
 
 def _pick_metric(runs: pd.DataFrame, metric: str | None) -> str:
@@ -79,6 +83,7 @@ def _pick_metric(runs: pd.DataFrame, metric: str | None) -> str:
 def _pick_group(runs: pd.DataFrame, by: str | None) -> str | None:
     if by:
         return by
+    # the same rule as varying_config_keys (store.frames), which the cards use on records
     varying = [
         c.removeprefix("config.")
         for c in runs.columns
@@ -217,12 +222,19 @@ def build_report(
     level: float = 0.95,
     seed: int | None = 0,
     plots: bool = True,
+    include_reproductions: bool = False,
 ) -> Report:
-    """Gather the table, plots, run list and environment facts of ``experiment``."""
+    """Gather the table, plots, run list and environment facts of ``experiment``.
+
+    One value per seed: reproductions are left out unless ``include_reproductions``, and several
+    runs of one config and seed count once (the latest completed); both are listed as excluded.
+    """
     from ..store import Store as _Store
 
     opened = _Store.coerce(store)
-    done, excluded = _completed_runs(experiment, opened)
+    done, excluded, seed_warnings = _completed_runs(
+        experiment, opened, reproductions=include_reproductions
+    )
     metric = _pick_metric(done, metric)
     by = _pick_group(done, by)
     table = results_table(
@@ -237,6 +249,7 @@ def build_report(
         level=level,
         seed=seed,
     )
+    table = _with_seed_notes(table, excluded, seed_warnings)
     figures = _figures(table, done, opened, by=by, level=level, seed=seed) if plots else ()
     return Report(
         experiment=experiment,
@@ -249,31 +262,60 @@ def build_report(
         metric=metric,
         generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         store=_shown_store(opened),
+        seed_warnings=seed_warnings,
     )
+
+
+def _with_seed_notes(
+    table: ResultsTable, excluded: tuple[tuple[str, str, str], ...], seed_warnings: tuple[str, ...]
+) -> ResultsTable:
+    """The methods paragraph says n counts distinct seeds and what was left out for it."""
+    reproductions = sum(1 for _, _, why in excluded if why.startswith("reproduction of"))
+    repeats = sum(1 for _, _, why in excluded if why.startswith("same config and seed"))
+    notes = []
+    if reproductions:
+        notes.append(f"{reproductions} reproduction run(s) left out")
+    if repeats:
+        notes.append(
+            f"{repeats} run(s) repeating a config and seed left out (latest completed run kept)"
+        )
+    methods = table.methods + " n counts distinct seeds: each config and seed once"
+    methods += f" ({'; '.join(notes)})." if notes else "."
+    return replace(table, methods=methods, warnings=(*seed_warnings, *table.warnings))
 
 
 def _completed_runs(
-    experiment: str, store: Store
-) -> tuple[pd.DataFrame, tuple[tuple[str, str, str], ...]]:
-    """The completed runs of ``experiment``, and (id, status, why) for every other run."""
-    from ..store.frames import load_runs
+    experiment: str, store: Store, *, reproductions: bool = False
+) -> tuple[pd.DataFrame, tuple[tuple[str, str, str], ...], tuple[str, ...]]:
+    """The completed runs of ``experiment``, one per config and seed; (id, status, why) for
+    every other run; the warnings about repeated seeds."""
+    from .._util.deps import require
+    from ..store.frames import one_per_seed, runs_frame
 
-    every = load_runs(experiment=experiment, store=store, status=None)
-    if every.empty:
+    require("pandas", purpose="Loading runs as a DataFrame")
+    every = store.select(experiment=experiment, status=None)
+    if not every:
         raise UsageError(
             f"No runs of experiment '{experiment}' in {store.root}. `replicator ls` lists them."
         )
-    done = every[every["status"] == "completed"].reset_index(drop=True)
+    completed = [r for r in every if r.status == "completed"]
+    selection = one_per_seed(completed, reproductions=reproductions)
     excluded = tuple(
-        (str(r.id), str(r.status), "did not complete" if r.status != "running" else "still running")
-        for r in every[every["status"] != "completed"].itertuples()
-    )
-    if done.empty:
+        (r.id, r.status, "did not complete" if r.status != "running" else "still running")
+        for r in every
+        if r.status != "completed"
+    ) + tuple((r.id, r.status, why) for r, why in selection.left_out)
+    if not completed:
         raise UsageError(
             f"None of the {len(every)} runs of '{experiment}' completed "
-            f"({', '.join(sorted(set(every['status'])))}); nothing to report."
+            f"({', '.join(sorted({r.status for r in every}))}); nothing to report."
         )
-    return done, excluded
+    if not selection.kept:
+        raise UsageError(
+            f"Every completed run of '{experiment}' is a reproduction; report them with "
+            "--include-reproductions."
+        )
+    return runs_frame(selection.kept), excluded, selection.warnings
 
 
 def _figures(
@@ -377,7 +419,8 @@ def render_html(report: Report) -> str:
         f"{e(__version__)}.</p>",
         "<h2>Methods</h2>",
         f'<p class="methods">{e(t.methods)} Runs that failed, crashed, were interrupted or are '
-        "still running are excluded from every number and listed below.</p>",
+        "still running, reproductions and repeated runs of a config and seed are excluded from "
+        "every number and listed below.</p>",
         "<h2>Results</h2>",
         to_html(t, methods=False),
     ]

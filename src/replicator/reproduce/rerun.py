@@ -157,6 +157,8 @@ def rerun(
         cwd=str(cwd),
         # in run.json from the start, so that even a crashed reproduction links back
         record={"reproduction_of": original_id},
+        # a run recorded before command placeholders existed ran its command as written
+        literal_command="command_run" not in meta,
     )
     results = launch(
         spec,

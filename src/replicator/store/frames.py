@@ -21,17 +21,25 @@ into a long DataFrame ``run, step, key, value, time`` (non-finite values as floa
 resumed run logged again supersede the earlier ones: nothing in the file marks them, the reader
 works it out from the resume markers, and drops the superseded points unless asked for. A torn
 last line left by a crash is skipped.
+
+One value per seed: statistics over runs assume that each row is a new seed. ``load_runs`` (and
+everything built on it: reports, cards, the checklist) therefore leaves out reproductions (runs
+whose run.json has ``reproduction_of``) unless ``reproductions=True``, and keeps one run per
+(config, seed): the latest completed run of each config hash and seed (:func:`one_per_seed`),
+with a :class:`SeedWarning` naming the seeds that several runs shared.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._util.deps import require
-from ..config import flatten
+from ..config import config_hash, flatten
 from .metrics import decode_value, read_metrics
 from .record import RunRecord
 from .store import Store, StoreLike
@@ -41,9 +49,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BASE_COLUMNS",
+    "SeedSelection",
+    "SeedWarning",
     "flatten",
     "load_metrics",
     "load_runs",
+    "one_per_seed",
+    "run_config_hash",
+    "runs_frame",
+    "varying_config_keys",
 ]
 
 BASE_COLUMNS = ("id", "experiment", "name", "status", "seed", "started", "ended", "duration", "dir")
@@ -51,6 +65,94 @@ BASE_COLUMNS = ("id", "experiment", "name", "status", "seed", "started", "ended"
 DEFAULT_STATUS = ("completed",)
 
 Where = str | Callable[[dict[str, Any]], bool] | None
+
+
+class SeedWarning(UserWarning):
+    """Several runs share a config and a seed: statistics count them once (the latest kept)."""
+
+
+@dataclass(frozen=True)
+class SeedSelection:
+    """The runs statistics count (one per config and seed) and the others, each with why."""
+
+    kept: tuple[RunRecord, ...]
+    left_out: tuple[tuple[RunRecord, str], ...]
+    warnings: tuple[str, ...]
+
+
+def run_config_hash(record: RunRecord) -> str:
+    """The config a run ran with: its recorded config hash, else the hash of its config."""
+    recorded = record.meta.get("config_hash")
+    return str(recorded) if recorded else config_hash(record.config or {})
+
+
+def _recency(record: RunRecord) -> tuple[bool, float, float, str]:
+    """Sort key: completed runs first, then the latest to end (or start)."""
+    return (
+        record.status == "completed",
+        float(record.ended if record.ended is not None else -math.inf),
+        float(record.started if record.started is not None else -math.inf),
+        record.id,
+    )
+
+
+def one_per_seed(records: Sequence[RunRecord], *, reproductions: bool = False) -> SeedSelection:
+    """One run per (config hash, seed): the latest completed one; reproductions left out.
+
+    Runs without a recorded seed are all kept (nothing says they repeat one another). The
+    warnings say how many runs shared which seeds, so that a report never counts a repeated
+    seed as a new one.
+    """
+    left_out: list[tuple[RunRecord, str]] = []
+    candidates: list[RunRecord] = []
+    for r in records:
+        original = r.meta.get("reproduction_of")
+        if original and not reproductions:
+            left_out.append((r, f"reproduction of {original}"))
+        else:
+            candidates.append(r)
+    groups: dict[tuple[str, int], list[RunRecord]] = {}
+    for r in candidates:
+        if r.seed is not None:
+            groups.setdefault((run_config_hash(r), int(r.seed)), []).append(r)
+    chosen = {id(max(g, key=_recency)) for g in groups.values()}
+    shared: dict[str, list[tuple[int, int]]] = {}
+    for (config, seed), group in groups.items():
+        if len(group) > 1:
+            keep = max(group, key=_recency)
+            shared.setdefault(config, []).append((seed, len(group)))
+            for r in group:
+                if r is not keep:
+                    left_out.append((r, f"same config and seed {seed} as {keep.id} (counted once)"))
+    kept = tuple(r for r in candidates if r.seed is None or id(r) in chosen)
+    messages = []
+    for config, seeds in shared.items():
+        runs = sum(n for _, n in seeds)
+        listed = ", ".join(f"{seed} ({n} runs)" for seed, n in sorted(seeds))
+        messages.append(
+            f"{runs} runs of config {config[:12]} share {len(seeds)} seed(s): {listed}; "
+            f"each seed is counted once (its latest completed run), {runs - len(seeds)} run(s) "
+            "left out."
+        )
+    return SeedSelection(kept, tuple(left_out), tuple(messages))
+
+
+_one_per_seed = one_per_seed  # load_runs' parameter of the same name hides the function
+
+
+def varying_config_keys(configs: Iterable[dict[str, Any]]) -> list[str]:
+    """The flattened config keys (seed keys left out) whose values differ between ``configs``:
+    the keys that tell one group of runs from another (``report`` groups by them)."""
+    import json
+
+    flat = [flatten(c or {}) for c in configs]
+    keys = sorted(set().union(*flat)) if flat else []
+    return [
+        k
+        for k in keys
+        if "seed" not in k.lower()
+        and len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flat}) > 1
+    ]
 
 
 def _select(
@@ -69,6 +171,8 @@ def load_runs(
     where: Where = None,
     store: StoreLike = None,
     status: str | Iterable[str] | None = DEFAULT_STATUS,
+    reproductions: bool = False,
+    one_per_seed: bool = True,
 ) -> pd.DataFrame:
     """One row per run: run attributes, ``config.*`` and ``summary.*`` columns.
 
@@ -77,10 +181,27 @@ def load_runs(
     (``"config.optim.lr < 0.1 and summary.test_acc > 0.8"``) or a callable taking
     ``RunRecord.as_dict()``. ``store`` is a :class:`Store` or a store directory; default: the
     store of the working directory.
+
+    Each row is one seed: reproductions (run.json ``reproduction_of``) are left out unless
+    ``reproductions=True``, and of several runs with the same config hash and seed only the latest
+    completed one is kept, with a :class:`SeedWarning`; ``one_per_seed=False`` keeps every run.
     """
+    require("pandas", purpose="Loading runs as a DataFrame")
+    records = _select(experiment=experiment, where=where, store=store, status=status)
+    if one_per_seed:
+        selection = _one_per_seed(records, reproductions=reproductions)
+        for message in selection.warnings:
+            warnings.warn(message, SeedWarning, stacklevel=2)
+        records = list(selection.kept)
+    elif not reproductions:
+        records = [r for r in records if not r.meta.get("reproduction_of")]
+    return runs_frame(records)
+
+
+def runs_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
+    """The :func:`load_runs` DataFrame of exactly these records (no selection)."""
     pd = require("pandas", purpose="Loading runs as a DataFrame")
 
-    records = _select(experiment=experiment, where=where, store=store, status=status)
     rows: list[dict[str, Any]] = []
     for r in records:
         row: dict[str, Any] = {

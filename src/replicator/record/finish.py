@@ -1,0 +1,98 @@
+"""The end of a launched run: its status from the exit code, the script's own records adopted,
+outputs and the parsed-metrics summary written, the final status line."""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .._protocol import read_experiment, read_script_config, write_script_config
+from .._util.io import atomic_write_json, read_json
+from .metrics import MetricsWriter
+from .outputs import OutputWatcher
+from .recorder import recordable_config, set_status
+from .spec import LaunchResult, Target
+
+__all__ = ["finalize", "read_summary", "write_summary"]
+
+
+def outcome(code: int, interrupted: str | None) -> tuple[str, dict[str, Any]]:
+    fields: dict[str, Any] = {"exit_code": code}
+    if code < 0:
+        fields["signal"] = signal.Signals(-code).name
+    if interrupted and (code != 0):
+        fields.setdefault("signal", interrupted)
+        return "interrupted", fields
+    return ("completed" if code == 0 else "failed"), fields
+
+
+def adopt_script_records(run_dir: Path, meta: dict[str, Any]) -> None:
+    """The script's own record of its config and experiment (inside the child) wins."""
+    experiment = read_experiment(run_dir)
+    if experiment is not None:
+        meta["experiment"] = experiment
+    script = read_script_config(run_dir)
+    if script is not None:
+        clean = recordable_config(script.config)
+        if clean != script.config:
+            # The script wrote its config as it had it; the record keeps it redacted.
+            write_script_config(run_dir, dataclasses.replace(script, config=clean))
+        meta["config"] = clean
+        meta["config_hash"] = script.config_hash
+        if script.data:
+            meta["data"] = script.data
+        if script.data_error:
+            meta["data_error"] = script.data_error
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    try:
+        summary = read_json(run_dir / "summary.json")
+    except (OSError, ValueError):
+        return {}
+    return summary if isinstance(summary, dict) else {}
+
+
+def write_summary(
+    run_dir: Path, writer: MetricsWriter | None, *, before: Mapping[str, Any] | None = None
+) -> None:
+    """Metrics parsed from the output, under what the script set itself.
+
+    ``before`` is a resumed run's summary as the earlier sessions left it: a value of it that
+    this session has not rewritten gives way to a metric parsed in this session.
+    """
+    current = read_summary(run_dir)
+    summary: dict[str, Any] = dict(writer.last) if writer else {}
+    if before:
+        old = {k: v for k, v in current.items() if k in before and before[k] == v}
+        summary = {**old, **summary, **{k: v for k, v in current.items() if k not in old}}
+    else:
+        summary.update(current)
+    if summary:
+        atomic_write_json(run_dir / "summary.json", summary)
+
+
+def finalize(
+    target: Target,
+    code: int,
+    interrupted: str | None,
+    writer: MetricsWriter | None,
+    watcher: OutputWatcher,
+) -> LaunchResult:
+    run_dir, meta = target.run_dir, target.meta
+    status, fields = outcome(code, interrupted)
+    adopt_script_records(run_dir, meta)
+    try:
+        atomic_write_json(run_dir / "outputs.json", watcher.after(), fsync=False)
+    except OSError as exc:
+        fields["outputs_error"] = str(exc)
+    write_summary(run_dir, writer, before=target.summary_before if target.resumed else None)
+    if writer is not None and writer.error:  # parsed metrics a write error cost (disk full)
+        fields["metrics_error"] = writer.error
+    set_status(run_dir, meta, status, **fields)
+    return LaunchResult(
+        run_id=target.run_id, dir=run_dir, status=status, exit_code=code, seed=target.seed
+    )
