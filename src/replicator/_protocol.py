@@ -25,6 +25,8 @@ variable                       type       meaning (set by the launcher unless ma
 ``CUBLAS_WORKSPACE_CONFIG``    str        ``:4096:8`` with ``--deterministic`` (before CUDA starts)
 ``REPLICATOR_STORE``           path       *user*: the store to use, before ``replicator.yaml``
 ``REPLICATOR_DEBUG``           bool       *user*: the CLI shows tracebacks of internal errors
+``REPLICATOR_HEARTBEAT_STALE_S`` float    *user*: seconds without a heartbeat after which a
+                                          run recorded on another host counts as crashed (120)
 =============================  =========  ========================================================
 
 Booleans are written ``1``/``0``; ``0``, ``false``, ``no``, ``off`` and the empty string read as
@@ -40,12 +42,14 @@ the child has ended; what the script says there wins over what the launcher gues
     fingerprints of datasets it declares that the launcher did not see.
 ``config/experiment.json``
     ``{"experiment": "name"}``: the experiment the script named with ``start(experiment=...)``,
-    written only when the launcher was given none.
+    written only when the launcher was given none. The child also writes the name into
+    ``run.json`` when it joins, so that a run that crashes is already filed under it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -66,6 +70,7 @@ __all__ = [
     "REPLICATOR_DEBUG",
     "REPLICATOR_DETERMINISTIC",
     "REPLICATOR_EXPERIMENT_GIVEN",
+    "REPLICATOR_HEARTBEAT_STALE_S",
     "REPLICATOR_OVERRIDES",
     "REPLICATOR_RESUME",
     "REPLICATOR_RUN_DIR",
@@ -134,6 +139,19 @@ def _int_of(name: str, error: type[Exception]) -> Callable[[str], int]:
             return int(text.strip())
         except ValueError:
             raise error(f"${name} must be an integer, got {text!r}.") from None
+
+    return parse
+
+
+def _positive_seconds(name: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            value = math.nan
+        if not (0 < value < math.inf):
+            raise ConfigError(f"${name} must be a positive number of seconds, got {text!r}.")
+        return value
 
     return parse
 
@@ -229,6 +247,15 @@ REPLICATOR_DEBUG = EnvironmentVariable[bool](
     _bool_text,
     default=False,
     doc="Set by the user: the CLI re-raises internal errors with their traceback.",
+)
+REPLICATOR_HEARTBEAT_STALE_S = EnvironmentVariable[float](
+    "REPLICATOR_HEARTBEAT_STALE_S",
+    _positive_seconds("REPLICATOR_HEARTBEAT_STALE_S"),
+    repr,
+    default=120.0,
+    doc="Set by the user: a 'running' run recorded on another host whose heartbeat (touched "
+    "every 10 s) is older than this many seconds counts as crashed. Lower it on a cluster "
+    "for faster crash detection; keep it well above 10 s and the filesystem's clock skew.",
 )
 
 # What `replicator run --deterministic` adds to the child's environment.

@@ -10,6 +10,7 @@ message after ``Error:`` and exits with ``exit_code``; it never shows a tracebac
     │   ├── QueryError              a ``--where`` expression cannot be parsed
     │   └── RunNotFoundError        no run (or several) match a run id
     ├── StoreError                  the store or a run directory cannot be read or written
+    │   └── DamagedRunError         one run's files hold a wrong value (names directory and field)
     ├── CaptureError                capturing code, environment or hardware failed
     ├── GitError                    a git command failed (names the command, directory, git's words)
     ├── SeedingError                a framework could not be seeded as asked
@@ -26,6 +27,7 @@ The feature packages re-export their own: ``replicator.checkpoints.CheckpointHas
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Sequence
 
@@ -34,6 +36,7 @@ __all__ = [
     "CheckpointError",
     "CheckpointHashError",
     "ConfigError",
+    "DamagedRunError",
     "FingerprintError",
     "GitError",
     "MissingDependencyError",
@@ -74,6 +77,61 @@ class RunNotFoundError(UsageError):
 
 class StoreError(ReplicatorError):
     """The store or a run directory cannot be read or written."""
+
+    @classmethod
+    def from_os_error(
+        cls, exc: OSError, *, action: str = "write the store at", path: object = None
+    ) -> StoreError:
+        """The error to show for an OSError of the machine (disk full, read-only filesystem,
+        permission denied, an I/O error): what failed, where, and the fix; not a bug report.
+
+        ``action`` completes "cannot ..." (``"write the store at"``, ``"read"``, ``"access"``); ``path``
+        defaults to the file the OSError names."""
+        where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else exc.filename
+        reason, fix = _ENVIRONMENT_ERRORS.get(exc.errno or 0, (exc.strerror or str(exc), ""))
+        if not fix:
+            fix = "Check that it can be read." if action == "read" else _STORE_FIX
+        return cls(f"cannot {action} {where}: {reason}. {fix}")
+
+    @staticmethod
+    def is_environmental(exc: BaseException) -> bool:
+        """Whether ``exc`` is a fault of the machine (disk full, read-only, permission, I/O)
+        that :meth:`from_os_error` names, rather than a bug."""
+        return isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRORS
+
+
+class DamagedRunError(StoreError):
+    """One run's files hold a value of the wrong type (``"started": "yesterday"``): the run is
+    skipped by listings; ``run_dir`` and ``fields`` name what is damaged."""
+
+    def __init__(
+        self, message: str, *, run_dir: str | os.PathLike[str], fields: Sequence[str] = ()
+    ) -> None:
+        super().__init__(message)
+        self.run_dir = os.fspath(run_dir)
+        self.fields = tuple(fields)
+
+
+_STORE_FIX = (
+    "Use a store you can write (REPLICATOR_STORE=PATH or 'store: PATH' in replicator.yaml) "
+    "or fix the permissions."
+)
+_ENVIRONMENT_ERRORS: dict[int, tuple[str, str]] = {
+    errno.ENOSPC: (
+        "disk full",
+        "Free space on that disk or use a store on another one "
+        "(REPLICATOR_STORE=PATH or 'store: PATH' in replicator.yaml).",
+    ),
+    errno.EDQUOT: (
+        "disk quota exceeded",
+        "Free space within your quota or use a store on "
+        "another disk (REPLICATOR_STORE=PATH or 'store: PATH' in replicator.yaml).",
+    ),
+    errno.EROFS: ("read-only file system", ""),
+    errno.EACCES: ("permission denied", ""),
+    errno.EPERM: ("operation not permitted", ""),
+    errno.EIO: ("input/output error (a failing disk or a lost network filesystem)", ""),
+}
 
 
 class CaptureError(ReplicatorError):

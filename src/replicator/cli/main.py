@@ -12,12 +12,13 @@ import importlib
 import importlib.util
 import os
 import sys
+import warnings
 
 import click
 
 from .._protocol import REPLICATOR_DEBUG
 from .._version import __version__
-from ..errors import MissingDependencyError, ReplicatorError
+from ..errors import MissingDependencyError, ReplicatorError, StoreError
 
 # command name -> "module:attribute" under replicator.cli
 COMMANDS: dict[str, str] = {
@@ -75,8 +76,27 @@ def cli() -> None:
     """
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    """Warnings (a damaged run, a torn metrics line) as one ``warning:`` line, like the CLI's
+    own, instead of Python's file:line form pointing into replicator."""
+    click.secho(f"warning: {message}", err=True, fg="yellow")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI, turning replicator's errors into messages and exit codes."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         # Without standalone mode click returns ctx.exit(n)'s code instead of exiting.
         result = cli.main(args=argv, prog_name="replicator", standalone_mode=False)
@@ -112,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if REPLICATOR_DEBUG.get():
             raise
+        if isinstance(exc, OSError) and StoreError.is_environmental(exc):
+            # disk full, read-only, permission denied: the machine's fault, named with the fix
+            error = StoreError.from_os_error(exc, action="access")
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(error.exit_code)
         click.echo(
             f"Error: internal error: {type(exc).__name__}: {exc}\n"
             "This is a bug in replicator. Run again with REPLICATOR_DEBUG=1 for the traceback "

@@ -26,6 +26,7 @@ from .._util.io import atomic_write
 from .._version import __version__
 from ..errors import UsageError
 from ..stats._common import column
+from ..store import DamagedRun, read_part
 from .results import ResultsTable, results_table
 from .tables import to_csv, to_html, to_latex, to_markdown
 
@@ -171,11 +172,8 @@ def environment_summary(run_dirs: list[str], *, limit: int = 60) -> tuple[tuple[
     for d in run_dirs:
         docs: dict[str, dict[str, Any]] = {}
         for name in _ENV_FILES:
-            try:
-                doc = json.loads((Path(d) / name).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue  # missing or damaged: the report goes on without it
-            if isinstance(doc, dict):
+            doc = read_part(d, name)  # {} when missing or damaged: the report goes on
+            if doc:
                 docs[name] = doc
         if not docs:
             continue
@@ -271,6 +269,7 @@ def _with_seed_notes(
 ) -> ResultsTable:
     """The methods paragraph says n counts distinct seeds and what was left out for it."""
     reproductions = sum(1 for _, _, why in excluded if why.startswith("reproduction of"))
+    damaged = sum(1 for _, status, _ in excluded if status == "damaged")
     repeats = sum(1 for _, _, why in excluded if why.startswith("same config and seed"))
     notes = []
     if reproductions:
@@ -279,6 +278,8 @@ def _with_seed_notes(
         notes.append(
             f"{repeats} run(s) repeating a config and seed left out (latest completed run kept)"
         )
+    if damaged:
+        notes.append(f"{damaged} damaged run(s) skipped")
     methods = table.methods + " n counts distinct seeds: each config and seed once"
     methods += f" ({'; '.join(notes)})." if notes else "."
     return replace(table, methods=methods, warnings=(*seed_warnings, *table.warnings))
@@ -293,7 +294,8 @@ def _completed_runs(
     from ..store.frames import one_per_seed, runs_frame
 
     require("pandas", purpose="Loading runs as a DataFrame")
-    every = store.select(experiment=experiment, status=None)
+    skipped: list[DamagedRun] = []
+    every = store.select(experiment=experiment, status=None, damaged=skipped)
     if not every:
         raise UsageError(
             f"No runs of experiment '{experiment}' in {store.root}. `replicator ls` lists them."
@@ -305,6 +307,10 @@ def _completed_runs(
         for r in every
         if r.status != "completed"
     ) + tuple((r.id, r.status, why) for r, why in selection.left_out)
+    excluded += tuple((d.dir.name, "damaged", f"damaged: {d.problem}") for d in skipped)
+    warnings = selection.warnings
+    if skipped:
+        warnings += (f"{len(skipped)} run(s) of '{experiment}' skipped as damaged (listed below).",)
     if not completed:
         raise UsageError(
             f"None of the {len(every)} runs of '{experiment}' completed "
@@ -315,7 +321,7 @@ def _completed_runs(
             f"Every completed run of '{experiment}' is a reproduction; report them with "
             "--include-reproductions."
         )
-    return runs_frame(selection.kept), excluded, selection.warnings
+    return runs_frame(selection.kept), excluded, warnings
 
 
 def _figures(

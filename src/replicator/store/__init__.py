@@ -17,7 +17,7 @@ from .record import (
     read_run,
     recorder_alive,
 )
-from .store import STORE_DIRNAME, Store, StoreLike, find_project_root, new_run_id
+from .store import STORE_DIRNAME, DamagedRun, Store, StoreLike, find_project_root, new_run_id
 
 __all__ = [
     "FINAL_STATUSES",
@@ -25,6 +25,7 @@ __all__ = [
     "HEARTBEAT_STALE_S",
     "SCHEMA_VERSION",
     "STORE_DIRNAME",
+    "DamagedRun",
     "RunRecord",
     "Store",
     "StoreLike",

@@ -39,10 +39,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._util.deps import require
+from .._util.warnings import warn
 from ..config import config_hash, flatten
 from .metrics import decode_value, read_metrics
 from .record import RunRecord
-from .store import Store, StoreLike
+from .store import DamagedRun, Store, StoreLike
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -162,7 +163,14 @@ def _select(
     store: StoreLike,
     status: str | Iterable[str] | None,
 ) -> list[RunRecord]:
-    return Store.coerce(store).select(experiment=experiment, status=status, where=where)
+    """The runs to load; each damaged run skipped is named in a RuntimeWarning."""
+    skipped: list[DamagedRun] = []
+    records = Store.coerce(store).select(
+        experiment=experiment, status=status, where=where, damaged=skipped
+    )
+    for damaged in skipped:
+        warn(f"{damaged.problem} Skipped.", RuntimeWarning)
+    return records
 
 
 def load_runs(

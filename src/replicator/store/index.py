@@ -38,11 +38,12 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 def read_indexed(
-    path: Path, run_dirs: Iterable[Path], problems: list[str]
+    path: Path, run_dirs: Iterable[Path], problems: list[tuple[Path, str]]
 ) -> list[tuple[Path, dict[str, Any], dict[str, Any]]]:
     """(run directory, run.json, summary.json) of every readable run in ``run_dirs``, from the
-    index at ``path`` where a run's files did not change, else from the files (updating the
-    index). A damaged run is added to ``problems``; SQLite failures raise ``sqlite3.Error``."""
+        index at ``path`` where a run's files did not change, else from the files (updating the
+        index). A damaged run is added to ``problems`` (its directory, the message); a damaged row of the index (bad JSON) is read
+    again from the files. SQLite failures raise ``sqlite3.Error``."""
     conn = _connect(path)
     try:
         cached = {
@@ -60,16 +61,17 @@ def read_indexed(
             if hit is not None and hit[0] == stamp:
                 _, meta_text, summary_text, error = hit
                 if error:
-                    problems.append(error)
+                    problems.append((run_dir, error))
                     continue
-                meta = json.loads(meta_text or "{}")
-                summary = json.loads(summary_text or "{}")
-                found.append((run_dir, meta, summary))
-                continue
+                cached_files = _cached_files(meta_text, summary_text)
+                if cached_files is not None:
+                    found.append((run_dir, *cached_files))
+                    continue
+                # a damaged cache row: read the files again and replace it
             try:
                 meta, summary = read_run_files(run_dir)
             except StoreError as exc:
-                problems.append(str(exc))
+                problems.append((run_dir, str(exc)))
                 updates.append((rid, str(run_dir), stamp, None, None, str(exc)))
                 continue
             updates.append((rid, str(run_dir), stamp, json.dumps(meta), json.dumps(summary), None))
@@ -83,6 +85,20 @@ def read_indexed(
         return found
     finally:
         conn.close()
+
+
+def _cached_files(
+    meta_text: str | None, summary_text: str | None
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """run.json and summary.json as the index stored them; None when the row is damaged."""
+    try:
+        meta = json.loads(meta_text or "{}")
+        summary = json.loads(summary_text or "{}")
+    except (TypeError, ValueError, RecursionError):
+        return None
+    if not isinstance(meta, dict) or not isinstance(summary, dict):
+        return None
+    return meta, summary
 
 
 def delete_index(path: Path) -> None:

@@ -70,7 +70,16 @@ def read_metrics(
     resume_points: list[tuple[int, int]] = []  # (index in entries, step resumed from)
     for obj in iter_jsonl(path):
         if obj.get("event") == "resume":
-            resume_points.append((len(entries), int(obj.get("step", -1))))
+            step = obj.get("step", -1)
+            if isinstance(step, bool) or not isinstance(step, int):
+                # a damaged marker: dropping nothing keeps every value that was logged
+                warn(
+                    f"{path}: skipped a damaged resume marker (step {step!r} is not an "
+                    "integer); no metrics are marked superseded by it.",
+                    RuntimeWarning,
+                )
+                continue
+            resume_points.append((len(entries), step))
             continue
         if "key" not in obj:
             continue

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._protocol import REPLICATOR_HEARTBEAT_STALE_S
 from .._util.io import read_json
-from ..errors import StoreError
+from .._util.warnings import warn
+from ..errors import DamagedRunError, StoreError
 
 __all__ = [
     "FINAL_STATUSES",
@@ -22,6 +24,7 @@ __all__ = [
     "HEARTBEAT_STALE_S",
     "SCHEMA_VERSION",
     "RunRecord",
+    "damaged_fields",
     "process_identity",
     "read_part",
     "read_run",
@@ -31,7 +34,8 @@ __all__ = [
 SCHEMA_VERSION = 1
 """The version of the store layout, written into every run.json as ``schema_version``."""
 HEARTBEAT_STALE_S = 120.0
-"""A 'running' run on another host counts as crashed when its heartbeat is older (seconds)."""
+"""A 'running' run on another host counts as crashed when its heartbeat is older (seconds); the
+default of ``REPLICATOR_HEARTBEAT_STALE_S``, which overrides it."""
 HEARTBEAT_INTERVAL_S = 10.0
 """How often a live recorder touches its run's ``heartbeat`` file (seconds)."""
 FINAL_STATUSES = ("completed", "failed", "interrupted", "crashed")
@@ -86,14 +90,48 @@ class RunRecord:
         return read_part(self.dir, name)
 
 
+# Sections of a part that readers use as mappings or lists; one of another type is left out.
+_PART_SECTIONS: dict[str, dict[str, type]] = {
+    "environment.json": dict.fromkeys(
+        ("python", "os", "packages", "torch", "lock_files", "relevant_env", "env"), dict
+    ),
+    "hardware.json": {"cpu": dict, "memory": dict, "gpu": dict, "blas": list},
+}
+
+
 def read_part(run_dir: str | os.PathLike[str], name: str) -> dict[str, Any]:
-    """A run's JSON part (environment.json, hardware.json, code.json...), {} when absent."""
+    """A run's JSON part (environment.json, hardware.json, code.json...), {} when absent.
+
+    A section of the wrong type (``"packages": 5`` in environment.json) is left out with a
+    RuntimeWarning naming the file and the field."""
+    path = Path(run_dir) / name
     try:
-        with open(Path(run_dir) / name, encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             data = json.load(f)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    for key, kind in _PART_SECTIONS.get(name, {}).items():
+        if key in data and data[key] is not None and not isinstance(data[key], kind):
+            shown = repr(data.pop(key))
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            expected = "a mapping" if kind is dict else "a list"
+            warn(
+                f"{path}: damaged field '{key}' (must be {expected}, got {shown}); left out.",
+                RuntimeWarning,
+            )
+    packages = data.get("packages")
+    if name == "environment.json" and isinstance(packages, dict):
+        bad = [k for k, v in packages.items() if not isinstance(v, dict)]
+        for key in bad:
+            del packages[key]
+        if bad:
+            warn(
+                f"{path}: damaged entries of 'packages' left out: {', '.join(bad[:5])}.",
+                RuntimeWarning,
+            )
+    return data
 
 
 def _pid_start_time(pid: int) -> str | None:
@@ -127,7 +165,44 @@ def recorder_alive(meta: dict[str, Any], heartbeat_mtime: float | None) -> bool:
         return recorded is None or recorded == start
     if heartbeat_mtime is None:
         return False
-    return time.time() - heartbeat_mtime < HEARTBEAT_STALE_S
+    stale_after = REPLICATOR_HEARTBEAT_STALE_S.get() or HEARTBEAT_STALE_S
+    return time.time() - heartbeat_mtime < stale_after
+
+
+# The run.json fields a RunRecord is built from, with the types they must have (None allowed).
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,),
+    "experiment": (str,),
+    "name": (str,),
+    "status": (str,),
+    "seed": (int,),
+    "started": (int, float),
+    "ended": (int, float),
+    "config": (dict,),
+    "command": (list,),
+    "exit_code": (int,),
+}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    dict: "a mapping",
+    list: "a list",
+}
+
+
+def damaged_fields(meta: dict[str, Any]) -> dict[str, str]:
+    """``{field: problem}`` for each run.json field a RunRecord needs that has the wrong type."""
+    damaged = {}
+    for key, types in _FIELD_TYPES.items():
+        value = meta.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, types):
+            expected = _TYPE_NAMES[types[-1]]
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            damaged[key] = f"'{key}' must be {expected}, got {shown}"
+    return damaged
 
 
 def _record_from_files(run_dir: Path, meta: dict[str, Any], summary: dict[str, Any]) -> RunRecord:
@@ -146,8 +221,27 @@ def _record_from_files(run_dir: Path, meta: dict[str, Any], summary: dict[str, A
     )
 
 
-def record_of(run_dir: Path, meta: dict[str, Any], summary: dict[str, Any]) -> RunRecord:
-    """The record of a run from its run.json and summary.json, the status made current."""
+def record_of(
+    run_dir: Path, meta: dict[str, Any], summary: dict[str, Any], *, partial: bool = False
+) -> RunRecord:
+    """The record of a run from its run.json and summary.json, the status made current.
+
+    A field of the wrong type (``"started": "yesterday"``) raises :class:`DamagedRunError`
+    naming the run directory and the field; with ``partial`` the record is built without the
+    damaged fields (read as unknown) and ``meta["damaged"]`` lists them, for ``show``."""
+    damaged = damaged_fields(meta)
+    if damaged and not partial:
+        raise DamagedRunError(
+            f"{run_dir}: damaged run.json: {'; '.join(damaged.values())}. "
+            "Fix the field or remove the run directory.",
+            run_dir=run_dir,
+            fields=tuple(damaged),
+        )
+    if damaged:
+        meta = {k: v for k, v in meta.items() if k not in damaged}
+        meta["damaged"] = [f"run.json: {problem}" for problem in damaged.values()]
+    if not isinstance(summary, dict):
+        summary = {}
     return _current_status(_record_from_files(run_dir, meta, summary))
 
 
@@ -184,11 +278,13 @@ def _current_status(record: RunRecord) -> RunRecord:
     )
 
 
-def read_run(run_dir: str | os.PathLike[str]) -> RunRecord:
-    """Read one run directory; raises StoreError naming the file when run.json is damaged."""
+def read_run(run_dir: str | os.PathLike[str], *, partial: bool = False) -> RunRecord:
+    """Read one run directory; raises StoreError naming the file (and the field) when run.json
+    is damaged. With ``partial``, wrong-typed fields are left out instead (see
+    :func:`record_of`): ``show`` of a damaged run shows what it can."""
     path = Path(run_dir)
     meta, summary = read_run_files(path)
-    return record_of(path, meta, summary)
+    return record_of(path, meta, summary, partial=partial)
 
 
 def read_run_files(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -31,21 +31,31 @@ files directly. What a reader gets of one run is a :class:`~replicator.store.rec
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .._protocol import REPLICATOR_STORE
-from ..errors import ConfigError, RunNotFoundError, StoreError, UsageError
+from .._util.warnings import warn
+from ..errors import ConfigError, DamagedRunError, RunNotFoundError, StoreError, UsageError
 from .index import delete_index, read_indexed
-from .record import RunRecord, read_run, record_of
+from .record import RunRecord, read_run, read_run_files, record_of
 
-__all__ = ["STORE_DIRNAME", "Store", "StoreLike", "find_project_root", "new_run_id"]
+__all__ = [
+    "STORE_DIRNAME",
+    "DamagedRun",
+    "Store",
+    "StoreLike",
+    "find_project_root",
+    "new_run_id",
+]
 
 STORE_DIRNAME = ".replicator"
 """The store's directory in the project root, unless ``REPLICATOR_STORE`` or replicator.yaml
@@ -89,6 +99,17 @@ def new_run_id(now: float | None = None) -> str:
     return f"{stamp}-{suffix:04x}"
 
 
+@dataclass(frozen=True)
+class DamagedRun:
+    """A run directory that listings skipped: its run.json is unreadable or holds a field of the
+    wrong type. ``problem`` is the one-line message naming the directory and the field;
+    ``experiment`` is the run's experiment where run.json still tells it, else None."""
+
+    dir: Path
+    problem: str
+    experiment: str | None = None
+
+
 class Store:
     """A replicator store on disk. ``Store.open()`` finds the one for the working directory."""
 
@@ -101,6 +122,9 @@ class Store:
         self.experiments_dir = self.root / "experiments"
         self.index_path = self.root / "index.sqlite"
         self.problems: list[str] = []
+        """What the last :meth:`records` (or :meth:`select`) skipped, one line each."""
+        self.damaged: list[DamagedRun] = []
+        """The runs the last :meth:`records` (or :meth:`select`) skipped as damaged."""
 
     @classmethod
     def open(cls, start: str | os.PathLike[str] | None = None) -> Store:
@@ -140,6 +164,8 @@ class Store:
         try:
             self.runs_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            if StoreError.is_environmental(exc):
+                raise StoreError.from_os_error(exc, path=self.root) from exc
             raise StoreError(f"Cannot create the store at {self.root}: {exc}") from exc
         for _ in range(1000):
             run_id = new_run_id(now)
@@ -148,6 +174,8 @@ class Store:
                 path.mkdir()
             except FileExistsError:
                 continue
+            except OSError as exc:
+                raise StoreError.from_os_error(exc, path=self.root) from exc
             return run_id, path
         raise StoreError(f"Could not find a free run id in {self.runs_dir} after 1000 tries.")
 
@@ -156,8 +184,11 @@ class Store:
         from .._util.io import atomic_write_json
 
         folder = self.experiments_dir / _safe_name(experiment) / "sweeps"
-        folder.mkdir(parents=True, exist_ok=True)
-        return atomic_write_json(folder / f"{sweep['id']}.json", sweep)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            return atomic_write_json(folder / f"{sweep['id']}.json", sweep)
+        except OSError as exc:
+            raise StoreError.from_os_error(exc, path=self.root) from exc
 
     # ----------------------------------------------------------------- reading
     def run_dirs(self) -> Iterator[Path]:
@@ -218,24 +249,77 @@ class Store:
         )
 
     def get(self, ref: str) -> RunRecord:
-        return read_run(self.resolve(ref))
+        """The record of one run. A run.json field of the wrong type does not hide the run: it
+        is left out (``meta["damaged"]`` names it) and a RuntimeWarning says so."""
+        record = read_run(self.resolve(ref), partial=True)
+        for problem in record.meta.get("damaged") or ():
+            warn(f"{record.dir}: damaged {problem}; shown without it.", RuntimeWarning)
+        return record
 
     def records(self, *, use_index: bool = True) -> list[RunRecord]:
-        """Every readable run, oldest first; damaged runs go to ``self.problems``, not raised."""
+        """Every readable run, oldest first; damaged runs go to ``self.problems`` and
+        ``self.damaged``, not raised. The index is used when it can be written; else (a
+        read-only store, SQLite locking on a shared filesystem) the files are read directly.
+        A damaged index is deleted and rebuilt."""
         self.problems = []
-        if use_index and self.runs_dir.is_dir():
-            try:
-                found = read_indexed(self.index_path, self.run_dirs(), self.problems)
-                return [record_of(run_dir, meta, summary) for run_dir, meta, summary in found]
-            except sqlite3.Error as exc:
-                self.problems.append(f"index unusable ({exc}); read the run directories directly")
+        self.damaged = []
+        found = self._indexed_files() if use_index and self.runs_dir.is_dir() else None
         records = []
-        for run_dir in self.run_dirs():
+        if found is None:
+            found = []
+            for run_dir in self.run_dirs():
+                try:
+                    found.append((run_dir, *read_run_files(run_dir)))
+                except StoreError as exc:
+                    self._skip(run_dir, exc)
+        for run_dir, meta, summary in found:
             try:
-                records.append(read_run(run_dir))
-            except StoreError as exc:
-                self.problems.append(str(exc))
+                records.append(record_of(run_dir, meta, summary))
+            except DamagedRunError as exc:
+                experiment = meta.get("experiment") or "default"
+                self._skip(run_dir, exc, str(experiment) if isinstance(experiment, str) else None)
         return records
+
+    def _indexed_files(self) -> list[tuple[Path, dict[str, Any], dict[str, Any]]] | None:
+        """(run directory, run.json, summary.json) through the index; None when the index
+        cannot be used (the caller reads the files)."""
+        if not os.access(self.root, os.W_OK):
+            return None  # a read-only store: never try to write the index
+        problems: list[tuple[Path, str]] = []
+        for attempt in (1, 2):
+            problems = []
+            try:
+                found = read_indexed(self.index_path, self.run_dirs(), problems)
+            except sqlite3.OperationalError as exc:
+                if _index_not_writable(exc):
+                    return None
+                self.problems.append(f"index unusable ({exc}); read the run directories directly")
+                return None
+            except sqlite3.Error as exc:
+                # not a database, a malformed page: the index is a cache, so start it again
+                if attempt == 2 or not self._delete_index_quietly():
+                    self.problems.append(
+                        f"index unusable ({exc}); read the run directories directly"
+                    )
+                    return None
+                self.problems.append(f"index unusable ({exc}); rebuilt it from the run directories")
+                continue
+            break
+        for run_dir, problem in problems:
+            self._skip(run_dir, problem)
+        return found
+
+    def _delete_index_quietly(self) -> bool:
+        try:
+            delete_index(self.index_path)
+        except OSError:
+            return False
+        return True
+
+    def _skip(self, run_dir: Path, problem: Exception | str, experiment: str | None = None) -> None:
+        """Note a run that listings skip, in ``problems`` and ``damaged``."""
+        self.problems.append(str(problem))
+        self.damaged.append(DamagedRun(run_dir, str(problem), experiment))
 
     def select(
         self,
@@ -243,13 +327,25 @@ class Store:
         experiment: str | Iterable[str] | None = None,
         status: str | Iterable[str] | None = None,
         where: str | Callable[[dict[str, Any]], bool] | None = None,
+        damaged: list[DamagedRun] | None = None,
     ) -> list[RunRecord]:
         """Runs matching the filters, oldest first: ``where`` is a ``--where`` expression over
-        ``RunRecord.as_dict()`` (see :mod:`replicator.store.query`) or a predicate."""
+        ``RunRecord.as_dict()`` (see :mod:`replicator.store.query`) or a predicate.
+
+        Damaged runs are skipped: all of them are in ``self.damaged`` after the call; those of
+        ``experiment`` (or whose experiment is unknown) are added to ``damaged`` when a list is
+        given, so that ``report`` can say how many it skipped."""
         records = self.records()
+        wanted = None
         if experiment is not None:
             wanted = {experiment} if isinstance(experiment, str) else set(experiment)
             records = [r for r in records if r.experiment in wanted]
+        if damaged is not None:
+            damaged.extend(
+                d
+                for d in self.damaged
+                if wanted is None or d.experiment is None or d.experiment in wanted
+            )
         if status is not None:
             allowed = {status} if isinstance(status, str) else set(status)
             records = [r for r in records if r.status in allowed]
@@ -273,8 +369,23 @@ class Store:
 
     def rebuild_index(self) -> int:
         """Delete and recreate the index from the run directories; returns the run count."""
-        delete_index(self.index_path)
+        try:
+            delete_index(self.index_path)
+            if self.runs_dir.is_dir() and not os.access(self.root, os.W_OK):
+                # say why without writing anything: a read-only filesystem or permissions
+                code = errno.EROFS if os.statvfs(self.root).f_flag & os.ST_RDONLY else errno.EACCES
+                raise OSError(code, os.strerror(code), str(self.index_path))
+        except OSError as exc:
+            raise StoreError.from_os_error(
+                exc, action="rebuild the index at", path=self.index_path
+            ) from exc
         return len(self.records())
+
+
+def _index_not_writable(exc: sqlite3.OperationalError) -> bool:
+    """SQLite's words for an index it cannot create or write (read-only store, permissions)."""
+    text = str(exc).lower()
+    return "readonly" in text or "read-only" in text or "unable to open" in text
 
 
 StoreLike = Store | str | os.PathLike[str] | None
