@@ -104,10 +104,12 @@ def test_damaged_run_is_skipped_not_fatal(tmp_path: Path) -> None:
     bad = store / "runs" / "bad"
     bad.mkdir(parents=True)
     (bad / "run.json").write_text("{not json", encoding="utf-8")
-    df = load_runs(store=store)
+    with pytest.warns(RuntimeWarning, match="bad/run.json is damaged"):
+        df = load_runs(store=store)
     assert list(df["id"]) == ["good"]
     assert json.loads((store / "runs" / "good" / "run.json").read_text())["id"] == "good"
-    assert isinstance(load_metrics(store=store), pd.DataFrame)
+    with pytest.warns(RuntimeWarning, match="damaged"):
+        assert isinstance(load_metrics(store=store), pd.DataFrame)
 
 
 def test_load_metrics_drops_lines_a_resume_superseded(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from .._util.io import atomic_write
 from .._version import __version__
 from ..errors import UsageError
 from ..stats._common import column
-from ..store import DamagedRun, read_part
+from ..store import DamagedRun
 from .results import ResultsTable, results_table
 from .tables import to_csv, to_html, to_latex, to_markdown
 
@@ -172,17 +172,24 @@ def environment_summary(run_dirs: list[str], *, limit: int = 60) -> tuple[tuple[
     for d in run_dirs:
         docs: dict[str, dict[str, Any]] = {}
         for name in _ENV_FILES:
-            doc = read_part(d, name)  # {} when missing or damaged: the report goes on
-            if doc:
+            try:
+                doc = json.loads((Path(d) / name).read_text(encoding="utf-8"))
+            except (OSError, ValueError, RecursionError):
+                continue  # missing or damaged: the report goes on without it
+            if isinstance(doc, dict):
                 docs[name] = doc
         if not docs:
             continue
         readable += 1
         env, hw = docs.get("environment.json", {}), docs.get("hardware.json", {})
-        facts: dict[str, str] = {}
+        facts: dict[str, str] | None = None
         if isinstance(env.get("python"), dict) and "version_info" in env["python"]:
-            facts = _recorded_facts(env, hw)  # replicator's own layout: curated and readable
-        else:
+            try:
+                facts = _recorded_facts(env, hw)  # replicator's own layout: curated and readable
+            except (TypeError, AttributeError, ValueError, KeyError):
+                facts = None  # a field of the wrong type: every leaf as it is, below
+        if facts is None:
+            facts = {}
             for name, doc in docs.items():
                 _leaves(doc, f"{name.removesuffix('.json')}.", facts)
         for k, v in facts.items():
