@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,20 @@ def run_cli(
         timeout=timeout,
         input=input,
     )
+
+
+def wait_for_files(
+    paths: Path | list[Path], proc: subprocess.Popen[str], timeout: float = 60
+) -> None:
+    """Wait until every path exists; fail with the process's output if it ends first."""
+    wanted = [paths] if isinstance(paths, Path) else list(paths)
+    deadline = time.monotonic() + timeout
+    while not all(p.exists() for p in wanted):
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before {[p.name for p in wanted]}: {proc.communicate()[0]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {wanted}")
+        time.sleep(0.005)
 
 
 @pytest.fixture

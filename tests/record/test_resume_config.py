@@ -9,12 +9,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from ..conftest import git, run_cli
+from ..conftest import git, run_cli, wait_for_files
 
 SCRIPT = """\
 import os, time
@@ -39,16 +38,6 @@ with replicator.start(cfg) as run:
 
 
 LONG = "epochs: {epochs}\nlr: 0.5\npassword: hunter22-secret\n"
-
-
-def _wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended before {path.name}: {proc.communicate()[0]}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {path}")
-        time.sleep(0.005)
 
 
 @pytest.mark.parametrize("edited", [False, True])
@@ -87,7 +76,7 @@ def test_resume_uses_the_recorded_config_file_and_values(tmp_path: Path, edited:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    _wait_for(marks / "2", proc)
+    wait_for_files(marks / "2", proc)
     os.kill(int((marks / "pid").read_text()), signal.SIGKILL)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode != 0, out

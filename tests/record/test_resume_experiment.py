@@ -11,9 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from ..conftest import git, run_cli
+from ..conftest import git, run_cli, wait_for_files
 
 SCRIPT = """\
 import os, time
@@ -31,16 +29,6 @@ with replicator.start(cfg, experiment="mlp") as run:
         (marks / str(step)).touch()
         time.sleep(0.05)
 """
-
-
-def _wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended before {path.name}: {proc.communicate()[0]}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {path}")
-        time.sleep(0.005)
 
 
 def _ls(project: Path, env: dict[str, str], *args: str) -> list[dict[str, object]]:
@@ -79,12 +67,12 @@ def test_crashed_run_is_filed_under_the_experiment_the_script_named(tmp_path: Pa
         stderr=subprocess.STDOUT,
         text=True,
     )
-    _wait_for(marks / "pid", proc)
+    wait_for_files(marks / "pid", proc)
     # Before the script joins, the launcher's guess (the config file's name); the index caches it.
     (before,) = _ls(project, env)
     assert before["experiment"] == "config"
     (marks / "go").touch()
-    _wait_for(marks / "3", proc)
+    wait_for_files(marks / "3", proc)
     (running,) = _ls(project, env, "--experiment", "mlp")
     assert running["status"] == "running"
     assert _ls(project, env, "--experiment", "config") == []

@@ -10,12 +10,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from ..conftest import git, run_cli
+from ..conftest import git, run_cli, wait_for_files
 
 HERE = Path(__file__).parent
 STEPS = 24
@@ -46,16 +45,6 @@ def _run_dir(project: Path) -> Path:
     return run_dir
 
 
-def _wait_for(paths: list[Path], proc: subprocess.Popen[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not all(p.exists() for p in paths):
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended before {paths}: {proc.communicate()[0]}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {paths}")
-        time.sleep(0.005)
-
-
 def _checkpoint_files(run_dir: Path) -> dict[str, str]:
     return {
         p.name: hashlib.sha256(p.read_bytes()).hexdigest()
@@ -82,9 +71,9 @@ def _kill_mid_way(project: Path) -> tuple[Path, dict[str, object]]:
         text=True,
     )
     marks = project / "marks"
-    _wait_for([marks / "14", marks / "pid"], proc)
+    wait_for_files([marks / "14", marks / "pid"], proc)
     run_dir = _run_dir(project)
-    _wait_for([run_dir / "summary.json"], proc)
+    wait_for_files([run_dir / "summary.json"], proc)
     os.kill(int((marks / "pid").read_text()), signal.SIGKILL)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode != 0, out
@@ -176,7 +165,7 @@ def test_resumed_run_summary_follows_metrics_parsed_after_the_resume(tmp_path: P
         stderr=subprocess.STDOUT,
         text=True,
     )
-    _wait_for([project / "marks" / "5", project / "marks" / "pid"], proc)
+    wait_for_files([project / "marks" / "5", project / "marks" / "pid"], proc)
     os.kill(int((project / "marks" / "pid").read_text()), signal.SIGKILL)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode != 0, out
