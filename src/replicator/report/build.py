@@ -84,14 +84,11 @@ def _pick_metric(runs: pd.DataFrame, metric: str | None) -> str:
 def _pick_group(runs: pd.DataFrame, by: str | None) -> str | None:
     if by:
         return by
-    # the same rule as varying_config_keys (store.frames), which the cards use on records
-    varying = [
-        c.removeprefix("config.")
-        for c in runs.columns
-        if c.startswith("config.")
-        and "seed" not in c.lower()
-        and runs[c].map(lambda v: json.dumps(v, sort_keys=True, default=str)).nunique() > 1
-    ]
+    from ..store.frames import varying_keys  # the rule the cards use on records
+
+    columns = [c for c in runs.columns if c.startswith("config.")]
+    rows = runs[columns].rename(columns=lambda c: c.removeprefix("config.")).to_dict("records")
+    varying = varying_keys(rows)
     if len(varying) <= 1:
         return varying[0] if varying else None
     raise UsageError(

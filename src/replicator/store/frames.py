@@ -59,6 +59,7 @@ __all__ = [
     "run_config_hash",
     "runs_frame",
     "varying_config_keys",
+    "varying_keys",
 ]
 
 BASE_COLUMNS = ("id", "experiment", "name", "status", "seed", "started", "ended", "duration", "dir")
@@ -144,9 +145,13 @@ _one_per_seed = one_per_seed  # load_runs' parameter of the same name hides the 
 def varying_config_keys(configs: Iterable[dict[str, Any]]) -> list[str]:
     """The flattened config keys (seed keys left out) whose values differ between ``configs``:
     the keys that tell one group of runs from another (``report`` groups by them)."""
+    return varying_keys([flatten(c or {}) for c in configs])
+
+
+def varying_keys(flat: list[dict[str, Any]]) -> list[str]:
+    """:func:`varying_config_keys` of configs already flattened (a DataFrame's config columns)."""
     import json
 
-    flat = [flatten(c or {}) for c in configs]
     keys = sorted(set().union(*flat)) if flat else []
     return [
         k
