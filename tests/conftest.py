@@ -72,6 +72,18 @@ def run_cli(
     )
 
 
+def start_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """The real `replicator` command started in the background (stdout and stderr together)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "replicator", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 def wait_for_files(
     paths: Path | list[Path], proc: subprocess.Popen[str], timeout: float = 60
 ) -> None:

@@ -7,13 +7,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from ..conftest import git, run_cli, wait_for_files
+from ..conftest import git, run_cli, start_cli, wait_for_files
 
 SCRIPT = """\
 import os, time
@@ -58,23 +56,8 @@ def test_resume_uses_the_recorded_config_file_and_values(tmp_path: Path, edited:
         "MARK_DIR": str(marks),
         "STEP_DELAY": "0.1",
     }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "replicator",
-            "run",
-            "-c",
-            "configs/long.yaml",
-            "--",
-            "python",
-            "train.py",
-        ],
-        cwd=project,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    proc = start_cli(
+        "run", "-c", "configs/long.yaml", "--", "python", "train.py", cwd=project, env=env
     )
     wait_for_files(marks / "2", proc)
     os.kill(int((marks / "pid").read_text()), signal.SIGKILL)

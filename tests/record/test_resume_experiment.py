@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from ..conftest import git, run_cli, wait_for_files
+from ..conftest import git, run_cli, start_cli, wait_for_files
 
 SCRIPT = """\
 import os, time
@@ -49,24 +47,7 @@ def test_crashed_run_is_filed_under_the_experiment_the_script_named(tmp_path: Pa
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "train")
     env = {"REPLICATOR_STORE": str(project / "store"), "MARK_DIR": str(marks)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "replicator",
-            "run",
-            "-c",
-            "config.yaml",
-            "--",
-            "python",
-            "train.py",
-        ],
-        cwd=project,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_cli("run", "-c", "config.yaml", "--", "python", "train.py", cwd=project, env=env)
     wait_for_files(marks / "pid", proc)
     # Before the script joins, the launcher's guess (the config file's name); the index caches it.
     (before,) = _ls(project, env)

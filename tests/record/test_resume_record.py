@@ -8,13 +8,11 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from ..conftest import git, run_cli, wait_for_files
+from ..conftest import git, run_cli, start_cli, wait_for_files
 
 HERE = Path(__file__).parent
 STEPS = 24
@@ -62,13 +60,8 @@ def _last_loss(run_dir: Path) -> float:
 
 def _kill_mid_way(project: Path) -> tuple[Path, dict[str, object]]:
     """Start the run, SIGKILL the script at step 14 (after the summary was first written)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "replicator", "run", "--seed", "7", "--", "python", "train.py"],
-        cwd=project,
-        env={**os.environ, **_env(project, 0.1)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    proc = start_cli(
+        "run", "--seed", "7", "--", "python", "train.py", cwd=project, env=_env(project, 0.1)
     )
     marks = project / "marks"
     wait_for_files([marks / "14", marks / "pid"], proc)
@@ -147,23 +140,8 @@ def test_resumed_run_summary_follows_metrics_parsed_after_the_resume(tmp_path: P
     git(project, "commit", "-q", "-m", "train")
     env = _env(project, 0.1)
     pattern = r"step (?P<step>\d+) \| loss (?P<loss>[-0-9.e+]+)"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "replicator",
-            "run",
-            "--metric-pattern",
-            pattern,
-            "--",
-            "python",
-            "train.py",
-        ],
-        cwd=project,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    proc = start_cli(
+        "run", "--metric-pattern", pattern, "--", "python", "train.py", cwd=project, env=env
     )
     wait_for_files([project / "marks" / "5", project / "marks" / "pid"], proc)
     os.kill(int((project / "marks" / "pid").read_text()), signal.SIGKILL)
