@@ -19,6 +19,7 @@ import platform
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -32,6 +33,7 @@ __all__ = [
     "TOOLING",
     "capture_environment",
     "interpreter_facts",
+    "run_variables",
     "scan_packages",
 ]
 
@@ -74,6 +76,49 @@ RELEVANT_ENV = (
     "MKL_CBWR",
     "KMP_DETERMINISTIC_REDUCTION",
 )
+# Prefixes of variables that change what numeric and ML libraries do (threads, kernels, TF32,
+# loading rules such as TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD, caches and offline switches).
+BEHAVIOUR_PREFIXES = (
+    "PYTHON",
+    "TORCH_",
+    "PYTORCH_",
+    "TF_",
+    "XLA_",
+    "JAX_",
+    "CUDA_",
+    "CUBLAS_",
+    "CUDNN_",
+    "NCCL_",
+    "NVIDIA_",
+    "OMP_",
+    "MKL_",
+    "OPENBLAS_",
+    "KMP_",
+    "NUMEXPR_",
+    "HF_",
+    "TRANSFORMERS_",
+    "TOKENIZERS_",
+)
+# Variables a login shell, a terminal, a remote session, a scheduler or CI sets: they describe
+# the session, not the run, and are neither restored by `reproduce` nor compared.
+SESSION_ENV = frozenset(
+    {
+        "HOME", "PATH", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "LANGUAGE", "PWD",
+        "OLDPWD", "SHLVL", "HOSTNAME", "HOSTTYPE", "MACHTYPE", "OSTYPE", "MAIL", "_",
+        "DISPLAY", "COLORTERM", "LS_COLORS", "LESS", "LESSOPEN", "LESSCLOSE", "PAGER",
+        "EDITOR", "VISUAL", "MANPATH", "INFOPATH", "MOTD_SHOWN", "COLUMNS", "LINES", "PS1",
+        "PS2", "PROMPT_COMMAND", "HISTFILE", "HISTSIZE", "HISTCONTROL", "TZ", "STY", "WINDOW",
+        "VIRTUAL_ENV", "VIRTUAL_ENV_PROMPT", "CI", "TMPDIR", "TEMP", "TMP", "WSLENV",
+        "NO_COLOR", "FORCE_COLOR", "CLICOLOR", "JPY_PARENT_PID", "KERNEL_LAUNCH_TIMEOUT",
+    }
+)  # fmt: skip
+SESSION_PREFIXES = (
+    "LC_", "XDG_", "SSH_", "DBUS_", "GPG_", "TMUX", "TERM_", "VSCODE_", "CONDA_", "_CE_",
+    "MAMBA_", "SLURM_", "PBS_", "SGE_", "LSB_", "GITHUB_", "RUNNER_", "GITLAB_", "BUILDKITE",
+    "PYTEST_", "COV_", "REPLICATOR_", "SUDO_", "WT_", "ITERM", "KITTY", "ALACRITTY",
+    "GNOME_", "KDE_", "DESKTOP_", "SESSION_", "WAYLAND_", "XAUTHORITY", "XMODIFIERS",
+    "QT_", "GTK_", "GDM", "MPLBACKEND", "PIP_", "UV_", "POETRY_", "PYENV_SHELL",
+)  # fmt: skip
 _DIST_INFO = re.compile(r"^(?P<name>.+?)-(?P<version>[^-]+?)\.dist-info$")
 _PROBE = (
     "import json, sys, sysconfig; print(json.dumps({'path': sys.path, 'version': sys.version, "
@@ -287,3 +332,20 @@ def capture_environment(
             "env": environ.get("CONDA_DEFAULT_ENV"),
         }
     return record
+
+
+def run_variables(env: Mapping[str, str]) -> dict[str, str]:
+    """The variables of an environment that can change what a run does.
+
+    The known numeric and ML ones (threads, CUDA/cuBLAS, ``PYTHON*``, ``TORCH_*``, ``TF_*``,
+    ``XLA_*``, ``JAX_*``, ``HF_*``, ...) and every other variable the user set beyond what a
+    login shell, terminal, scheduler or CI session sets (:data:`SESSION_ENV`,
+    :data:`SESSION_PREFIXES`). ``reproduce`` restores these and ``env diff``/``diff`` compare them.
+    """
+    return {
+        key: value
+        for key, value in sorted(env.items())
+        if key in RELEVANT_ENV
+        or key.startswith(BEHAVIOUR_PREFIXES)
+        or not (key in SESSION_ENV or key.startswith(SESSION_PREFIXES))
+    }

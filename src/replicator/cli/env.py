@@ -106,7 +106,8 @@ def diff_command(run_a: str, run_b: str, max_rank: int, as_json: bool) -> None:
 
     Ranks: 1 packages missing or from another origin, 2 Python minor version,
     3 numeric libraries and CUDA builds, 4 BLAS/CPU/threads, 5 GPU and driver,
-    6 determinism variables, 7 the rest.
+    6 variables of numeric and ML libraries (TORCH_*, TF_*, CUBLAS_*...), 7 the rest
+    (incl. other variables the user set).
 
     \b
     Example:

@@ -8,8 +8,9 @@ change numbers.
 3. numpy/scipy/torch/jax... versions, CUDA/HIP builds and build labels
 4. BLAS, CPU model and instruction sets, thread counts
 5. GPU model and driver
-6. determinism variables (``CUBLAS_WORKSPACE_CONFIG``, TF32 switches, ...)
-7. the rest (other package versions, OS, installers, paths)
+6. variables that change numeric and ML libraries (``CUBLAS_WORKSPACE_CONFIG``, TF32 switches,
+   ``TORCH_*``, ``TF_*``, ``XLA_*``, ``JAX_*``, ``PYTHON*``, ...)
+7. the rest (other package versions, OS, installers, paths, other variables the user set)
 
 ``PYTHONHASHSEED`` is left out: ``replicator run`` sets it from the seed.
 """
@@ -22,7 +23,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..capture.environment import THREAD_ENV, TOOLING
+from .._protocol import CHILD_VARIABLES
+from ..capture.environment import (
+    BEHAVIOUR_PREFIXES,
+    RELEVANT_ENV,
+    THREAD_ENV,
+    TOOLING,
+    run_variables,
+)
 from ..store import read_part
 
 __all__ = [
@@ -41,7 +49,7 @@ RANKS = {
     3: "numeric libraries, CUDA and build labels",
     4: "BLAS, CPU instruction sets, threads",
     5: "GPU model and driver",
-    6: "determinism variables",
+    6: "variables of numeric and ML libraries",
     7: "other",
 }
 """Rank -> what differs, 1 (most likely to change numbers) to 7; the order of every environment diff."""
@@ -86,7 +94,24 @@ def _pkg(info: Mapping[str, Any] | None) -> str | None:
 
 
 THREAD_VARS = frozenset(THREAD_ENV)
-IGNORED_VARS = frozenset({"PYTHONHASHSEED"})
+# Set by `replicator run` for each run (the seed, the run's folder): never a difference.
+IGNORED_VARS = frozenset({"PYTHONHASHSEED"} | {v.name for v in CHILD_VARIABLES})
+
+
+def _variables(env: Mapping[str, Any]) -> dict[str, Any]:
+    """The variables that can change a run (recorded ``env``, else the older ``relevant_env``)."""
+    recorded = env.get("env")
+    if isinstance(recorded, Mapping):
+        return run_variables(recorded)
+    return dict(env.get("relevant_env") or {})
+
+
+def _variable_rank(key: str) -> int:
+    if key in THREAD_VARS:
+        return 4
+    if key in RELEVANT_ENV or key.startswith(BEHAVIOUR_PREFIXES):
+        return 6
+    return 7
 
 
 @dataclass(frozen=True)
@@ -237,9 +262,9 @@ def diff_environments(
         [d.get("name") for d in gpu_b.get("devices", [])],
     )
     add(5, "NVIDIA driver", gpu_a.get("driver"), gpu_b.get("driver"))
-    rel_a, rel_b = env_a.get("relevant_env") or {}, env_b.get("relevant_env") or {}
-    for key in sorted((set(rel_a) | set(rel_b)) - IGNORED_VARS):
-        add(4 if key in THREAD_VARS else 6, f"${key}", rel_a.get(key), rel_b.get(key))
+    var_a, var_b = _variables(env_a), _variables(env_b)
+    for key in sorted((set(var_a) | set(var_b)) - IGNORED_VARS):
+        add(_variable_rank(key), f"${key}", var_a.get(key), var_b.get(key))
     os_a, os_b = env_a.get("os") or {}, env_b.get("os") or {}
     for key in ("distribution", "release", "libc"):
         add(7, f"OS {key}", os_a.get(key), os_b.get(key))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import getpass
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from .._util.io import append_lines, atomic_write, atomic_write_json
 from ..capture.git import SNAPSHOT_MAX_FILE_SIZE
+from ..capture.interpreter import Interpreter
 from ..config import config_hash, dump_yaml, hparams_csv
 from ..errors import ConfigError
 from ..redact import (
@@ -286,7 +286,7 @@ def capture_all(
     run_id: str,
     cwd: str | os.PathLike[str],
     store: Store,
-    executable: str | None = None,
+    executable: str | Interpreter | None = None,
     env: Mapping[str, str] | None = None,
     max_file_size: int | None = SNAPSHOT_MAX_FILE_SIZE,
 ) -> dict[str, Any]:
@@ -317,9 +317,16 @@ def capture_all(
     project_root = code.repo or str(store.project_root)
     try:
         environment = capture_environment(
-            executable=executable,
+            executable=executable.path if isinstance(executable, Interpreter) else executable,
             project_root=project_root,
             env=dict(env) if env is not None else None,
+        )
+        environment["python"]["found_by"] = (
+            executable.how
+            if isinstance(executable, Interpreter)
+            else "the script's own interpreter (it called replicator.start())"
+            if executable is None
+            else "given"
         )
         # Dirty editable packages get a snapshot commit in their own repository, like the run's code.
         from ..capture.editable import snapshot_editable_packages
@@ -348,17 +355,24 @@ def capture_all(
     return summary
 
 
-def which_python(command: Sequence[str], env: Mapping[str, str]) -> str | None:
-    """The Python interpreter a command runs, when it is one (``python``, ``.venv/bin/python3``)."""
-    import re
+def which_python(
+    command: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+) -> Interpreter:
+    """The Python interpreter a command runs (also behind ``sh -c``, scripts, ``uv run``,
+    ``torchrun``), else replicator's own, saying so."""
+    import sys
 
-    if not command:
-        return None
-    first = command[0]
-    if not re.fullmatch(r"python(\d+(\.\d+)?)?", os.path.basename(first)):
-        return None
-    resolved = shutil.which(first, path=env.get("PATH")) if os.sep not in first else first
-    return os.path.abspath(resolved) if resolved else None
+    from ..capture.interpreter import find_interpreter
+
+    found = find_interpreter(command, env, cwd=cwd)
+    if found is None:
+        return Interpreter(
+            sys.executable, "replicator's own interpreter (no Python found in the command)"
+        )
+    return found
 
 
 def fingerprint_config_data(

@@ -20,7 +20,7 @@ from ..errors import ReproduceError
 from ..store import Store, read_part
 from .checkout import Checkout
 
-__all__ = ["current_python", "rerun"]
+__all__ = ["current_python", "rerun", "restored_variables"]
 
 # Set by launch() itself for every run (the protocol's child variables); the recorded values
 # belong to the original run.
@@ -47,28 +47,60 @@ def _map_command(
             out[0] = str(python)
         elif recorded_prefix and first.startswith(os.path.join(recorded_prefix, "bin") + os.sep):
             out[0] = str(python.parent / os.path.basename(first))
+    recorded_bin = os.path.join(recorded_prefix, "bin") + os.sep if recorded_prefix else None
     for i, arg in enumerate(out):
         if os.path.isabs(arg) and checkout.contains(arg):
             out[i] = str(checkout.path_for(arg))
+        elif python is not None and recorded_bin and i > 0 and recorded_bin in arg:
+            # a wrapper's string (`sh -c '/venv/bin/python train.py'`) names the interpreter
+            out[i] = arg.replace(recorded_bin, str(python.parent) + os.sep)
     return out
 
 
-def _child_env(
-    meta: Mapping[str, Any], environment: Mapping[str, Any], checkout: Checkout
-) -> dict[str, str]:
+def restored_variables(
+    meta: Mapping[str, Any], environment: Mapping[str, Any]
+) -> tuple[dict[str, str], list[str]]:
+    """(variables to set again, names of secret ones that cannot be) for a re-run of a run.
+
+    The run's variables that can change what it does (see
+    :func:`replicator.capture.environment.run_variables`), from its ``environment.json`` (older
+    runs: ``relevant_env``) and the launcher's ``child_env``; the ones ``launch`` sets for every
+    run are left to it.
+    """
+    from ..capture.environment import run_variables
+    from ..redact import REDACTED
+
+    recorded = environment.get("env")
+    sources = [
+        run_variables(recorded) if isinstance(recorded, Mapping) else {},
+        environment.get("relevant_env") or {},
+        meta.get("child_env") or {},
+    ]
     env: dict[str, str] = {}
-    relevant = environment.get("relevant_env") or {}
-    for source in (relevant, meta.get("child_env") or {}):
+    secret: set[str] = set()
+    for source in sources:
         for key, value in source.items():
-            if key in _LAUNCH_SETS or "***" in str(value):
+            if key in _LAUNCH_SETS or key in ("VIRTUAL_ENV", "PATH"):
+                continue
+            if REDACTED in str(value) or "***" in str(value):
+                secret.add(key)
                 continue
             env[key] = str(value)
-    if "PYTHONPATH" in env:
-        env["PYTHONPATH"] = os.pathsep.join(
-            str(checkout.path_for(p)) if p and checkout.contains(p) else p
-            for p in env["PYTHONPATH"].split(os.pathsep)
+    return env, sorted(secret - set(env))
+
+
+def _child_env(env: Mapping[str, str], checkout: Checkout) -> dict[str, str]:
+    """``env`` with paths under the original repository moved into the checkout."""
+
+    def moved(value: str) -> str:
+        if os.pathsep not in value and not os.path.isabs(value):
+            return value
+        return os.pathsep.join(
+            str(checkout.path_for(p)) if p and os.path.isabs(p) and checkout.contains(p) else p
+            for p in value.split(os.pathsep)
         )
-    return env
+
+    return {key: moved(value) for key, value in env.items()}
 
 
 def _config_path(meta: Mapping[str, Any], checkout: Checkout, run_dir: Path) -> str | None:
@@ -137,7 +169,8 @@ def rerun(
         if code.get("relative_cwd") not in (None, "")
         else checkout.path_for(str(meta.get("cwd") or checkout.repo))
     )
-    extra_env = _child_env(meta, environment, checkout)
+    restored, secret = restored_variables(meta, environment)
+    extra_env = _child_env(restored, checkout)
     if fresh_prefix is not None:
         extra_env["VIRTUAL_ENV"] = str(fresh_prefix)
         extra_env["PATH"] = f"{fresh_prefix / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -156,7 +189,11 @@ def rerun(
         env=extra_env,
         cwd=str(cwd),
         # in run.json from the start, so that even a crashed reproduction links back
-        record={"reproduction_of": original_id},
+        record={
+            "reproduction_of": original_id,
+            "restored_env": sorted(restored),
+            **({"secret_env_not_restored": secret} if secret else {}),
+        },
         # a run recorded before command placeholders existed ran its command as written
         literal_command="command_run" not in meta,
     )
