@@ -6,7 +6,18 @@ pinned to the recorded versions and origins (see
 :func:`replicator.environment.requirements_from_environment`); editable packages are installed
 from a checkout of their recorded commit with their recorded uncommitted changes (the snapshot
 taken at capture), or, when those changes were not recorded, from their current state with a
-note. pip's ``find-links`` setting (``PIP_FIND_LINKS``) is passed on to uv, which ignores it.
+note.
+
+The user's pip configuration (``find-links``, ``index-url``, ``extra-index-url`` from pip's
+config files and ``PIP_*`` variables) is passed on to uv, which reads none of it. A package whose
+exact wheel sits in a find-links folder (a ``torch 2.13.0+cpu`` installed from a local wheel
+folder) is installed from there: its build label no longer sends the installer to an index it
+may not reach. ``installer="pip"|"uv"`` chooses the tool.
+
+Environments are cached by the hash of what they install (requirements, Python, tool, pip
+settings) under ``~/.cache/replicator/envs`` (``XDG_CACHE_HOME``): a second reproduce of the same
+environment reuses it after checking its installed versions. Local and editable packages (which
+differ per checkout) go into a small per-reproduction layer over the cached one.
 """
 
 from __future__ import annotations
@@ -32,7 +43,16 @@ from ..environment.requirements import (
 from ..errors import ReproduceError
 from .checkout import Checkout, checkout_commit
 
-__all__ = ["FreshEnv", "build_fresh_env", "find_python", "find_uv", "plan_requirements"]
+__all__ = [
+    "FreshEnv",
+    "PipSettings",
+    "build_fresh_env",
+    "find_python",
+    "find_uv",
+    "local_wheel",
+    "pip_settings",
+    "plan_requirements",
+]
 
 
 @dataclass(frozen=True)
@@ -46,6 +66,7 @@ class FreshEnv:
     seconds: float
     notes: tuple[str, ...] = ()
     checkouts: tuple[Checkout, ...] = ()
+    cached: bool = False
 
     @property
     def bin(self) -> Path:
@@ -211,9 +232,249 @@ def _install_error(output: str, tool: str) -> ReproduceError:
     )
 
 
-def _find_links() -> list[str]:
-    value = os.environ.get("PIP_FIND_LINKS", "")
-    return [p for p in value.split() if p and (os.path.isdir(p) or "://" in p)]
+@dataclass(frozen=True)
+class PipSettings:
+    """Where the user's pip looks for packages: its config files and ``PIP_*`` variables."""
+
+    find_links: tuple[str, ...] = ()
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+
+    def uv_args(self) -> list[str]:
+        """The same places as uv options (uv reads no pip configuration)."""
+        args = [arg for link in self.find_links for arg in ("--find-links", link)]
+        if self.index_url:
+            args += ["--index-url", self.index_url]
+        return args + [arg for url in self.extra_index_urls for arg in ("--extra-index-url", url)]
+
+
+def _pip_config_files(environ: Mapping[str, str]) -> list[Path]:
+    home = Path(environ.get("HOME") or Path.home())
+    xdg = Path(environ.get("XDG_CONFIG_HOME") or home / ".config")
+    files = [Path("/etc/xdg/pip/pip.conf"), Path("/etc/pip.conf")]
+    files += [home / ".pip" / "pip.conf", xdg / "pip" / "pip.conf"]
+    if environ.get("VIRTUAL_ENV"):
+        files.append(Path(environ["VIRTUAL_ENV"]) / "pip.conf")
+    given = environ.get("PIP_CONFIG_FILE")
+    if given == os.devnull:
+        return []
+    if given:
+        files.append(Path(given))
+    return files
+
+
+def pip_settings(environ: Mapping[str, str] | None = None) -> PipSettings:
+    """The find-links folders and indexes pip would use here (files in pip's order, then env)."""
+    import configparser
+
+    env = os.environ if environ is None else environ
+    values: dict[str, str] = {}
+    for path in _pip_config_files(env):
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(path, encoding="utf-8")
+        except (configparser.Error, OSError, UnicodeDecodeError):
+            continue
+        for section in ("global", "install"):
+            if parser.has_section(section):
+                for key in ("find-links", "index-url", "extra-index-url"):
+                    if parser.has_option(section, key):
+                        values[key] = parser.get(section, key)
+    for key in ("find-links", "index-url", "extra-index-url"):
+        variable = "PIP_" + key.upper().replace("-", "_")
+        if env.get(variable):
+            values[key] = env[variable]
+    links = tuple(
+        p for p in values.get("find-links", "").split() if p and (os.path.isdir(p) or "://" in p)
+    )
+    index = values.get("index-url", "").split()
+    return PipSettings(
+        find_links=links,
+        index_url=index[0] if index else None,
+        extra_index_urls=tuple(values.get("extra-index-url", "").split()),
+    )
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def local_wheel(name: str, version: str, find_links: tuple[str, ...]) -> Path | None:
+    """The wheel of exactly ``name==version`` in a find-links folder, if there is one."""
+    for folder in find_links:
+        if not os.path.isdir(folder):
+            continue
+        try:
+            files = sorted(os.listdir(folder))
+        except OSError:
+            continue
+        for filename in files:
+            parts = filename.split("-")
+            if (
+                filename.endswith(".whl")
+                and len(parts) >= 5
+                and _normal(parts[0]) == _normal(name)
+                and parts[1] == version
+            ):
+                return Path(folder) / filename
+    return None
+
+
+def _from_local_wheels(reqs: list[Requirement], settings: PipSettings) -> list[Requirement]:
+    """Build-labelled pins whose wheel is in a find-links folder: no extra index for them."""
+    out = []
+    for req in reqs:
+        wheel = local_wheel(req.name, req.version, settings.find_links) if req.index_url else None
+        if wheel is None:
+            out.append(req)
+            continue
+        out.append(
+            Requirement(
+                req.name, req.version, req.origin, req.line, note=f"from the local wheel {wheel}"
+            )
+        )
+    return out
+
+
+def _cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    return Path(base) / "replicator" / "envs"
+
+
+def _site_packages(prefix: Path, version: list[int] | None) -> Path:
+    if version:
+        return prefix / "lib" / f"python{version[0]}.{version[1]}" / "site-packages"
+    found = sorted(prefix.glob("lib/python*/site-packages"))
+    return found[0] if found else prefix / "lib" / "site-packages"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How to build: the interpreter, the tool and its commands' shared parts."""
+
+    python: str
+    version: list[int] | None
+    tool: str
+    uv: str | None
+    settings: PipSettings
+
+    def create(self, prefix: Path) -> list[str]:
+        if self.uv is not None:
+            return [self.uv, "venv", "--quiet", "--python", self.python, str(prefix)]
+        return [self.python, "-m", "venv", str(prefix)]
+
+    def install(self, prefix: Path, *args: str) -> list[str]:
+        python = str(prefix / "bin" / "python")
+        if self.uv is not None:
+            # pip's behaviour with an extra index (e.g. PyTorch's for a +cpu build): the best
+            # match over all indexes. uv's default takes the first index that has a name, and
+            # PyTorch's index mirrors old versions of filelock, sympy, ... that miss exact pins.
+            return [
+                self.uv, "pip", "install", "--quiet", "--python", python,
+                *self.settings.uv_args(), "--index-strategy", "unsafe-best-match", *args,
+            ]  # fmt: skip
+        return [python, "-m", "pip", "install", "-q", *args]
+
+
+def _run_steps(steps: list[list[str]], tool: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    for step in steps:
+        proc = subprocess.run(step, capture_output=True, text=True, env=env, check=False)
+        if proc.returncode != 0:
+            raise _install_error(proc.stderr + proc.stdout, tool)
+
+
+def _matches(prefix: Path, plan: _Plan, reqs: list[Requirement]) -> bool:
+    """Whether a cached environment still holds exactly the pinned versions."""
+    from ..capture.environment import scan_packages
+
+    if not (prefix / ".replicator-env.json").is_file():
+        return False
+    have = {
+        _normal(k): str(v.get("version"))
+        for k, v in scan_packages([str(_site_packages(prefix, plan.version))]).items()
+    }
+    return all(have.get(_normal(r.name)) == r.version for r in reqs)
+
+
+def _cached_base(plan: _Plan, reqs: list[Requirement], workdir: Path) -> tuple[Path, bool]:
+    """The cached environment holding ``reqs`` (index and VCS packages): (prefix, reused)."""
+    import hashlib
+    import json
+
+    text = requirements_text(reqs)
+    key = hashlib.sha256(
+        json.dumps(
+            [text, plan.python, plan.version, plan.tool, plan.settings.uv_args()], sort_keys=True
+        ).encode()
+    ).hexdigest()[:20]
+    root = _cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    prefix = root / key
+    with _CacheLock(root / f"{key}.lock"):
+        if _matches(prefix, plan, reqs):
+            return prefix, True
+        shutil.rmtree(prefix, ignore_errors=True)
+        req_path = workdir / "requirements-base.txt"
+        atomic_write(req_path, text)
+        try:
+            _run_steps([plan.create(prefix), plan.install(prefix, "-r", str(req_path))], plan.tool)
+        except ReproduceError:
+            shutil.rmtree(prefix, ignore_errors=True)
+            raise
+        atomic_write(prefix / ".replicator-env.json", json.dumps({"requirements": text}) + "\n")
+    return prefix, False
+
+
+class _CacheLock:
+    """An exclusive lock on a cache entry: an atomic mkdir, taken over after 30 minutes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        deadline = time.monotonic() + 1800
+        while True:
+            try:
+                self.path.mkdir()
+                return
+            except FileExistsError:
+                try:
+                    age = time.time() - self.path.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+                if age > 1800 or time.monotonic() > deadline:
+                    shutil.rmtree(self.path, ignore_errors=True)
+                    continue
+                time.sleep(0.5)
+
+    def __exit__(self, *exc: object) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _layer(plan: _Plan, base: Path, dest: Path, local: list[Requirement], workdir: Path) -> None:
+    """A small environment for the local packages over the cached ``base`` (a .pth file)."""
+    _run_steps([plan.create(dest)], plan.tool)
+    site = _site_packages(dest, plan.version)
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "_replicator_base.pth").write_text(f"{_site_packages(base, plan.version)}\n")
+    req_path = workdir / "requirements-local.txt"
+    atomic_write(req_path, requirements_text(local))
+    _run_steps([plan.install(dest, "--no-deps", "-r", str(req_path))], plan.tool)
+    # the base's console scripts (torchrun, ...), run by this environment's interpreter
+    shebang = f"#!{base / 'bin' / 'python'}"
+    for script in sorted((base / "bin").iterdir()):
+        target = dest / "bin" / script.name
+        if target.exists() or not script.is_file():
+            continue
+        try:
+            text = script.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        first, _, rest = text.partition("\n")
+        if first.startswith(shebang):
+            target.write_text(f"#!{dest / 'bin' / 'python'}{first[len(shebang) :]}\n{rest}")
+            target.chmod(0o755)
 
 
 def build_fresh_env(
@@ -223,9 +484,15 @@ def build_fresh_env(
     project: Checkout | None = None,
     workdir: str | os.PathLike[str],
     use_uv: bool | None = None,
+    installer: str | None = None,
+    cache: bool = True,
     on_note: Callable[[str], None] | None = None,
 ) -> FreshEnv:
-    """Create a virtual environment at ``dest`` with the recorded packages installed."""
+    """A virtual environment with the recorded packages installed (cached; see the module doc).
+
+    ``installer``: ``"uv"``, ``"pip"`` or None (uv when available); ``use_uv`` is the older
+    spelling. ``cache=False`` builds everything at ``dest``.
+    """
     started = time.perf_counter()
     prefix, work = Path(dest), Path(workdir)
     version_info = (environment.get("python") or {}).get("version_info")
@@ -236,47 +503,62 @@ def build_fresh_env(
             f"Python {'.'.join(map(str, version_info))} was recorded; using "
             f"{'.'.join(map(str, have or []))} ({python})"
         )
+    settings = pip_settings()
     reqs, more, checkouts = plan_requirements(environment, project=project, workdir=work)
+    reqs = _from_local_wheels(reqs, settings)
     notes += more
     for note in notes:
         if on_note:
             on_note(note)
     req_path = work / "requirements.txt"
     atomic_write(req_path, requirements_text(reqs, header="fresh environment for reproduce"))
-    uv = find_uv() if use_uv is not False else None
-    if use_uv and uv is None:
-        raise ReproduceError("environment", "uv was asked for but is not installed.")
-    if uv is not None:
-        tool = "uv"
-        steps = [
-            [uv, "venv", "--quiet", "--python", python, str(prefix)],
-            [uv, "pip", "install", "--quiet", "--python", str(prefix / "bin" / "python")]
-            + [arg for link in _find_links() for arg in ("--find-links", link)]
-            # pip's behaviour with an extra index (e.g. PyTorch's for a +cpu build): the best
-            # match over all indexes. uv's default takes the first index that has a name, and
-            # PyTorch's index mirrors old versions of filelock, sympy, ... that miss exact pins.
-            + ["--index-strategy", "unsafe-best-match"]
-            + ["-r", str(req_path)],
-        ]
-    else:
-        tool = "pip"
-        steps = [
-            [python, "-m", "venv", str(prefix)],
-            [str(prefix / "bin" / "python"), "-m", "pip", "install", "-q", "-r", str(req_path)],
-        ]
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    for step in steps:
-        proc = subprocess.run(step, capture_output=True, text=True, env=env, check=False)
-        if proc.returncode != 0:
-            for checkout in checkouts:
-                checkout.remove()
-            raise _install_error(proc.stderr + proc.stdout, tool)
+    plan = _plan(python, have, installer, use_uv, settings)
+    local = [r for r in reqs if r.is_local]
+    try:
+        if not cache:
+            _run_steps([plan.create(prefix), plan.install(prefix, "-r", str(req_path))], plan.tool)
+            cached = False
+        else:
+            base, cached = _cached_base(plan, [r for r in reqs if not r.is_local], work)
+            if local:
+                _layer(plan, base, prefix, local, work)
+            else:
+                prefix = base
+    except ReproduceError:
+        for checkout in checkouts:
+            checkout.remove()
+        raise
+    if cached:
+        notes.append(f"reused the cached environment {base} (same packages, checked)")
     return FreshEnv(
         prefix=prefix,
         python=prefix / "bin" / "python",
-        tool=tool,
+        tool=plan.tool,
         requirements=req_path,
         seconds=time.perf_counter() - started,
         notes=tuple(notes),
         checkouts=tuple(checkouts),
+        cached=cached,
     )
+
+
+def _plan(
+    python: str,
+    have: list[int] | None,
+    installer: str | None,
+    use_uv: bool | None,
+    settings: PipSettings,
+) -> _Plan:
+    if installer not in (None, "uv", "pip"):
+        raise ReproduceError(
+            "environment", f"--installer must be 'uv' or 'pip', got '{installer}'."
+        )
+    want_uv = installer == "uv" or (installer is None and use_uv is not False)
+    uv = find_uv() if want_uv else None
+    if (installer == "uv" or use_uv) and uv is None:
+        raise ReproduceError(
+            "environment",
+            "uv was asked for but is not installed.",
+            hint="pip install uv, or use --installer pip.",
+        )
+    return _Plan(python, have, "uv" if uv else "pip", uv, settings)
