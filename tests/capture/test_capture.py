@@ -108,23 +108,42 @@ def test_packages_read_from_dist_info_with_origins(tmp_path: Path) -> None:
     assert vcs["origin"] == "vcs" and vcs["commit"] == "abc123" and "tok" not in vcs["url"]
 
 
+TORCH_BUILD_CHILD = """
+import json, sys
+from replicator.capture.environment import capture_environment
+env = capture_environment(executable=None, env={})
+print(json.dumps({"torch": env["torch"], "imported": sorted(
+    m for m in sys.modules if m == "torch" or m.startswith("torch."))}))
+"""
+
+
 def test_torch_build_is_read_as_text_without_importing(tmp_path: Path) -> None:
+    """A fresh interpreter captures its environment: the build facts come from torch/version.py
+    as text, and neither that torch (which would leave a marker) nor the real one is imported."""
     torch_dir = tmp_path / "site" / "torch"
     torch_dir.mkdir(parents=True)
     (torch_dir / "version.py").write_text(
-        "__version__ = '2.11.0+cu130'\ncuda: Optional[str] = '13.0'\nhip = None\n"
+        "__version__ = '2.11.0+cu130'\ncuda: Optional[str] = '13.0'\nhip = None\ndebug = False\n"
     )
-    env = capture_environment(executable=None, env={})
-    from replicator.capture.environment import _torch_build
-
-    facts = _torch_build([str(tmp_path / "site")])
-    assert (
-        facts is not None
-        and facts["version"] == "2.11.0+cu130"
-        and facts["cuda"] == "13.0"
-        and facts["hip"] is None
+    marker = tmp_path / "IMPORTED"
+    (torch_dir / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    proc = subprocess.run(
+        [sys.executable, "-c", TORCH_BUILD_CHILD],
+        env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    assert env["relevant_env"] == {}
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["torch"] == {
+        "path": str(torch_dir / "version.py"),
+        "version": "2.11.0+cu130",
+        "cuda": "13.0",
+        "hip": None,
+        "debug": False,
+    }
+    assert out["imported"] == [] and not marker.exists()
 
 
 def test_another_interpreter_is_asked_for_its_own_packages(tmp_path: Path) -> None:
@@ -140,10 +159,28 @@ def test_another_interpreter_is_asked_for_its_own_packages(tmp_path: Path) -> No
 
 
 def test_lock_files_are_hashed(tmp_path: Path) -> None:
-    (tmp_path / "uv.lock").write_text("lock\n")
-    (tmp_path / "requirements-dev.txt").write_text("pytest\n")
+    import hashlib
+
+    contents = {
+        "uv.lock": b'version = 1\n[[package]]\nname = "numpy"\n',
+        "requirements-dev.txt": b"pytest==8.3.2\n",
+        "pylock.gpu.toml": b"lock-version = '1.0'\n",
+    }
+    for name, data in contents.items():
+        (tmp_path / name).write_bytes(data)
     (tmp_path / "unrelated.txt").write_text("x\n")
-    assert sorted(lock_files(tmp_path)) == ["requirements-dev.txt", "uv.lock"]
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "uv.lock").write_text("not at the root\n")
+    expected = {name: hashlib.sha256(data).hexdigest() for name, data in contents.items()}
+    assert lock_files(tmp_path) == expected
+    # one changed byte changes the recorded hash of that file only
+    (tmp_path / "uv.lock").write_bytes(contents["uv.lock"].replace(b"numpy", b"numpz"))
+    changed = lock_files(tmp_path)
+    assert changed["uv.lock"] != expected["uv.lock"]
+    assert {k: v for k, v in changed.items() if k != "uv.lock"} == {
+        k: v for k, v in expected.items() if k != "uv.lock"
+    }
+    assert lock_files(None) == {}
 
 
 def test_hardware_facts(tmp_path: Path) -> None:

@@ -65,7 +65,7 @@ def test_model_card_describes_the_config_with_most_seeds(two_configs: Path) -> N
     assert "value=0.715" in _acc_name(chosen.stdout)
 
     wrong = run_cli("card", "model", "acc", "--group", "lr=0.3", cwd=two_configs)
-    assert wrong.returncode != 0
+    assert wrong.returncode == 2  # a usage error: no group has that value
     assert "No completed run matches lr=0.3" in wrong.stderr and "lr=0.2" in wrong.stderr
 
 

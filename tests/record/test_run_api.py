@@ -69,19 +69,20 @@ def test_pythonhashseed_set_before_start_is_recorded_as_fixed(repo: Path) -> Non
 
 
 @pytest.mark.parametrize(
-    ("body", "status", "field"),
+    ("body", "status", "field", "code"),
     [
-        ("raise ValueError('boom')", "failed", "ValueError: boom"),
-        ("raise KeyboardInterrupt", "interrupted", "KeyboardInterrupt"),
-        ("import sys; sys.exit(4)", "failed", "SystemExit(4)"),
-        ("import sys; sys.exit(0)", "completed", None),
+        ("raise ValueError('boom')", "failed", "ValueError: boom", 1),
+        # Python ends an uncaught KeyboardInterrupt by killing itself with SIGINT
+        ("raise KeyboardInterrupt", "interrupted", "KeyboardInterrupt", -signal.SIGINT),
+        ("import sys; sys.exit(4)", "failed", "SystemExit(4)", 4),
+        ("import sys; sys.exit(0)", "completed", None, 0),
     ],
 )
 def test_status_follows_how_the_block_ends(
-    repo: Path, body: str, status: str, field: str | None
+    repo: Path, body: str, status: str, field: str | None, code: int
 ) -> None:
     proc = py(repo, f"import replicator\nwith replicator.start({{}}, seed=1):\n    {body}\n")
-    assert proc.returncode != 0 or status == "completed"
+    assert proc.returncode == code, proc.stderr  # start() leaves the script's own exit alone
     (record,) = Store.open(repo).records()
     assert record.status == status
     assert record.meta.get("error") == field
@@ -112,12 +113,17 @@ def test_sigterm_marks_interrupted_and_sigkill_reads_as_crashed(repo: Path) -> N
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
             time.sleep(1.3)  # at least one flush of metrics
             proc.send_signal(signum)
+            killed = time.time()
             proc.communicate(timeout=30)
         record = Store.open(repo).records()[-1]
         assert record.status == expected, signum
         assert record.summary.get("i", -1) >= 0  # the summary followed the metrics
-        # what was logged before the kill is readable, a torn line or not
-        assert len(read_metrics(record.dir / "metrics.jsonl")) >= 1
+        # what was logged before the kill is readable, a torn line or not, with no gap, and
+        # at most about a second (the flush interval) was lost
+        entries = read_metrics(record.dir / "metrics.jsonl")
+        assert [e["value"] for e in entries] == list(range(len(entries))), signum
+        age = killed - max(e["time"] for e in entries)
+        assert 0 <= age <= 1.5, f"{signum!r}: the newest line was {age:.2f} s old at the kill"
 
 
 def test_a_second_open_run_is_refused(tmp_path: Path) -> None:

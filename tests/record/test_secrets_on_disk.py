@@ -112,6 +112,8 @@ def planted(repo: Path, tmp_path: Path) -> dict:
     # an earlier run's raw terminal copies, untracked and not ignored
     (repo / "nohup.out").write_text(f"$ wandb login {values['wandb']}\nepoch 1 loss 0.3\n")
     (repo / "slurm-1001.out").write_text(f"export WANDB_API_KEY={values['wandb']}\ndone\n")
+    # the value given with --set also sits in an untracked .env, as projects keep them
+    (repo / ".env").write_text(f"API_KEY={values['api_key']}\nDEBUG=1\n")
     env = {
         "SSH_PRIVATE_KEY": ssh_key,
         "SERVICE_ACCOUNT_JSON": service_account,
@@ -173,8 +175,36 @@ def test_no_planted_secret_reaches_the_store_or_the_repository(repo: Path, plant
     assert record.status == "completed"
     assert "trained" in (record.dir / "stdout.log").read_text()
 
-    # grep -r over the store
+    # every file of the run directory, the code patch included, then grep -r over the store
+    patch = record.dir / "code.patch"
+    assert (
+        b"X = 2" in patch.read_bytes()
+    )  # the patch holds the change: searching it means something
+    for path in sorted(p for p in record.dir.rglob("*") if p.is_file()):
+        assert _leaks(path.read_bytes(), planted) == [], path
     assert _leaks(_store_bytes(repo), planted) == []
+    # every snapshot ref: git grep over its tree, and every object it reaches
+    refs = git(repo, "for-each-ref", "--format=%(refname)", "refs/replicator/snapshots").split()
+    assert refs == [f"refs/replicator/snapshots/{record.id}"]
+    needles = [*planted["values"].values(), *planted["lines"]]
+    for ref in refs:
+        grep = subprocess.run(
+            ["git", "grep", "-F", "-I", "-c", *(a for n in needles for a in ("-e", n)), ref],
+            cwd=repo,
+            capture_output=True,
+        )
+        assert grep.returncode == 1 and grep.stdout == b"", grep.stdout  # 1: nothing found
+        objects = git(repo, "rev-list", "--objects", ref).split("\n")
+        reached = b"".join(
+            subprocess.run(
+                ["git", "cat-file", "-p", line.split()[0]],
+                cwd=repo,
+                capture_output=True,
+                check=True,
+            ).stdout
+            for line in objects
+        )
+        assert _leaks(reached, planted) == []
     # the snapshot ref, as a patch and as every blob of its tree
     ref = f"refs/replicator/snapshots/{record.id}"
     log = subprocess.run(
@@ -200,7 +230,7 @@ def test_no_planted_secret_reaches_the_store_or_the_repository(repo: Path, plant
 
     # the snapshot keeps the code; what was left out is said, with file and rule
     assert {"train.py", "helper.py", "notes.py", "settings.py"} <= set(tree)
-    assert "nohup.out" not in tree and "slurm-1001.out" not in tree
+    assert "nohup.out" not in tree and "slurm-1001.out" not in tree and ".env" not in tree
     assert git(repo, "show", f"{ref}:helper.py") == "X = 2"
     assert git(repo, "show", f"{ref}:settings.py") == "BATCH = 32"  # HEAD's version
     code = json.loads((record.dir / "code.json").read_text())
@@ -208,11 +238,12 @@ def test_no_planted_secret_reaches_the_store_or_the_repository(repo: Path, plant
     assert left["nohup.out"]["reason"] == "secret"
     assert "wandb-api-key" in left["nohup.out"]["detail"]
     assert "huggingface-token" in left["settings.py"]["detail"]
-    assert set(left) == {"nohup.out", "slurm-1001.out", "settings.py"}
+    assert left[".env"]["reason"] == "secret"
+    assert set(left) == {"nohup.out", "slurm-1001.out", "settings.py", ".env"}
     warnings = [
         line for line in proc.stderr.splitlines() if "left out of the code snapshot" in line
     ]
-    assert len(warnings) == 3
+    assert len(warnings) == 4
     assert any("settings.py holds a secret (rule huggingface-token)" in w for w in warnings)
 
     # redacted, not dropped: the record still says which keys were set

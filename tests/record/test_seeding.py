@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,3 +88,62 @@ def test_dataloader_workers_are_seeded_differently_and_repeatably() -> None:
     first = draw()
     assert draw() == first
     assert len(set(first)) == 4  # workers do not repeat each other's numpy stream
+
+
+FRAMEWORK_SEEDING = r"""
+import json, sys
+import replicator
+
+framework = sys.argv[1]
+if framework == "jax":
+    import jax
+
+    with replicator.start({}, seed=int(sys.argv[2]), store=sys.argv[3]) as run:
+        # JAX has no global generator: the recorded seed is the key to use
+        draws = jax.random.uniform(jax.random.key(run.seed), (4,)).tolist()
+else:
+    import tensorflow as tf
+
+    with replicator.start({}, seed=int(sys.argv[2]), store=sys.argv[3], deterministic=True):
+        draws = tf.random.uniform((4,)).numpy().tolist()  # the global generator, as seeded
+print(json.dumps(draws))
+"""
+
+
+def _framework_runs(framework: str, tmp_path: Path) -> list[tuple[list[float], dict]]:
+    """Two runs with seed 5 and one with seed 6, each in its own interpreter."""
+    from replicator.store import Store
+
+    if importlib.util.find_spec(framework) is None:
+        pytest.skip(
+            f"{framework} is not installed ({'pip install jax[cpu]' if framework == 'jax' else 'pip install tensorflow'})"
+        )
+    out = []
+    for i, seed in enumerate((5, 5, 6)):
+        store = tmp_path / f"store{i}"
+        proc = subprocess.run(
+            [sys.executable, "-c", FRAMEWORK_SEEDING, framework, str(seed), str(store)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
+        assert proc.returncode == 0, proc.stderr
+        (record,) = Store(store).records()
+        seeding = json.loads((record.dir / "seeding.json").read_text())
+        out.append((json.loads(proc.stdout), seeding))
+    return out
+
+
+def test_jax_runs_record_the_key_seed_and_repeat_their_draws(tmp_path: Path) -> None:
+    (a, seeding), (b, _), (c, _) = _framework_runs("jax", tmp_path)
+    assert a == b and a != c
+    assert seeding["seed"] == 5
+    assert "jax (use jax.random.key(seed))" in seeding["seeded"]
+
+
+def test_tensorflow_global_generator_is_seeded_with_op_determinism(tmp_path: Path) -> None:
+    (a, seeding), (b, _), (c, _) = _framework_runs("tensorflow", tmp_path)
+    assert a == b and a != c
+    assert "tensorflow" in seeding["seeded"]
+    assert seeding["flags"]["tf.config.experimental.enable_op_determinism"] is True

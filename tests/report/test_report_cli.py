@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from scipy import stats as st
 
 from replicator.cli.main import main
 
@@ -34,8 +36,24 @@ def test_markdown_to_stdout(invoke, experiment_store: Path) -> None:
         "report", "mlp", "--metric", "test_acc", "--group-by", "model", "--format", "md"
     )
     assert code == 0
-    assert out.splitlines()[0] == "| model | n | test_acc (mean ± SD) | 95% CI |"
-    assert "**0.905 ± 0.009**" in out
+    lines = out.splitlines()
+    assert lines[:2] == ["| model | n | test_acc (mean ± SD) | 95% CI |", "|---|---:|---:|---:|"]
+    # the expected rows, from the run files on disk: completed runs only, sample SD, t-interval
+    values: dict[str, list[float]] = {}
+    for run in sorted((experiment_store / "runs").iterdir()):
+        meta = json.loads((run / "run.json").read_text())
+        if meta["status"] == "completed":
+            acc = json.loads((run / "summary.json").read_text())["test_acc"]
+            values.setdefault(meta["config"]["model"], []).append(acc)
+    best = max(values, key=lambda m: np.mean(values[m]))
+    expected = []
+    for model in sorted(values):
+        x = np.array(values[model])
+        low, high = st.t.interval(0.95, x.size - 1, loc=x.mean(), scale=st.sem(x))
+        cell = f"{x.mean():.3f} ± {x.std(ddof=1):.3f}"
+        cell = f"**{cell}**" if model == best else cell
+        expected.append(f"| {model} | {x.size} | {cell} | [{low:.3f}, {high:.3f}] |")
+    assert lines[2:5] == expected
 
 
 def test_html_default_path_and_latex_file(invoke, experiment_store: Path, tmp_path: Path) -> None:

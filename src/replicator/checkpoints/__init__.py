@@ -3,10 +3,12 @@ safetensors-based file format, and the RNG state saved with every checkpoint."""
 
 from __future__ import annotations
 
+from ..errors import CheckpointHashError
 from .describe import describe_checkpoints, read_checkpoint
-from .file import CheckpointHashError, Snapshot, read_checkpoint_file
+from .file import Snapshot
 from .info import Checkpoint, CheckpointFallbackWarning, CheckpointInfo, VerifyReport
 from .manager import CheckpointManager
+from .read import read_checkpoint_file
 from .rng import register_rng, restore_rng_state, rng_state, unregister_rng
 
 __all__ = [

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from .._util.io import read_json
-from .file import read_checkpoint_file
 from .info import MANIFEST, Checkpoint, _decode
+from .read import check_checkpoint_file, read_checkpoint_file
 
 __all__ = ["describe_checkpoints", "read_checkpoint"]
 
@@ -48,18 +48,23 @@ def describe_checkpoints(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]
     """The checkpoints of a run as plain dicts for ``replicator show``, oldest first.
 
     Each has file, step, epoch, metrics, size, hash, time and ``roles`` (``latest``, ``best1``,
-    ``best2``..., ``last``); the monitored metric is in ``monitor`` when there is one. Reads the
-    manifest only (no hashing); an unreadable manifest gives an empty list.
+    ``best2``..., ``last``); the monitored metric is in ``monitor`` when there is one; ``damaged``
+    says what is wrong with a file's header or metadata (None when nothing is). Reads the
+    manifest and each file's header only (no hashing); an unreadable manifest gives an empty list.
     """
     directory = Path(run_dir) / "checkpoints"
     try:
         manifest = read_json(directory / MANIFEST)
     except (OSError, ValueError):
         return []
-    best = list(manifest.get("best") or [])
+    if not isinstance(manifest, dict):
+        return []
+    best = [f for f in _list(manifest.get("best")) if isinstance(f, str)]
     monitor = manifest.get("monitor")
     out = []
-    for entry in manifest.get("checkpoints") or []:
+    for entry in _list(manifest.get("checkpoints")):
+        if not isinstance(entry, dict):
+            continue
         roles = []
         if entry.get("file") == manifest.get("latest"):
             roles.append("latest")
@@ -67,19 +72,27 @@ def describe_checkpoints(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]
             roles.append(f"best{best.index(entry['file']) + 1}")
         if not roles:
             roles.append("last")
-        item = {
+        path = directory / str(entry.get("file"))
+        raw = entry.get("metrics")
+        metrics = raw if isinstance(raw, dict) else {}
+        item: dict[str, Any] = {
             "file": entry.get("file"),
             "step": entry.get("step"),
             "epoch": entry.get("epoch"),
-            "metrics": {k: _decode(v) for k, v in dict(entry.get("metrics") or {}).items()},
+            "metrics": {k: _decode(v) for k, v in metrics.items()},
             "size": entry.get("size"),
             "hash": entry.get("hash"),
             "time": entry.get("time"),
             "roles": roles,
-            "exists": (directory / str(entry.get("file"))).exists(),
+            "exists": path.is_file(),
+            "damaged": check_checkpoint_file(path) if path.is_file() else None,
         }
         if monitor:
             item["monitor"] = monitor
-            item["monitor_value"] = item["metrics"].get(monitor)
+            item["monitor_value"] = item["metrics"].get(monitor)  # a dict, built above
         out.append(item)
     return out
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []

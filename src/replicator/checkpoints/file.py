@@ -7,12 +7,8 @@ with any keys, bytes) is encoded as tagged JSON in the header's ``__metadata__["
 with each tensor replaced by a reference to its name. Nothing is ever pickled.
 
 Writing streams each tensor's memory to the file (no serialised copy) while a second thread
-hashes the same bytes with BLAKE3, so the content hash costs no extra pass. Reading checks the
-hash against the manifest before parsing, validates the header strictly (dtypes, shapes, offsets
-that tile the data exactly) and builds tensors over one buffer without copying.
-
-A file that is not such a checkpoint (a pickle, a ``torch.save`` zip) is refused unless the caller
-passes ``trust_pickle=True`` for a file it trusts; that opt-in is logged.
+hashes the same bytes with BLAKE3, so the content hash costs no extra pass. Reading, which trusts
+nothing in the file, is :mod:`replicator.checkpoints.read`.
 """
 
 from __future__ import annotations
@@ -29,13 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from .._util import hashing
-from ..errors import CheckpointError, CheckpointHashError
+from ..errors import CheckpointError
 
 logger = logging.getLogger("replicator.checkpoints")
 
 MAGIC = "replicator-checkpoint/1"
 MAX_HEADER = 100 * 2**20  # the safetensors reference limit
 CHUNK = 64 * 2**20  # hash/write pipeline granularity
+MAX_DEPTH = 100  # nesting of a state; deeper metadata is refused before it can exhaust the stack
+MAX_NDIM = 32  # numpy's limit on a tensor's dimensions
 
 _TORCH_DTYPES = {
     "float64": "F64",
@@ -97,6 +95,7 @@ class _Encoder:
         self.cuda = False
         self.arrays: list[tuple[str, str, Any]] = []  # (name, safetensors dtype, object)
         self.names: set[str] = set()
+        self.depth = 0
 
     def _name(self, path: str) -> str:
         name = path or "tensor"
@@ -108,6 +107,18 @@ class _Encoder:
         return name
 
     def encode(self, obj: Any, path: str) -> Any:
+        if self.depth > MAX_DEPTH:
+            raise CheckpointError(
+                f"state{_where(path)} nests more than {MAX_DEPTH} levels deep, which a "
+                "checkpoint refuses to load; flatten the state."
+            )
+        self.depth += 1
+        try:
+            return self._encode(obj, path)
+        finally:
+            self.depth -= 1
+
+    def _encode(self, obj: Any, path: str) -> Any:
         if obj is None or isinstance(obj, (bool, str)):
             return obj
         if isinstance(obj, int):
@@ -303,208 +314,3 @@ class Snapshot:
 def hash_checkpoint(path: str | os.PathLike[str]) -> str:
     """The ``blake3:<hex>`` a manifest records for a checkpoint file."""
     return hashing.hash_file(path, labelled=True)
-
-
-def read_checkpoint_file(
-    path: str | os.PathLike[str],
-    *,
-    expected_hash: str | None = None,
-    trust_pickle: bool = False,
-    map_location: Any = None,
-) -> dict[str, Any]:
-    """Read one checkpoint file and return its decoded tree (``state``, ``rng``, ...).
-
-    Raises :class:`CheckpointHashError` when ``expected_hash`` does not match, and
-    :class:`CheckpointError` when the file is damaged or is not a replicator checkpoint.
-    """
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            buf = bytearray(size)
-            if f.readinto(buf) != size:
-                raise CheckpointError(f"Checkpoint {path} changed while it was read.")
-    except FileNotFoundError as exc:
-        raise CheckpointError(f"Checkpoint file {path} is missing.") from exc
-    if expected_hash is not None:
-        actual = hashing.hash_buffer(buf, labelled=True)
-        if actual != expected_hash:
-            raise CheckpointHashError(
-                f"Checkpoint {path} does not match its manifest: content hash {actual[:19]}..., "
-                f"recorded {expected_hash[:19]}... ({size} bytes on disk). The file was "
-                "truncated or altered after it was written."
-            )
-    header = _parse_header(buf, path)
-    if header is None:
-        if not trust_pickle:
-            kind = _looks_like(buf)
-            raise CheckpointError(
-                f"{path} is not a replicator checkpoint ({kind}). It is not loaded because "
-                "unpickling can run arbitrary code. If you trust this file, load it with "
-                "trust_pickle=True (the opt-in is logged)."
-            )
-        return _unpickle(path, map_location)
-    meta, entries, data_start = header
-    arrays = _tensors(buf, entries, data_start, path)
-    tree = json.loads(meta)
-    tree.pop("format", None)
-    return _Decoder(arrays, map_location, path).decode(tree)
-
-
-def _looks_like(buf: bytearray) -> str:
-    if buf[:1] == b"\x80":
-        return "it looks like a Python pickle"
-    if buf[:2] == b"PK":
-        return "it looks like a torch.save zip archive, which holds a pickle"
-    return "its header cannot be parsed"
-
-
-def _unpickle(path: Path, map_location: Any) -> dict[str, Any]:
-    logger.warning("Unpickling %s because trust_pickle=True was given: it can run code.", path)
-    import zipfile
-
-    if zipfile.is_zipfile(path):  # torch.save's format
-        import torch
-
-        obj = torch.load(path, map_location=map_location, weights_only=False)
-    else:
-        import pickle
-
-        with open(path, "rb") as f:
-            obj = pickle.load(f)  # an explicit opt-in by the caller
-    return {"state": obj, "rng": None, "pickled": True}
-
-
-def _parse_header(buf: bytearray, path: Path) -> tuple[str, dict[str, Any], int] | None:
-    """(metadata JSON, tensor entries, data start) or None when this is no replicator file."""
-    if len(buf) < 8:
-        return None
-    (n,) = struct.unpack("<Q", bytes(buf[:8]))
-    if n > MAX_HEADER or 8 + n > len(buf):
-        return None
-    try:
-        header = json.loads(bytes(buf[8 : 8 + n]).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    if not isinstance(header, dict):
-        return None
-    meta = header.pop("__metadata__", None)
-    if not isinstance(meta, dict) or meta.get("format") != MAGIC:
-        return None
-    data_len = len(buf) - 8 - n
-    spans = []
-    for name, entry in header.items():
-        try:
-            code = entry["dtype"]
-            shape = [int(s) for s in entry["shape"]]
-            begin, end = (int(x) for x in entry["data_offsets"])
-            count = math.prod(shape)
-            ok = code in _ITEMSIZE and min(shape, default=0) >= 0 and 0 <= begin <= end
-            ok = ok and end - begin == count * _ITEMSIZE[code]
-        except (KeyError, TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise CheckpointError(f"Checkpoint {path}: tensor '{name}' has an invalid header.")
-        spans.append((begin, end))
-    position = 0
-    for begin, end in sorted(spans):
-        if begin != position:
-            raise CheckpointError(f"Checkpoint {path}: tensor data overlaps or has holes.")
-        position = end
-    if position != data_len:
-        raise CheckpointError(
-            f"Checkpoint {path} holds {data_len} bytes of tensor data, its header describes "
-            f"{position}: the file is truncated or padded."
-        )
-    return str(meta.get("replicator")), header, 8 + n
-
-
-def _tensors(
-    buf: bytearray, entries: dict[str, Any], start: int, path: Path
-) -> dict[str, tuple[str, list[int], memoryview]]:
-    view = memoryview(buf)
-    out = {}
-    for name, entry in entries.items():
-        begin, end = entry["data_offsets"]
-        out[name] = (entry["dtype"], entry["shape"], view[start + begin : start + end])
-    return out
-
-
-class _Decoder:
-    def __init__(
-        self, arrays: dict[str, tuple[str, list[int], memoryview]], map_location: Any, path: Path
-    ) -> None:
-        self.arrays = arrays
-        self.map_location = map_location
-        self.path = path
-
-    def _raw(self, name: str) -> tuple[str, list[int], memoryview]:
-        try:
-            return self.arrays[name]
-        except KeyError:
-            raise CheckpointError(
-                f"Checkpoint {self.path} refers to tensor '{name}', which it does not hold."
-            ) from None
-
-    def decode(self, obj: Any) -> Any:
-        if isinstance(obj, list):
-            return [self.decode(v) for v in obj]
-        if not isinstance(obj, dict):
-            return obj
-        if "$tensor" in obj:
-            return self._tensor(obj)
-        if "$ndarray" in obj:
-            return self._ndarray(obj)
-        if "$tuple" in obj:
-            return tuple(self.decode(v) for v in obj["$tuple"])
-        if "$dict" in obj:
-            return {_hashable(self.decode(k)): self.decode(v) for k, v in obj["$dict"]}
-        if "$float" in obj:
-            return float(obj["$float"])
-        if "$bytes" in obj:
-            return base64.b64decode(obj["$bytes"])
-        return {k: self.decode(v) for k, v in obj.items()}
-
-    def _ndarray(self, obj: dict[str, Any]) -> Any:
-        import numpy as np
-
-        code, shape, view = self._raw(obj["$ndarray"])
-        dtype = np.dtype({v: k for k, v in _NUMPY_DTYPES.items()}[code]).newbyteorder("<")
-        if view.nbytes and _misaligned(view, dtype.itemsize):
-            view = memoryview(bytearray(view))
-        arr = np.frombuffer(view, dtype=dtype).reshape(shape)
-        return arr[()] if obj.get("scalar") else arr
-
-    def _tensor(self, obj: dict[str, Any]) -> Any:
-        import torch
-
-        code, shape, view = self._raw(obj["$tensor"])
-        dtype = getattr(torch, {v: k for k, v in _TORCH_DTYPES.items()}[code])
-        if view.nbytes == 0:
-            t = torch.empty(shape, dtype=dtype)
-        else:
-            if _misaligned(view, _ITEMSIZE[code]):
-                view = memoryview(bytearray(view))
-            t = torch.frombuffer(view, dtype=dtype).reshape(shape)
-        device = self.map_location if self.map_location is not None else obj.get("device", "cpu")
-        if str(device) != "cpu":
-            try:
-                t = t.to(device)
-            except (RuntimeError, AssertionError) as exc:
-                raise CheckpointError(
-                    f"Checkpoint {self.path}: cannot put tensor '{obj['$tensor']}' on {device} "
-                    f"({exc}). Load with map_location='cpu'."
-                ) from exc
-        return t
-
-
-def _misaligned(view: memoryview, itemsize: int) -> bool:
-    import numpy as np
-
-    return bool(np.frombuffer(view, dtype=np.uint8).ctypes.data % itemsize)
-
-
-def _hashable(key: Any) -> Any:
-    if isinstance(key, list):
-        return tuple(_hashable(k) for k in key)
-    return key

@@ -81,7 +81,7 @@ class VerifyReport:
     """Result of re-hashing every checkpoint of a manifest."""
 
     directory: Path
-    results: tuple[dict[str, Any], ...]  # file, step, status (ok|missing|mismatch), hashes
+    results: tuple[dict[str, Any], ...]  # file, step, status (ok|missing|mismatch|damaged), hashes
     orphans: tuple[str, ...]  # checkpoint files on disk that no manifest entry names
 
     @property

@@ -44,14 +44,9 @@ from typing import Any
 
 from .._util.io import append_lines, atomic_write_json, fsync_dir, read_json, replacing
 from .._util.warnings import warn
-from ..errors import CheckpointError, UsageError
+from ..errors import CheckpointError, CheckpointHashError, UsageError
 from .describe import describe_checkpoints, read_checkpoint
-from .file import (
-    CheckpointHashError,
-    Snapshot,
-    hash_checkpoint,
-    read_checkpoint_file,
-)
+from .file import Snapshot, hash_checkpoint
 from .info import (
     EVENTS,
     FORMAT,
@@ -62,6 +57,7 @@ from .info import (
     VerifyReport,
     _decode,
 )
+from .read import read_checkpoint_file
 
 __all__ = [
     "Checkpoint",
@@ -91,6 +87,26 @@ def _rank_value(value: Any) -> float | None:
         return None
     value = float(value)
     return None if math.isnan(value) else value
+
+
+def _entry_problem(entry: Any) -> str | None:
+    """What is wrong with one manifest entry (None: nothing): the fields resume relies on."""
+    if not isinstance(entry, dict):
+        return f"is a {type(entry).__name__}, not an object"
+    if not isinstance(entry.get("file"), str) or not _FILE_RE.match(entry["file"]):
+        return f"names the file {entry.get('file')!r}, not stepNNNNNNNNN-NNNNNN.safetensors"
+    for key in ("seq", "step", "size"):
+        value = entry.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            return f"has {key} {value!r}, not a non-negative integer"
+    epoch = entry.get("epoch")
+    if epoch is not None and (not isinstance(epoch, int) or isinstance(epoch, bool)):
+        return f"has epoch {epoch!r}, not an integer"
+    if not isinstance(entry.get("hash"), str) or not isinstance(entry.get("time"), (int, float)):
+        return "has no hash string or no time"
+    if not isinstance(entry.get("metrics") or {}, dict):
+        return "has metrics that are not an object"
+    return None
 
 
 class CheckpointManager:
@@ -159,7 +175,13 @@ class CheckpointManager:
                 f"No checkpoint manifest in {path}: nothing was saved there (run.checkpoint() "
                 "or CheckpointManager.save() writes checkpoints/manifest.json)."
             )
-        data = read_json(path / MANIFEST)
+        try:
+            data = read_json(path / MANIFEST)
+        except (OSError, ValueError) as exc:
+            message = f"Checkpoint manifest {path / MANIFEST} cannot be read ({exc})."
+            raise CheckpointError(message) from exc
+        if not isinstance(data, dict):
+            raise CheckpointError(f"Checkpoint manifest {path / MANIFEST} has an unknown format.")
         return cls(
             path,
             monitor=data.get("monitor"),
@@ -184,6 +206,17 @@ class CheckpointManager:
             ) from exc
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise CheckpointError(f"Checkpoint manifest {path} has an unknown format.")
+        entries = data.get("checkpoints")
+        if not isinstance(entries, list) or not isinstance(data.get("next_seq", 1), int):
+            raise CheckpointError(f"Checkpoint manifest {path} has no list of checkpoints.")
+        for i, entry in enumerate(entries):
+            problem = _entry_problem(entry)
+            if problem:
+                raise CheckpointError(
+                    f"Checkpoint manifest {path}: checkpoint {i + 1} {problem}. The manifest is "
+                    "written atomically, so this is damage from outside; restore it or move the "
+                    "directory away."
+                )
         return data
 
     def _entries(self) -> list[dict[str, Any]]:
@@ -500,7 +533,9 @@ class CheckpointManager:
     # -- checking -------------------------------------------------------------------------
 
     def verify(self) -> VerifyReport:
-        """Re-hash every checkpoint in the manifest and list files it does not name."""
+        """Re-hash every checkpoint in the manifest, read each one that matches (a file that
+        matches a rewritten manifest can still be invalid: status ``damaged``, with a
+        ``reason``), and list the files the manifest does not name."""
         self.wait()
         results = []
         for entry in self._entries():
@@ -513,6 +548,11 @@ class CheckpointManager:
                 result.update(status="ok" if actual == entry["hash"] else "mismatch")
                 result["actual"] = actual
                 result["size"] = path.stat().st_size
+                if actual == entry["hash"]:
+                    try:  # a file can match a rewritten manifest and still be crafted
+                        read_checkpoint_file(path, map_location="cpu")
+                    except CheckpointError as exc:
+                        result.update(status="damaged", reason=str(exc))
             results.append(result)
         named = {e["file"] for e in self._entries()}
         orphans: tuple[str, ...] = ()

@@ -32,11 +32,15 @@ __all__ = [
     "registered_rngs",
     "restore_rng_state",
     "rng_state",
+    "rng_state_problem",
     "unregister_rng",
 ]
 
 FORMAT = 1
 T = TypeVar("T")
+# What a malformed state raises while it is parsed: anything else is a bug, not bad data.
+_BAD_STATE = (KeyError, TypeError, ValueError, AttributeError, OverflowError, IndexError)
+_NUMPY_BIT_GENERATORS = ("MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64")
 
 # name -> numpy Generator / BitGenerator or torch.Generator, in registration order.
 _registry: dict[str, Any] = {}
@@ -175,7 +179,7 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     try:
         python = state["python"]
         random.setstate((int(python["version"]), tuple(python["state"]), python["gauss"]))
-    except (KeyError, TypeError, ValueError) as exc:
+    except _BAD_STATE as exc:
         raise RNGRestoreError(f"Could not restore Python's random state: {exc}.") from exc
     _restore_numpy_global(state.get("numpy"))
     _restore_torch(state.get("torch"))
@@ -184,7 +188,7 @@ def restore_rng_state(state: dict[str, Any]) -> None:
             _restore_generator(name, _registry[name], entry)
 
 
-def _restore_numpy_global(entry: Any) -> None:
+def _restore_numpy_global(entry: Any, target: Any = None) -> None:
     import numpy as np
 
     try:
@@ -193,8 +197,8 @@ def _restore_numpy_global(entry: Any) -> None:
             "key": np.asarray(entry["state"]["key"], dtype=np.uint32),
             "pos": int(entry["state"]["pos"]),
         }
-        np.random.set_state(value)
-    except (KeyError, TypeError, ValueError) as exc:
+        (np.random if target is None else target).set_state(value)
+    except _BAD_STATE as exc:
         raise RNGRestoreError(f"Could not restore numpy's global random state: {exc}.") from exc
 
 
@@ -209,10 +213,12 @@ def _restore_torch(entry: Any) -> None:
         ) from exc
     try:
         torch.set_rng_state(entry["cpu"])
-    except (KeyError, TypeError, RuntimeError) as exc:
+    except (*_BAD_STATE, RuntimeError) as exc:
         raise RNGRestoreError(f"Could not restore torch's CPU random state: {exc}.") from exc
     cuda = entry.get("cuda")
     if cuda:
+        if not isinstance(cuda, list):
+            raise RNGRestoreError(f"The checkpoint's CUDA random state is a {type(cuda).__name__}.")
         have = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if have != len(cuda):
             raise RNGRestoreError(
@@ -222,13 +228,13 @@ def _restore_torch(entry: Any) -> None:
             )
         try:
             torch.cuda.set_rng_state_all(cuda)
-        except RuntimeError as exc:
+        except (*_BAD_STATE, RuntimeError) as exc:
             raise RNGRestoreError(f"Could not restore CUDA random state: {exc}.") from exc
 
 
-def _restore_generator(name: str, obj: Any, entry: dict[str, Any]) -> None:
+def _restore_generator(name: str, obj: Any, entry: Any) -> None:
     kind = _kind(obj)
-    if entry.get("kind") != kind:
+    if not isinstance(entry, dict) or entry.get("kind") != kind:
         raise RNGRestoreError(
             f"Random generator '{name}' was a {entry.get('kind')} generator when saved and is a "
             f"{kind} generator now; register the same kind under that name."
@@ -267,7 +273,7 @@ def _restore_generator(name: str, obj: Any, entry: dict[str, Any]) -> None:
             )
     except RNGRestoreError:
         raise
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+    except (*_BAD_STATE, RuntimeError) as exc:
         raise RNGRestoreError(f"Could not restore random generator '{name}': {exc}.") from exc
 
 
@@ -281,3 +287,73 @@ def _numpy_state_value(saved: dict[str, Any]) -> dict[str, Any]:
         inner["key"] = np.asarray(inner["key"], dtype=np.uint32)
         value["state"] = inner
     return value
+
+
+def rng_state_problem(state: Any, *, dry: bool = False) -> str | None:
+    """What is wrong with a saved RNG state (None: nothing), without touching any stream.
+
+    Each stream is loaded into a fresh generator of its own, so a malformed state (a damaged or
+    crafted checkpoint) is refused before the process's streams change. With ``dry`` the
+    tensors were checked but not built (they are None), and only the rest is checked.
+    """
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        return "not a dict of format 1"
+    python = state.get("python")
+    try:
+        random.Random().setstate((python["version"], tuple(python["state"]), python["gauss"]))  # type: ignore[index]
+    except _BAD_STATE as exc:
+        return f"Python's random state: {exc}"
+    import numpy as np
+
+    try:
+        _restore_numpy_global(state.get("numpy"), np.random.RandomState())
+    except RNGRestoreError as exc:
+        return f"numpy's global state: {exc.__cause__}"
+    torch = state.get("torch")
+    if torch is not None:
+        cuda = torch.get("cuda") if isinstance(torch, dict) else None
+        if not isinstance(torch, dict) or "cpu" not in torch:
+            return "torch's state has no 'cpu' entry"
+        if not (cuda is None or isinstance(cuda, list)):
+            return f"torch's CUDA state is a {type(cuda).__name__}"
+        tensors = [torch["cpu"], *(cuda or [])]
+        if not dry and not all(_is_byte_tensor(t) for t in tensors):
+            return "torch's state is not made of uint8 tensors"
+    generators = state.get("generators")
+    if not isinstance(generators, dict):
+        return f"its generators are a {type(generators).__name__}, not a dict"
+    for name, entry in generators.items():
+        problem = _generator_problem(entry, dry=dry)
+        if problem:
+            return f"generator '{name}': {problem}"
+    return None
+
+
+def _is_byte_tensor(value: Any) -> bool:
+    return type(value).__name__ == "Tensor" and str(getattr(value, "dtype", "")) == "torch.uint8"
+
+
+def _generator_problem(entry: Any, *, dry: bool) -> str | None:
+    if not isinstance(entry, dict) or entry.get("kind") not in ("numpy", "torch"):
+        return "not a dict of kind 'numpy' or 'torch'"
+    if entry["kind"] == "torch":
+        return None if dry or _is_byte_tensor(entry.get("state")) else "not a uint8 tensor"
+    import numpy as np
+
+    saved = entry.get("state")
+    kind = saved.get("bit_generator") if isinstance(saved, dict) else None
+    if not isinstance(saved, dict) or kind not in _NUMPY_BIT_GENERATORS:
+        return f"bit generator {kind!r}, not one of {', '.join(_NUMPY_BIT_GENERATORS)}"
+    seq = entry.get("seed_seq")
+    try:
+        getattr(np.random, kind)().state = _numpy_state_value(saved)
+        if seq is not None:
+            np.random.SeedSequence(
+                seq["entropy"],
+                spawn_key=tuple(seq["spawn_key"]),
+                pool_size=int(seq["pool_size"]),
+                n_children_spawned=int(seq["n_children_spawned"]),
+            )
+    except _BAD_STATE as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None

@@ -50,6 +50,8 @@ def _run_command(name: str, *, json_help: str) -> Callable[[Callable[..., None]]
 def ls_command(run: str, as_json: bool) -> None:
     """List the checkpoints of RUN: step, roles (latest, best1...), metrics, size.
 
+    A file whose header or metadata is invalid is marked DAMAGED, with what is wrong.
+
     RUN is a run id (or a unique prefix), a run directory or a checkpoint directory.
 
     \b
@@ -73,16 +75,20 @@ def ls_command(run: str, as_json: bool) -> None:
             f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}"
             for k, v in row["metrics"].items()
         )
-        missing = "" if row["exists"] else "  MISSING"
+        problem = "" if row["exists"] else "  MISSING"
+        if row["damaged"]:
+            problem = f"  DAMAGED: {row['damaged']}"
         click.echo(
-            f"step {row['step']:>8}  {','.join(row['roles']):<14} {_size(row['size']):>9}  "
-            f"{metrics}{missing}"
+            f"step {row['step']!s:>8}  {','.join(row['roles']):<14} {_size(row['size']):>9}  "
+            f"{metrics}{problem}"
         )
 
 
 @_run_command("verify", json_help="Print the report as JSON.")
 def verify_command(run: str, as_json: bool) -> None:
-    """Re-hash every checkpoint of RUN against its manifest; exit 1 if any fails.
+    """Re-hash and read every checkpoint of RUN against its manifest; exit 1 if any fails.
+
+    Each is ok, missing, mismatch (its hash differs) or damaged (it matches but is invalid).
 
     RUN is a run id (or a unique prefix), a run directory or a checkpoint directory.
 
@@ -98,7 +104,9 @@ def verify_command(run: str, as_json: bool) -> None:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
         for r in report.results:
-            click.echo(f"{r['status']:<9} step {r['step']:>8}  {r['file']}")
+            click.echo(f"{r['status']:<9} step {r['step']!s:>8}  {r['file']}")
+            if r.get("reason"):
+                click.echo(f"          {r['reason']}")
         for name in report.orphans:
             click.echo(f"orphan    {name} (not in the manifest; removed at the next save)")
         ok = sum(r["status"] == "ok" for r in report.results)
