@@ -93,6 +93,13 @@ def test_verdicts() -> None:
     assert verdict_of([]) == "nothing comparable"
     assert verdict_of([events]) == "nothing comparable"
     assert verdict_of([exact], run_status="failed") == "failed"
+    same = Check("output", "model.ckpt", "equivalent")
+    log = Check("output", "train.log", "mismatch", role="log")
+    unread = Check("checkpoint", "manifest.json", "cannot compare")
+    assert verdict_of([exact, same, log]) == "reproduced"
+    assert verdict_of([log]) == "nothing comparable"
+    assert verdict_of([exact, unread]) == "cannot compare"
+    assert verdict_of([bad, unread]) == "not reproduced"
 
 
 @pytest.fixture

@@ -24,7 +24,15 @@ import click
 @click.option(
     "--metrics",
     default=None,
-    help="Comma-separated metric names (glob patterns) to compare; default: all.",
+    help="Comma-separated metric names (glob patterns) to compare; default: all. Without "
+    "--outputs they also name the output files and checkpoints that decide.",
+)
+@click.option(
+    "--outputs",
+    default=None,
+    help="Comma-separated glob patterns of the output files that decide the verdict (paths "
+    "relative to the working directory, timestamped folders written <time>); default: every "
+    "output but logs and config dumps.",
 )
 @click.option("--keep", is_flag=True, help="Keep the checkout and the environment afterwards.")
 @click.option(
@@ -39,6 +47,7 @@ def reproduce_command(
     rtol: float,
     atol: float,
     metrics: str | None,
+    outputs: str | None,
     keep: bool,
     allow_data_change: bool,
     as_json: bool,
@@ -48,13 +57,17 @@ def reproduce_command(
     Checks the host, checks out the run's snapshot in a temporary git worktree, builds a fresh
     environment with the recorded packages (uv when available), verifies the data, runs the
     recorded command with the recorded config, seed and variables as a new run, and compares
-    every metric, history and output hash. Exit code 0 only when it reproduced.
+    every metric, history, output file and checkpoint. Output files are paired by their place
+    in the run's output folder (timestamped folders such as Hydra's normalised); checkpoints
+    whose bytes differ are compared by their tensors; logs and config dumps are reported but
+    do not decide. The verdict names what decided it. Exit code 0 only when it reproduced.
 
     \b
     Example:
       replicator reproduce last
       replicator reproduce 20261126-141503-7f3a --rtol 1e-6 --metrics 'val_*,test_acc'
       replicator reproduce last --env current --json
+      replicator reproduce last --outputs 'logs/train/runs/<time>/checkpoints/*.ckpt'
     """
     from .._util.progress import progress_bar
     from ..reproduce import format_verdict, reproduce
@@ -68,6 +81,7 @@ def reproduce_command(
         click.echo(f"[{time.perf_counter() - started:6.1f}s] {name}: {detail}", err=True)
 
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    files = [o.strip() for o in outputs.split(",") if o.strip()] if outputs else None
     with progress_bar("Reproducing", unit="stages", total=6) as bar:
         result = reproduce(
             run,
@@ -76,6 +90,7 @@ def reproduce_command(
             rtol=rtol,
             atol=atol,
             metrics=names,
+            outputs=files,
             keep=keep,
             allow_data_change=allow_data_change,
             # the command's output goes to stderr when stdout carries JSON

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from typing import Any
 import click
 
 from .._util.format import format_size
+from .._util.io import read_json
 from ..checkpoints.manager import describe_checkpoints
 from ..compare.runs import diff_runs
 from ..config import flatten
@@ -195,6 +197,28 @@ def _seed_text(record: RunRecord) -> str:
     return seed_text + (", deterministic" if meta.get("deterministic") else "") + ")"
 
 
+def _reproduction_text(record: RunRecord) -> str:
+    """The run a reproduction reproduces, and its verdict (verdict.json) once it has one."""
+    text = str(record.meta["reproduction_of"])
+    try:
+        verdict = read_json(record.dir / "verdict.json")
+    except (OSError, ValueError):
+        return f"{text} (no verdict recorded)"
+    if not isinstance(verdict, dict):
+        return f"{text} (verdict.json unreadable)"
+    text += f" (verdict: {verdict.get('verdict')}, --env {verdict.get('env')})"
+    if verdict.get("decided_by"):
+        text += f"; decided by {verdict['decided_by']}"
+    return text
+
+
+def _checkout_text(record: RunRecord, path: Any) -> Any:
+    """A reproduction's folder under its temporary checkout is named as such once removed."""
+    if not path or not record.meta.get("reproduction_of") or os.path.exists(str(path)):
+        return path
+    return f"{path} (the reproduction's temporary checkout, removed; reproduce --keep keeps it)"
+
+
 def _show_overview(record: RunRecord, details: dict[str, Any]) -> None:
     meta = record.meta
     click.secho(f"Run {record.id}", bold=True)
@@ -202,11 +226,13 @@ def _show_overview(record: RunRecord, details: dict[str, Any]) -> None:
     if record.name:
         _kv("name", record.name)
     _kv("status", _status_text(record))
+    if meta.get("reproduction_of"):
+        _kv("reproduction of", _reproduction_text(record))
     _kv("seed", _seed_text(record))
     _kv("command", " ".join(meta.get("command") or []))
     if meta.get("command_run") and meta["command_run"] != meta.get("command"):
         _kv("command run", " ".join(meta["command_run"]))
-    _kv("working directory", meta.get("cwd"))
+    _kv("working directory", _checkout_text(record, meta.get("cwd")))
     _kv("host / user", f"{meta.get('host')} / {meta.get('user')}")
     _kv("started", _fmt_time(record.started))
     _kv("ended", _fmt_time(record.ended))
@@ -239,7 +265,7 @@ def _show_code(record: RunRecord, details: dict[str, Any]) -> None:
     _section("Code")
     code = details["code"]
     if code.get("repo"):
-        _kv("repository", code["repo"])
+        _kv("repository", _checkout_text(record, code["repo"]))
         _kv("commit", f"{code.get('commit')} ({code.get('branch') or 'detached'})")
         if code.get("remote"):
             _kv("remote", code["remote"])
@@ -418,7 +444,10 @@ def diff_command(run_a: str, run_b: str, as_json: bool) -> None:
         return
     click.secho(f"--- {a.id}\n+++ {b.id}", bold=True)
     if not result.differences:
-        click.echo("No differences in environment, hardware, seeds, config, data, code or metrics.")
+        click.echo(
+            "No differences in environment, hardware, seeds, config, data, code, metrics "
+            "or output hashes."
+        )
         return
     section = None
     for d in result.differences:

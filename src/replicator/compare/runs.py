@@ -3,7 +3,10 @@
 The environment comes first, in the seven ranks of ``replicator env diff`` (missing packages or
 changed origins, Python minor version, numeric libraries and CUDA builds, BLAS/CPU/threads,
 GPU and driver, determinism variables, the rest); then seeds, config, data, code, and last the
-final metrics that differ as a consequence.
+final metrics and the output files that differ as a consequence. Output files are paired by
+their place in the run's output folder (timestamped folder names normalised, see
+:mod:`replicator.compare.outputs`) and compared by their recorded BLAKE3 hash; log files and
+config dumps are marked as such.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from ..store import RunRecord
 __all__ = ["Difference", "RunDiff", "diff_runs"]
 
 # Sections after the environment's seven ranks (replicator.compare.environment.RANKS).
-SECTIONS = ("seeds", "config", "data", "code", "metrics")
+SECTIONS = ("seeds", "config", "data", "code", "metrics", "outputs")
 
 
 @dataclass(frozen=True)
@@ -107,11 +110,34 @@ def diff_runs(a: RunRecord, b: RunRecord) -> RunDiff:
     add("code", "command", a.meta.get("command"), b.meta.get("command"), 1)
     for key in sorted(set(a.summary) | set(b.summary)):
         add("metrics", key, a.summary.get(key, "<absent>"), b.summary.get(key, "<absent>"))
+    for key, va, vb, sub in _output_changes(a.part("outputs.json"), b.part("outputs.json")):
+        add("outputs", key, va, vb, sub)
     out.sort(key=lambda d: d.rank)
     return RunDiff(a=a.id, b=b.id, differences=tuple(out))
 
 
 MAX_FILES_SHOWN = 20
+
+
+def _output_changes(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, Any, Any, int]]:
+    """(key, a, b, sub-rank) per output file whose hash differs; logs after results."""
+    from .outputs import LOG, match_outputs, output_role
+
+    out = []
+    for key, file_a, file_b in match_outputs(a, b):
+        hash_a, hash_b = (_file_hash(f) for f in (file_a, file_b))
+        if hash_a == hash_b:
+            continue
+        log = output_role(key) == LOG
+        out.append((f"{key} (log or config dump)" if log else key, hash_a, hash_b, int(log)))
+    return out
+
+
+def _file_hash(entry: Mapping[str, Any] | None) -> str:
+    if entry is None:
+        return "<absent>"
+    digest = entry.get("blake3")
+    return f"blake3:{str(digest)[:16]}" if digest else f"<unreadable: {entry.get('error')}>"
 
 
 def _file_changes(name: str, data_diff: Any) -> list[tuple[str, Any, Any]]:

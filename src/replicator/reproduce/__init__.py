@@ -1,6 +1,6 @@
 """Re-run a recorded run in a fresh worktree and environment, and say whether it reproduced.
 
-reproduce(ref, env="fresh"|"current", rtol=, atol=, metrics=, keep=) -> Reproduction
+reproduce(ref, env="fresh"|"current", rtol=, atol=, metrics=, outputs=, keep=) -> Reproduction
 format_verdict(reproduction)                                        -> text lines
 write_ci_workflow(run, root=...)                                    -> .github/workflows/...
 """
@@ -12,10 +12,12 @@ from .checkout import Checkout, checkout_code, checkout_commit
 from .ci import WORKFLOW_PATH, ci_workflow, write_ci_workflow
 from .compare import (
     Check,
+    compare_checkpoints,
     compare_histories,
     compare_outputs,
     compare_summaries,
     compare_values,
+    decision,
     verdict_of,
 )
 from .core import Reproduction, StageResult, format_verdict, reproduce
@@ -35,10 +37,12 @@ __all__ = [
     "checkout_code",
     "checkout_commit",
     "ci_workflow",
+    "compare_checkpoints",
     "compare_histories",
     "compare_outputs",
     "compare_summaries",
     "compare_values",
+    "decision",
     "find_uv",
     "format_verdict",
     "reproduce",

@@ -12,7 +12,10 @@ environment  ``--env fresh``: a new venv with the recorded packages (uv, else ve
 data         verify the recorded dataset fingerprints (refuse, or warn with
              ``allow_data_change``); link data kept outside git into the checkout
 run          :func:`replicator.record.launch.launch` as a new run, linked by ``reproduction_of``
-compare      summary metrics, histories, output and checkpoint hashes -> a verdict
+compare      summary metrics, histories, output files (paired by their place in the run's
+             output folder, timestamped folders normalised) and checkpoints -> a verdict
+             that names the results that decided it; logs and config dumps are reported
+             but do not decide (``--outputs`` names the files that do)
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ from .compare import (
     compare_histories,
     compare_outputs,
     compare_summaries,
+    decision,
     verdict_of,
 )
+from .failure import failure_cause
 from .rerun import current_python, rerun
 from .stages import STAGES
 
@@ -72,6 +77,7 @@ class Reproduction:
     stages: tuple[StageResult, ...] = ()
     kept: tuple[Path, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
+    decided_by: str = ""
 
     @property
     def reproduced(self) -> bool:
@@ -87,6 +93,7 @@ class Reproduction:
             "run_id": self.run_id,
             "run_dir": str(self.run_dir) if self.run_dir else None,
             "verdict": self.verdict,
+            "decided_by": self.decided_by,
             "reproduced": self.reproduced,
             "env": self.env_mode,
             "rtol": self.rtol,
@@ -193,6 +200,7 @@ class ReproduceOptions:
     rtol: float = 0.0
     atol: float = 0.0
     metrics: Sequence[str] | None = None
+    outputs: Sequence[str] | None = None
     keep: bool = False
     allow_data_change: bool = False
     workdir: str | os.PathLike[str] | None = None
@@ -218,6 +226,7 @@ def reproduce(
     rtol: float = 0.0,
     atol: float = 0.0,
     metrics: Sequence[str] | None = None,
+    outputs: Sequence[str] | None = None,
     keep: bool = False,
     allow_data_change: bool = False,
     workdir: str | os.PathLike[str] | None = None,
@@ -227,12 +236,18 @@ def reproduce(
     on_stage: Callable[[str, str], None] | None = None,
     progress: Progress | None = None,
 ) -> Reproduction:
-    """Re-run the recorded run ``ref`` and compare the new run with it (see the module doc)."""
+    """Re-run the recorded run ``ref`` and compare the new run with it (see the module doc).
+
+    ``metrics`` (glob patterns) selects the summary values and histories compared, and the
+    output files and checkpoints that decide unless ``outputs`` (glob patterns on paths
+    relative to the working directory, timestamps written ``<time>``) names those.
+    """
     options = ReproduceOptions(
         env=env,
         rtol=rtol,
         atol=atol,
         metrics=metrics,
+        outputs=outputs,
         keep=keep,
         allow_data_change=allow_data_change,
         workdir=workdir,
@@ -412,13 +427,34 @@ class _Attempt:
         with self.stages.stage("compare") as detail:
             self.new_dir = new_dir = self.result.dir
             self.checks = _compare(
-                self.run_dir, new_dir, rtol=options.rtol, atol=options.atol, metrics=options.metrics
+                self.run_dir,
+                new_dir,
+                rtol=options.rtol,
+                atol=options.atol,
+                metrics=options.metrics,
+                outputs=options.outputs,
+                roots=self._roots(new_dir),
             )
             self.verdict = verdict_of(self.checks, run_status=self.result.status)
             if self.verdict == "failed":
-                self.causes.insert(0, _failure_cause(self.result, new_dir))
+                self.causes.insert(
+                    0, failure_cause(self.result, new_dir, self.checkout, original=self.run_dir)
+                )
             self.causes += _explain(self.run_dir, new_dir, self.meta, options.env)
             detail.append(self.verdict)
+
+    def _roots(self, new_dir: Path) -> list[str]:
+        """The folders the two runs ran in: contents that embed them differ by them only."""
+        new_meta, new_code = read_part(new_dir, "run.json"), read_part(new_dir, "code.json")
+        paths = [
+            self.meta.get("cwd"),
+            self.code.get("repo"),
+            new_meta.get("cwd"),
+            new_code.get("repo"),
+            str(self.checkout.root),
+        ]
+        roots = {str(p) for p in paths if p}
+        return sorted(roots | {str(Path(p).resolve()) for p in roots})
 
     def clean_up(self) -> None:
         for c in self.checkouts:
@@ -442,31 +478,19 @@ class _Attempt:
             warnings=tuple(self.warnings),
             stages=tuple(self.stages.done),
             kept=kept,
+            decided_by=decision(self.checks, self.verdict),
         )
-
-
-def _failure_cause(result: Any, run_dir: Path) -> str:
-    tail = _stderr_tail(run_dir)
-    cause = f"run: the command {result.status} with exit code {result.exit_code}{tail}"
-    if "FileNotFoundError" in tail or "No such file" in tail:
-        cause += (
-            " (files ignored by git are not in the code snapshot: declare datasets in the "
-            "config's data: section so that reproduce verifies them and links them in)"
-        )
-    return cause
-
-
-def _stderr_tail(run_dir: Path) -> str:
-    try:
-        text = (run_dir / "stderr.log").read_text(encoding="utf-8", errors="replace").strip()
-    except OSError:
-        return ""
-    lines = text.splitlines()[-3:]
-    return (": " + " | ".join(lines))[:400] if lines else ""
 
 
 def _compare(
-    original: Path, new: Path, *, rtol: float, atol: float, metrics: Sequence[str] | None
+    original: Path,
+    new: Path,
+    *,
+    rtol: float,
+    atol: float,
+    metrics: Sequence[str] | None,
+    outputs: Sequence[str] | None = None,
+    roots: Sequence[str] = (),
 ) -> list[Check]:
     from ..store.metrics import read_metrics
 
@@ -479,8 +503,19 @@ def _compare(
         atol=atol,
         metrics=metrics,
     )
-    checks += compare_outputs(read_part(original, "outputs.json"), read_part(new, "outputs.json"))
-    checks += compare_checkpoints(original, new)
+    # --outputs names the files that decide; without it --metrics does
+    select = outputs or metrics
+    checks += compare_outputs(
+        read_part(original, "outputs.json"),
+        read_part(new, "outputs.json"),
+        original_root=a.meta.get("cwd"),
+        reproduced_root=b.meta.get("cwd"),
+        roots=roots,
+        select=select,
+        rtol=rtol,
+        atol=atol,
+    )
+    checks += compare_checkpoints(original, new, select=select)
     return checks
 
 
@@ -521,7 +556,8 @@ def format_verdict(rep: Reproduction) -> list[str]:
             else f"  {c.original} -> {c.reproduced}"
         )
         detail = f"  ({c.detail})" if c.detail else ""
-        lines.append(f"  {label}  {c.status:<16}{values}{detail}")
+        aside = "" if c.decides or not c.comparable else f"  [{c.role}: does not decide]"
+        lines.append(f"  {label}  {c.status:<16}{values}{detail}{aside}")
     if not rep.checks:
         lines.append("  (the run recorded no metrics and no output hashes)")
     for w in rep.warnings:
@@ -530,6 +566,8 @@ def format_verdict(rep: Reproduction) -> list[str]:
         lines.append("Differences that may explain it:")
         lines += [f"  - {c}" for c in rep.causes]
     tol = f" (rtol {rep.rtol:g}, atol {rep.atol:g})" if rep.rtol or rep.atol else ""
+    if rep.decided_by:
+        lines.append(f"Decided by: {rep.decided_by}")
     lines.append(f"Verdict: {rep.verdict.upper()}{tol}")
     for path in rep.kept:
         lines.append(f"kept: {path}")
