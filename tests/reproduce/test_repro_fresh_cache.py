@@ -102,7 +102,10 @@ def test_local_wheel_and_pip_config_then_a_cached_second_reproduce(
     assert "NOT REPRODUCED" not in first.stdout and "REPRODUCED" in first.stdout, first.stdout
     assert "download.pytorch.org" not in first.stdout + first.stderr
     assert "reused the cached environment" not in first.stdout
-    second = cli("reproduce", "last~1", "--env", "fresh", cwd=project, env=env, timeout=600)
+    second = cli(
+        "reproduce", "last~1", "--env", "fresh", "--installer", "uv",
+        cwd=project, env=env, timeout=600,
+    )  # fmt: skip
     assert second.returncode == 0, second.stdout + second.stderr
     assert "reused the cached environment" in second.stdout, second.stdout
     assert "REPRODUCED" in second.stdout and "NOT REPRODUCED" not in second.stdout

@@ -34,6 +34,12 @@ import click
     "relative to the working directory, timestamped folders written <time>); default: every "
     "output but logs and config dumps.",
 )
+@click.option(
+    "--installer",
+    type=click.Choice(["uv", "pip"]),
+    default=None,
+    help="What builds the fresh environment; default: uv when available, else pip.",
+)
 @click.option("--keep", is_flag=True, help="Keep the checkout and the environment afterwards.")
 @click.option(
     "--allow-data-change",
@@ -48,6 +54,7 @@ def reproduce_command(
     atol: float,
     metrics: str | None,
     outputs: str | None,
+    installer: str | None,
     keep: bool,
     allow_data_change: bool,
     as_json: bool,
@@ -92,6 +99,7 @@ def reproduce_command(
             metrics=names,
             outputs=files,
             keep=keep,
+            installer=installer,
             allow_data_change=allow_data_change,
             # the command's output goes to stderr when stdout carries JSON
             stdout=sys.stderr.buffer if as_json else None,

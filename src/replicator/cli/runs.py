@@ -366,9 +366,10 @@ def _show_checkpoints(checkpoints: list[dict[str, Any]]) -> None:
     for c in checkpoints:
         metrics = ", ".join(f"{k}={_fmt_value(v)}" for k, v in (c.get("metrics") or {}).items())
         size = format_size(int(c.get("size") or 0))
+        damaged = f"  DAMAGED: {c['damaged']}" if c.get("damaged") else ""
         _kv(
             f"step {c.get('step')}",
-            f"{'/'.join(c.get('roles') or [])}  {size}  {metrics}  {c.get('file')}",
+            f"{'/'.join(c.get('roles') or [])}  {size}  {metrics}  {c.get('file')}{damaged}",
         )
 
 

@@ -192,6 +192,18 @@ def _link_data(meta: Mapping[str, Any], checkout: Checkout) -> None:
             target.symlink_to(path)
 
 
+def _restored_env_notes(run_dir: Path) -> list[str]:
+    """What the reproduction set again of the original's variables, and which secrets it could not."""
+    meta = read_part(run_dir, "run.json")
+    notes = []
+    if meta.get("restored_env"):
+        notes.append(f"environment: variables set as recorded: {', '.join(meta['restored_env'])}")
+    if meta.get("secret_env_not_restored"):
+        names = ", ".join(meta["secret_env_not_restored"])
+        notes.append(f"environment: secret variables not restored (set them yourself): {names}")
+    return notes
+
+
 @dataclass(frozen=True)
 class ReproduceOptions:
     """How to reproduce: :func:`reproduce`'s keyword options, passed on as one object."""
@@ -205,6 +217,7 @@ class ReproduceOptions:
     allow_data_change: bool = False
     workdir: str | os.PathLike[str] | None = None
     use_uv: bool | None = None
+    installer: str | None = None
     stdout: IO[bytes] | None = None
     stderr: IO[bytes] | None = None
     on_stage: Callable[[str, str], None] | None = None
@@ -216,6 +229,8 @@ class ReproduceOptions:
             raise UsageError(f"--env must be 'fresh' or 'current', got '{self.env}'.")
         if self.rtol < 0 or self.atol < 0:
             raise UsageError("--rtol and --atol must not be negative.")
+        if self.installer not in (None, "uv", "pip"):
+            raise UsageError(f"--installer must be 'uv' or 'pip', got '{self.installer}'.")
 
 
 def reproduce(
@@ -231,6 +246,7 @@ def reproduce(
     allow_data_change: bool = False,
     workdir: str | os.PathLike[str] | None = None,
     use_uv: bool | None = None,
+    installer: str | None = None,
     stdout: IO[bytes] | None = None,
     stderr: IO[bytes] | None = None,
     on_stage: Callable[[str, str], None] | None = None,
@@ -252,6 +268,7 @@ def reproduce(
         allow_data_change=allow_data_change,
         workdir=workdir,
         use_uv=use_uv,
+        installer=installer,
         stdout=stdout,
         stderr=stderr,
         on_stage=on_stage,
@@ -369,11 +386,13 @@ class _Attempt:
             project=self.checkout,
             workdir=self.base,
             use_uv=self.options.use_uv,
+            installer=self.options.installer,
         )
         self.checkouts += fresh.checkouts
         self.warnings += [f"environment: {n}" for n in fresh.notes]
         self.python = fresh.python
-        detail.append(f"{fresh.tool} venv in {fresh.seconds:.1f}s at {fresh.prefix}")
+        how = "cached" if fresh.cached else "built"
+        detail.append(f"{fresh.tool} venv {how} in {fresh.seconds:.1f}s at {fresh.prefix}")
 
     def _check_current(self, detail: list[str]) -> None:
         python = current_python(self.meta, self.environment, self.warnings)
@@ -421,6 +440,7 @@ class _Attempt:
             detail.append(
                 f"run {self.result.run_id} {self.result.status} (exit {self.result.exit_code})"
             )
+            self.warnings += _restored_env_notes(self.result.dir)
 
     def compare(self) -> None:
         options = self.options
