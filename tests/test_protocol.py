@@ -119,8 +119,7 @@ def test_a_reproduction_gives_the_child_the_protocol_afresh(repo: Path) -> None:
     REPLICATOR_EXPERIMENT_GIVEN; now no recorded protocol variable is handed on, and the new
     child learns its own context from the launcher."""
     from replicator.reproduce import reproduce
-    from replicator.reproduce.checkout import Checkout
-    from replicator.reproduce.rerun import _child_env
+    from replicator.reproduce.rerun import restored_variables
 
     (repo / "train.py").write_text(
         "import replicator\n"
@@ -142,8 +141,8 @@ def test_a_reproduction_gives_the_child_the_protocol_afresh(repo: Path) -> None:
     )
     meta = json.loads((original.dir / "run.json").read_text())
     assert meta["child_env"]["REPLICATOR_EXPERIMENT_GIVEN"] == "1"
-    checkout = Checkout(root=repo, repo=repo, commit="", tree="", method="snapshot")
-    handed_on = _child_env(meta, {}, checkout)
+    environment = json.loads((original.dir / "environment.json").read_text())
+    handed_on, _ = restored_variables(meta, environment)
     assert not set(handed_on) & {v.name for v in protocol.CHILD_VARIABLES}
 
     result = reproduce(original.run_id, env="current", stdout=io.BytesIO(), stderr=io.BytesIO())

@@ -4,6 +4,12 @@
 owns the record: status, capture, output) or, under plain ``python``, opens a run of its own and
 records the same things. Either way the script gets a :class:`Run` to log metrics to and to set
 summary values on, and everything is seeded with the run's seed unless ``seed_frameworks=False``.
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank that calls ``start()`` records into one run
+per launch (see :mod:`replicator.record.distributed` and docs/distributed.md): rank ``r`` logs to
+its own ``metrics.rank{r}.jsonl``, and only rank 0 writes ``summary.json`` and checkpoints. On
+the other ranks ``run.summary`` is an ordinary dict that is never written, ``run.checkpoint``
+flushes the rank's metrics and returns None, and ``finish`` records only the rank's own status.
 """
 
 from __future__ import annotations
@@ -28,11 +34,20 @@ from .._protocol import (
 )
 from .._util.io import atomic_write_json, read_json
 from .._util.warnings import warn
+from .._version import __version__
 from ..config import config_hash, to_container
 from ..errors import StoreError, UsageError
 from ..store import Store, StoreLike
-from ..store.metrics import encode_value
+from ..store.metrics import encode_value, metrics_path
 from .capture_child import capture_result, start_capture
+from .distributed import (
+    DistributedContext,
+    failed_ranks,
+    launch_command,
+    publish_run,
+    wait_for_run,
+    write_rank_record,
+)
 from .metrics import MetricsWriter
 from .recorder import (
     capture_all,
@@ -117,6 +132,7 @@ class Run:
         owned: bool,
         meta: dict[str, Any] | None = None,
         seed_report: SeedReport | None = None,
+        distributed: DistributedContext | None = None,
     ) -> None:
         self.id = run_id
         self.dir = run_dir
@@ -125,6 +141,10 @@ class Run:
         self.config = config
         self.owned = owned
         self.seed_report = seed_report
+        self.distributed = distributed
+        self.rank = distributed.rank if distributed else 0
+        """This process's rank (0 unless launched by torchrun with ``WORLD_SIZE`` > 1)."""
+        self.world_size = distributed.world_size if distributed else 1
         self.resumed = False
         self.summary = Summary()
         self._meta = meta or {}
@@ -134,14 +154,14 @@ class Run:
         self._rng: np.random.Generator | None = None
         self._checkpoint_options: dict[str, Any] = {}
         existing = self.dir / "summary.json"
-        if existing.exists():
+        if self.rank == 0 and existing.exists():
             try:
                 previous = read_json(existing)
             except (OSError, ValueError):
                 previous = None
             if isinstance(previous, dict):
                 self.summary.load_previous(previous)
-        self._metrics = MetricsWriter(self.dir / "metrics.jsonl", on_tick=self._tick)
+        self._metrics = MetricsWriter(metrics_path(self.dir, self.rank), on_tick=self._tick)
 
     @property
     def rng(self) -> np.random.Generator:
@@ -175,6 +195,8 @@ class Run:
     def _tick(self) -> None:
         # The summary follows the metrics every second, so a crashed run still shows how far
         # it got in `ls` and `show`.
+        if self.rank != 0:
+            return
         if self.summary.dirty or self._metrics.changed:
             self._metrics.changed = False
             self._write_summary()
@@ -183,6 +205,8 @@ class Run:
 
     def _write_summary(self) -> None:
         self.summary.dirty = False
+        if self.rank != 0:  # one summary per run: rank 0's
+            return
         # What an earlier session left, under the metrics logged since, under explicit values.
         summary = self.summary
         merged = {str(k): _encoded(v) for k, v in summary.items() if k not in summary.explicit}
@@ -211,10 +235,16 @@ class Run:
         metrics: Mapping[str, Any] | None = None,
         epoch: int | None = None,
     ) -> CheckpointInfo | None:
-        """Save ``state`` (and every RNG stream) as a checkpoint at ``step``; see CheckpointManager."""
+        """Save ``state`` (and every RNG stream) as a checkpoint at ``step``; see CheckpointManager.
+
+        In a distributed run only rank 0 saves; on the other ranks this flushes the rank's
+        metrics and returns None (every rank may call it, as DDP scripts usually do on rank 0).
+        """
         # Metrics up to this step must be on disk before the checkpoint is: a resume continues
         # from the checkpoint and never logs the earlier steps again.
         self._metrics.flush()
+        if self.rank != 0:
+            return None
         return self.checkpoints.save(state, step=step, metrics=metrics, epoch=epoch)
 
     def load_checkpoint(self, which: str | int = "latest", **options: Any) -> Checkpoint | None:
@@ -270,6 +300,8 @@ class Run:
             fields["metrics_error"] = lost
         if self._capture_thread is not None:
             self._capture_thread.join(timeout=60)
+        if self.distributed is not None:
+            status = self._finish_rank(status, fields)
         if self.owned:
             set_status(self.dir, self._meta, status, **fields)
         if _active is self:
@@ -278,6 +310,26 @@ class Run:
         _restore_handlers()
         if lost:
             warn(f"Run {self.id}: {lost}", RuntimeWarning)
+
+    def _finish_rank(self, status: str, fields: dict[str, Any]) -> str:
+        """Record this rank's end; rank 0 of a run it owns does not end 'completed' when another
+        rank failed (a rank that ends later is judged by readers from its own record)."""
+        if self.distributed is None:
+            return status
+        own = {k: v for k, v in fields.items() if k in ("exit_code", "signal", "error")}
+        try:
+            write_rank_record(self.dir, self.distributed, status, **own)
+        except Exception as exc:  # the rank's record never costs the run its status
+            fields["rank_record_error"] = f"{type(exc).__name__}: {exc}"[:2000]
+        if self.rank != 0 or not self.owned:
+            return status
+        failures = failed_ranks(self.dir)
+        if failures:
+            fields["rank_errors"] = failures
+            if status == "completed":
+                fields["error"] = failures[0]
+                return "failed"
+        return status
 
     def __enter__(self) -> Run:
         return self
@@ -383,6 +435,11 @@ def start(
     ``run.load_checkpoint()`` gives the state back. A completed run is only continued with
     ``resume_completed=True``. ``checkpoints`` holds the options of the
     run's :class:`~replicator.checkpoints.CheckpointManager` (monitor, mode, keep_best, ...).
+
+    Under ``torchrun`` every rank may call ``start()``: all ranks of one launch record into one
+    run (rank 0 opens it; the others join it, waiting for rank 0 up to
+    ``$REPLICATOR_RENDEZVOUS_TIMEOUT_S`` when no ``replicator run`` opened it), each rank with
+    its own metrics file; see docs/distributed.md.
     """
     global _active
     if _active is not None and not _active._closed:
@@ -391,6 +448,7 @@ def start(
             "block or call run.finish()) before starting another."
         )
     context = joined_context()
+    distributed = DistributedContext.from_environ()
     if context is not None:
         run = _join(
             context,
@@ -398,7 +456,16 @@ def start(
             experiment=experiment,
             deterministic=deterministic,
             seed_frameworks=seed_frameworks,
+            distributed=distributed,
         )
+    elif distributed is not None and not distributed.is_main:
+        if resume is not None:
+            run_dir = Store.coerce(store).resolve(os.fspath(resume))
+        else:
+            _run_id, run_dir = wait_for_run(Store.coerce(store).root, distributed)
+        run = _attach(run_dir, config, distributed=distributed, seed_frameworks=seed_frameworks)
+        run.resumed = resume is not None
+        _install_handlers()
     elif resume is not None:
         run = _resume(
             config,
@@ -416,8 +483,19 @@ def start(
             deterministic=deterministic,
             seed_frameworks=seed_frameworks,
             store=store,
+            distributed=distributed,
         )
     run._checkpoint_options = dict(checkpoints or {})
+    run.distributed = distributed
+    run.rank, run.world_size = (distributed.rank, distributed.world_size) if distributed else (0, 1)
+    if distributed is not None:
+        try:
+            write_rank_record(
+                run.dir, distributed, "running", metrics=metrics_path(".", run.rank).name
+            )
+        except BaseException:
+            run.finish("failed", error="could not write the rank's record")
+            raise
     _active = run
     return run
 
@@ -471,8 +549,10 @@ def _join(
     experiment: str | None,
     deterministic: bool,
     seed_frameworks: bool,
+    distributed: DistributedContext | None = None,
 ) -> Run:
     run_dir = context.run_dir
+    main = distributed is None or distributed.is_main
     try:
         meta = read_json(run_dir / "run.json")
     except (OSError, ValueError) as exc:
@@ -488,12 +568,13 @@ def _join(
     )
     if config is not None:
         check_run_overrides(config, context)
-        record_script_config(config, context)
+        if main:  # one config per run: rank 0's (every rank loads the same)
+            record_script_config(config, context)
     script = read_script_config(run_dir)
     if script is not None:
         # the config the script uses (recorded by load_config or just above) names checkpoints
         meta["config_hash"] = script.config_hash
-    if experiment and not context.experiment_given:
+    if experiment and not context.experiment_given and main:
         # The script names its experiment unless `replicator run --experiment` did. run.json
         # says so from now on, so that a run that crashes is filed under it too; the launcher
         # reads config/experiment.json when the run ends.
@@ -509,11 +590,43 @@ def _join(
         owned=False,
         meta=meta,
         seed_report=report,
+        distributed=distributed,
     )
     run.resumed = context.resume
-    if report is not None:
+    if report is not None and main:
         atomic_write_json(run_dir / "seeding.json", report.as_dict(), fsync=False)
     return run
+
+
+def _attach(
+    run_dir: Path,
+    config: Any,
+    *,
+    distributed: DistributedContext,
+    seed_frameworks: bool,
+) -> Run:
+    """A rank above 0 of a bare ``torchrun`` joins the run rank 0 opened (or resumed)."""
+    try:
+        meta = read_json(run_dir / "run.json")
+    except (OSError, ValueError) as exc:
+        raise StoreError(
+            f"Rank {distributed.rank} cannot join run {run_dir.name}: its run.json is not "
+            f"readable ({exc})."
+        ) from exc
+    seed = check_seed(meta.get("seed"), where=str(run_dir / "run.json"))
+    deterministic = bool(meta.get("deterministic"))
+    report = seed_loaded(seed, deterministic=deterministic) if seed_frameworks else None
+    return Run(
+        run_id=str(meta.get("id", run_dir.name)),
+        run_dir=run_dir,
+        experiment=str(meta.get("experiment")),
+        seed=seed,
+        config=config,
+        owned=False,
+        meta=meta,
+        seed_report=report,
+        distributed=distributed,
+    )
 
 
 def _file_under(run_dir: Path, experiment: str) -> None:
@@ -536,6 +649,7 @@ def _open(
     deterministic: bool,
     seed_frameworks: bool,
     store: StoreLike,
+    distributed: DistributedContext | None = None,
 ) -> Run:
     store_obj = Store.coerce(store)
     data = to_container(config)
@@ -566,7 +680,16 @@ def _open(
     files, overrides = sources_of(config)
     meta["config"] = recordable_config(data)  # secrets redacted; the script keeps the real ones
     meta["config_hash"] = config_hash(meta["config"])
+    meta["replicator_version"] = __version__  # readers tell which known defects apply
+    if distributed is not None:
+        # the workers' own command is in `command`; the launch that started them is here
+        meta["distributed"] = {
+            "world_size": distributed.world_size,
+            "launch_command": launch_command(),
+        }
     atomic_write_json(run_dir / "run.json", meta, fsync=False)
+    if distributed is not None:
+        publish_run(store_obj.root, distributed, run_id, run_dir)
     report = seed_loaded(seed, deterministic=deterministic) if seed_frameworks else None
     if report is not None:
         atomic_write_json(run_dir / "seeding.json", report.as_dict(), fsync=False)

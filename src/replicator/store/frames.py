@@ -20,7 +20,8 @@ or a run attribute, and so that column names read like ``--where`` expressions
 into a long DataFrame ``run, step, key, value, time`` (non-finite values as floats). Points that a
 resumed run logged again supersede the earlier ones: nothing in the file marks them, the reader
 works it out from the resume markers, and drops the superseded points unless asked for. A torn
-last line left by a crash is skipped.
+last line left by a crash is skipped. A distributed run's points are rank 0's unless
+``rank=`` names another rank, or ``"all"`` (then a ``rank`` column says whose each point is).
 
 One value per seed: statistics over runs assume that each row is a new seed. ``load_runs`` (and
 everything built on it: reports, cards, the checklist) therefore leaves out reproductions (runs
@@ -41,7 +42,8 @@ from typing import TYPE_CHECKING, Any
 from .._util.deps import require
 from .._util.warnings import warn
 from ..config import config_hash, flatten
-from .metrics import decode_value, read_metrics
+from .defects import warn_known_defects
+from .metrics import Rank, decode_value, read_metrics
 from .record import RunRecord
 from .store import DamagedRun, Store, StoreLike
 
@@ -198,6 +200,8 @@ def load_runs(
     Each row is one seed: reproductions (run.json ``reproduction_of``) are left out unless
     ``reproductions=True``, and of several runs with the same config hash and seed only the latest
     completed one is kept, with a :class:`SeedWarning`; ``one_per_seed=False`` keeps every run.
+    A run whose files show a known defect of the version that recorded it (a resumed 0.1.0 run's
+    stale summary, ...) is kept, with a :class:`~replicator.store.defects.KnownDefectWarning`.
     """
     require("pandas", purpose="Loading runs as a DataFrame")
     records = _select(experiment=experiment, where=where, store=store, status=status)
@@ -208,6 +212,7 @@ def load_runs(
         records = list(selection.kept)
     elif not reproductions:
         records = [r for r in records if not r.meta.get("reproduction_of")]
+    warn_known_defects(records)
     return runs_frame(records)
 
 
@@ -255,13 +260,13 @@ def _number(raw: Any) -> float:
 
 
 def _points(
-    path: Path, *, keys: Iterable[str] | None, superseded: bool
-) -> list[tuple[int, str, float, float]]:
+    path: Path, *, keys: Iterable[str] | None, superseded: bool, rank: Rank = 0
+) -> list[tuple[int, str, float, float, int]]:
     """(step, key, value, time) of one metrics.jsonl, read by :func:`read_metrics` (torn lines
     skipped; lines a resumed run superseded dropped unless ``superseded``)."""
     wanted = set(keys) if keys is not None else None
-    out: list[tuple[int, str, float, float]] = []
-    for entry in read_metrics(path, include_superseded=superseded):
+    out: list[tuple[int, str, float, float, int]] = []
+    for entry in read_metrics(path, include_superseded=superseded, rank=rank):
         key = entry["key"]
         if wanted is not None and key not in wanted:
             continue
@@ -272,6 +277,7 @@ def _points(
                     key,
                     _number(entry.get("value")),
                     _number(entry.get("time")),
+                    int(entry.get("rank", rank if isinstance(rank, int) else 0)),
                 )
             )
         except (TypeError, ValueError):
@@ -288,12 +294,15 @@ def load_metrics(
     runs: pd.DataFrame | Iterable[str] | None = None,
     keys: str | Iterable[str] | None = None,
     superseded: bool = False,
+    rank: Rank = 0,
 ) -> pd.DataFrame:
     """Tidy per-step metrics: columns ``run, step, key, value, time``, one row per logged point.
 
     Select runs as in :func:`load_runs`, or pass ``runs`` (a DataFrame from ``load_runs`` or run
     ids/directories). ``keys`` limits the metric names read. ``superseded=True`` keeps the
     points that a resumed run logged again (worked out from the resume markers when reading).
+    In a distributed run the points are rank 0's; ``rank=r`` reads rank ``r``'s and
+    ``rank="all"`` every rank's, with a ``rank`` column after ``time``.
     """
     pd = require("pandas", purpose="Loading runs as a DataFrame")
 
@@ -316,20 +325,23 @@ def load_metrics(
     names: list[str] = []
     values: list[float] = []
     times: list[float] = []
+    ranks: list[int] = []
     for run_id, run_dir in dirs:
-        points = _points(run_dir / "metrics.jsonl", keys=keys, superseded=superseded)
+        points = _points(run_dir / "metrics.jsonl", keys=keys, superseded=superseded, rank=rank)
         run_col.extend([run_id] * len(points))
-        for step, key, value, stamp in points:
+        for step, key, value, stamp, which in points:
             steps.append(step)
             names.append(key)
             values.append(value)
             times.append(stamp)
-    return pd.DataFrame(
-        {
-            "run": pd.Series(run_col, dtype=object),
-            "step": pd.Series(steps, dtype="int64"),
-            "key": pd.Series(names, dtype=object),
-            "value": pd.Series(values, dtype="float64"),
-            "time": pd.Series(times, dtype="float64"),
-        }
-    )
+            ranks.append(which)
+    columns = {
+        "run": pd.Series(run_col, dtype=object),
+        "step": pd.Series(steps, dtype="int64"),
+        "key": pd.Series(names, dtype=object),
+        "value": pd.Series(values, dtype="float64"),
+        "time": pd.Series(times, dtype="float64"),
+    }
+    if rank == "all":
+        columns["rank"] = pd.Series(ranks, dtype="int64")
+    return pd.DataFrame(columns)

@@ -1,10 +1,17 @@
 """One run directory as readers see it: :class:`RunRecord` (run.json and summary.json, the status
 made current), :func:`read_run`, :func:`read_part` for the other JSON parts, and the liveness
 check that turns a 'running' run whose recorder died into 'crashed' without writing anything.
+
+A distributed run (``torchrun``) holds one small file per rank, ``ranks/rank{r}.json``
+(:func:`rank_file`), written only by that rank's process: its RANK, LOCAL_RANK and WORLD_SIZE,
+host and pid, and its own status. Readers merge them into ``meta["distributed"]``
+(``{"world_size": 2, "ranks": {"0": {...}, "1": {...}}}``); a run that reads 'completed' while a
+rank failed or died reads 'failed', naming the rank (derived, nothing written).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -26,7 +33,10 @@ __all__ = [
     "RunRecord",
     "damaged_fields",
     "process_identity",
+    "process_start_time",
+    "rank_file",
     "read_part",
+    "read_ranks",
     "read_run",
     "recorder_alive",
 ]
@@ -82,6 +92,8 @@ class RunRecord:
             "summary": self.summary,
             "exit_code": self.meta.get("exit_code"),
             "command": self.meta.get("command"),
+            # only for a distributed run, so that other runs' JSON is unchanged
+            **({"distributed": self.meta["distributed"]} if "distributed" in self.meta else {}),
         }
 
     def part(self, name: str) -> dict[str, Any]:
@@ -146,6 +158,12 @@ def _pid_start_time(pid: int) -> str | None:
     if fields and fields[0] in ("Z", "X"):
         return None  # a zombie (killed, not yet reaped) is not alive
     return fields[19] if len(fields) > 19 else None
+
+
+def process_start_time(pid: int) -> str | None:
+    """When process ``pid`` started, in clock ticks since boot (Linux); None when unknown or
+    dead. With the pid it tells one process from a later one that reuses its pid."""
+    return _pid_start_time(pid)
 
 
 def process_identity() -> dict[str, Any]:
@@ -221,6 +239,70 @@ def _record_from_files(run_dir: Path, meta: dict[str, Any], summary: dict[str, A
     )
 
 
+RANKS_DIR = "ranks"
+"""The folder of a distributed run that holds one ``rank{r}.json`` per rank."""
+
+
+def rank_file(run_dir: str | os.PathLike[str], rank: int) -> Path:
+    """The file in which rank ``rank`` of a distributed run records itself."""
+    return Path(run_dir) / RANKS_DIR / f"rank{rank}.json"
+
+
+def read_ranks(run_dir: str | os.PathLike[str]) -> dict[int, dict[str, Any]]:
+    """``{rank: record}`` of a distributed run's ``ranks/rank{r}.json`` ({} for other runs).
+
+    A rank whose file still says 'running' while its process is gone reads 'crashed'. A damaged
+    file is left out with a warning naming it."""
+    folder = Path(run_dir) / RANKS_DIR
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return {}
+    ranks: dict[int, dict[str, Any]] = {}
+    for name in names:
+        if not (name.startswith("rank") and name.endswith(".json")):
+            continue
+        try:
+            data = read_json(folder / name)
+        except (OSError, ValueError):
+            data = None
+        rank = data.get("rank") if isinstance(data, dict) else None
+        if isinstance(rank, bool) or not isinstance(rank, int):
+            warn(f"{folder / name}: damaged rank record; left out.", RuntimeWarning)
+            continue
+        if data.get("status") == "running" and not recorder_alive(data, None):
+            data = {**data, "status": "crashed", "error": "the rank's process is gone"}
+        ranks[rank] = data
+    return ranks
+
+
+def _with_ranks(record: RunRecord) -> RunRecord:
+    """The record with its ranks merged in; 'completed' reads 'failed' when a rank failed."""
+    ranks = read_ranks(record.dir)
+    if not ranks:
+        return record
+    sizes = [r["world_size"] for r in ranks.values() if isinstance(r.get("world_size"), int)]
+    distributed = {
+        **(record.meta.get("distributed") or {}),
+        "world_size": max(sizes) if sizes else len(ranks),
+        "ranks": {str(rank): info for rank, info in sorted(ranks.items())},
+    }
+    meta = {**record.meta, "distributed": distributed}
+    status = record.status
+    failed = [
+        (rank, info)
+        for rank, info in sorted(ranks.items())
+        if info.get("status") in ("failed", "interrupted", "crashed")
+    ]
+    if failed and status == "completed":
+        rank, info = failed[0]
+        status = "failed"
+        meta["error"] = (
+            f"rank {rank} {info.get('status')}: {info.get('error') or 'no error recorded'}"
+        )
+    return dataclasses.replace(record, status=status, meta=meta)
+
+
 def record_of(
     run_dir: Path, meta: dict[str, Any], summary: dict[str, Any], *, partial: bool = False
 ) -> RunRecord:
@@ -242,7 +324,7 @@ def record_of(
         meta["damaged"] = [f"run.json: {problem}" for problem in damaged.values()]
     if not isinstance(summary, dict):
         summary = {}
-    return _current_status(_record_from_files(run_dir, meta, summary))
+    return _with_ranks(_current_status(_record_from_files(run_dir, meta, summary)))
 
 
 def _current_status(record: RunRecord) -> RunRecord:
