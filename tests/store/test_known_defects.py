@@ -59,11 +59,15 @@ def resumed_run(repo: Path) -> tuple[Path, dict[str, float]]:
     at_crash = json.loads((run_dir / "summary.json").read_text())
     done = _python(repo, run_dir.name)
     assert done.returncode == 0, done.stderr
+    # the files below imitate what 0.1.0 left; the run says it was recorded by that version
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["replicator_version"] != "0.1.0"
+    (run_dir / "run.json").write_text(json.dumps({**meta, "replicator_version": "0.1.0"}))
     return run_dir, at_crash
 
 
 def test_resumed_run_of_0_1_0_with_the_crash_summary_warns(
-    resumed_run: tuple[Path, dict[str, float]],
+    resumed_run: tuple[Path, dict[str, float]], cli
 ) -> None:
     run_dir, at_crash = resumed_run
     assert at_crash["loss"] == 6.0
@@ -79,6 +83,9 @@ def test_resumed_run_of_0_1_0_with_the_crash_summary_warns(
     ):
         frame = load_runs(store=run_dir.parent.parent)
     assert list(frame["summary.loss"]) == [6.0]  # kept, with the warning
+    shown = cli("show", run_dir.name, env={"REPLICATOR_STORE": str(run_dir.parent.parent)})
+    assert shown.returncode == 0, shown.stderr
+    assert "warning: " in shown.stdout and "1.0 was logged last (step 9)" in shown.stdout
 
     # a version with the fix is not suspected of it
     meta = json.loads((run_dir / "run.json").read_text())
@@ -125,6 +132,6 @@ def test_sweep_of_a_script_that_never_got_its_seed_is_named(repo: Path, cli) -> 
         assert known_defects(read_run(run_dir)) == []  # the fixed launcher records command_run
         meta = json.loads((run_dir / "run.json").read_text())
         del meta["command_run"]  # as 0.1.0 recorded it
-        (run_dir / "run.json").write_text(json.dumps(meta))
+        (run_dir / "run.json").write_text(json.dumps({**meta, "replicator_version": "0.1.0"}))
         (defect,) = known_defects(read_run(run_dir))
         assert defect.id == "sweep-seed-unreached"

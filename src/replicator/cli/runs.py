@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 import click
@@ -17,7 +18,8 @@ from ..checkpoints.manager import describe_checkpoints
 from ..compare.runs import diff_runs
 from ..config import flatten
 from ..store import RunRecord, Store, read_part
-from ..store.metrics import iter_jsonl, read_metrics
+from ..store.defects import known_defects
+from ..store.metrics import iter_jsonl, metric_ranks, read_metrics
 
 
 def _fmt_time(ts: float | None) -> str:
@@ -129,6 +131,8 @@ def run_details(record: RunRecord) -> dict[str, Any]:
         "seeding": read_part(d, "seeding.json"),
         "outputs": read_part(d, "outputs.json"),
         "metrics": _metric_overview(d),
+        "metric_ranks": metric_ranks(d / "metrics.jsonl"),
+        "known_defects": [asdict(defect) for defect in known_defects(record)],
         "checkpoints": describe_checkpoints(d),
         "files": sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file()),
     }
@@ -234,6 +238,11 @@ def _show_overview(record: RunRecord, details: dict[str, Any]) -> None:
         _kv("command run", " ".join(meta["command_run"]))
     _kv("working directory", _checkout_text(record, meta.get("cwd")))
     _kv("host / user", f"{meta.get('host')} / {meta.get('user')}")
+    ranks = (meta.get("distributed") or {}).get("ranks") or {}
+    if ranks:
+        states = ", ".join(f"{r}: {info.get('status', '?')}" for r, info in ranks.items())
+        size = meta["distributed"].get("world_size")
+        _kv("ranks", f"{len(ranks)} of world size {size} ({states}); metrics shown: rank 0")
     _kv("started", _fmt_time(record.started))
     _kv("ended", _fmt_time(record.ended))
     _kv("duration", _fmt_duration(record.duration))
@@ -249,6 +258,8 @@ def _show_overview(record: RunRecord, details: dict[str, Any]) -> None:
     ]:
         if warning:
             _kv("warning", warning)
+    for defect in details["known_defects"]:
+        click.secho(f"  warning: {defect['message']}", fg="yellow")
 
 
 def _show_config(record: RunRecord, details: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .._util.io import append_lines, atomic_write, atomic_write_json
+from .._version import __version__
 from ..capture.git import SNAPSHOT_MAX_FILE_SIZE
 from ..capture.interpreter import Interpreter
 from ..config import config_hash, dump_yaml, hparams_csv
@@ -71,6 +72,7 @@ def new_run(
         atomic_write(ignore, "# replicator's local store: not source code\n*\n", fsync=False)
     meta: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
+        "replicator_version": __version__,  # readers tell which known defects apply
         "id": run_id,
         "experiment": experiment,
         "name": name,
