@@ -26,7 +26,9 @@ variable                       type       meaning (set by the launcher unless ma
 ``REPLICATOR_STORE``           path       *user*: the store to use, before ``replicator.yaml``
 ``REPLICATOR_DEBUG``           bool       *user*: the CLI shows tracebacks of internal errors
 ``REPLICATOR_HEARTBEAT_STALE_S`` float    *user*: seconds without a heartbeat after which a
-                                          run recorded on another host counts as crashed (120)
+                                          run (or a resume lock) recorded on another host
+                                          counts as crashed; before ``heartbeat_stale_s`` in
+                                          ``replicator.yaml`` (default 120)
 =============================  =========  ========================================================
 
 Booleans are written ``1``/``0``; ``0``, ``false``, ``no``, ``off`` and the empty string read as
@@ -253,9 +255,10 @@ REPLICATOR_HEARTBEAT_STALE_S = EnvironmentVariable[float](
     _positive_seconds("REPLICATOR_HEARTBEAT_STALE_S"),
     repr,
     default=120.0,
-    doc="Set by the user: a 'running' run recorded on another host whose heartbeat (touched "
-    "every 10 s) is older than this many seconds counts as crashed. Lower it on a cluster "
-    "for faster crash detection; keep it well above 10 s and the filesystem's clock skew.",
+    doc="Set by the user: a 'running' run (or a resume lock) recorded on another host whose "
+    "heartbeat (touched every 10 s) is older than this many seconds counts as crashed. It wins "
+    "over heartbeat_stale_s in replicator.yaml. Lower it on a cluster for faster crash "
+    "detection; keep it well above 10 s and the filesystem's clock skew.",
 )
 
 # What `replicator run --deterministic` adds to the child's environment.

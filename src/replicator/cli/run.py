@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import click
 
 from ..record.launch import LaunchResult, RunSpec, launch
+from ..store.settings import parse_size
 
 RUN_EPILOG = """\b
 Examples:
@@ -30,22 +30,18 @@ for a usage error.
 """
 
 
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
 class _Size(click.ParamType):
-    """A size in bytes: 5000, 200k, 5MiB, 1.5GB (binary units); 0 for no limit (None)."""
+    """A size in bytes: 5000, 200k, 5MiB, 1.5GB (binary units); 0 for no limit."""
 
     name = "size"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> int | None:
         if value is None or isinstance(value, int):
-            return value or None
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", str(value), re.IGNORECASE)
-        if m is None:
-            self.fail(f"{value!r} is not a size such as 5MiB, 200k or 1000000.", param, ctx)
-        size = int(float(m[1]) * _UNITS[m[2].lower()])
-        return size or None
+            return value
+        try:
+            return parse_size(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 SIZE = _Size()
@@ -96,10 +92,9 @@ SIZE = _Size()
     "--snapshot-max-size",
     "snapshot_max_size",
     type=SIZE,
-    default="5MiB",
-    show_default=True,
     metavar="SIZE",
-    help="Untracked files larger than this stay out of the code snapshot (5MiB, 200k; 0: no limit).",
+    help="Untracked files larger than this stay out of the code snapshot (5MiB, 200k; 0: no "
+    "limit). Default: snapshot_max_size in replicator.yaml, else 5MiB.",
 )
 @click.argument("command", nargs=-1, required=False, type=click.UNPROCESSED)
 @click.pass_context

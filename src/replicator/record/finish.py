@@ -1,9 +1,11 @@
 """The end of a launched run: its status from the exit code, the script's own records adopted,
-outputs and the parsed-metrics summary written, the final status line."""
+outputs and the parsed-metrics summary written, the final status line; and whether the script
+joined the run (:func:`join_marks`) or the seed may not have reached it (:func:`seed_warning`)."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import signal
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,7 +18,7 @@ from .outputs import OutputWatcher
 from .recorder import recordable_config, set_status
 from .spec import LaunchResult, Target
 
-__all__ = ["finalize", "read_summary", "write_summary"]
+__all__ = ["finalize", "join_marks", "read_summary", "seed_warning", "write_summary"]
 
 
 def outcome(code: int, interrupted: str | None) -> tuple[str, dict[str, Any]]:
@@ -95,4 +97,30 @@ def finalize(
     set_status(run_dir, meta, status, **fields)
     return LaunchResult(
         run_id=target.run_id, dir=run_dir, status=status, exit_code=code, seed=target.seed
+    )
+
+
+# Files a script that joins the run writes (start(): seeding.json; load_config()/start(cfg):
+# config/script.json; start(experiment=...): config/experiment.json).
+_JOIN_FILES = ("seeding.json", "config/script.json", "config/experiment.json")
+
+
+def join_marks(run_dir: Path) -> list[int | None]:
+    """The mtimes of the files a joining script writes: unchanged marks mean it never joined."""
+    marks: list[int | None] = []
+    for name in _JOIN_FILES:
+        try:
+            marks.append(os.stat(run_dir / name).st_mtime_ns)
+        except OSError:
+            marks.append(None)
+    return marks
+
+
+def seed_warning(target: Target) -> str:
+    """What to say when the seed reached the script only through its environment."""
+    return (
+        f"the seed may not have reached your script: run {target.run_id}'s seed {target.seed} "
+        "was given only as $REPLICATOR_SEED and PYTHONHASHSEED, and the script did not join "
+        "the run (no replicator.start() or replicator.load_config()). If it takes a seed "
+        "argument, pass it with a placeholder: replicator run ... -- python train.py --seed {seed}"
     )

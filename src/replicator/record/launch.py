@@ -38,7 +38,8 @@ from ..redact import REDACTED, redact_argv, redact_env
 from ..store import Store, StoreLike, new_run_id
 from .child import ChildProcess, Heartbeat, LiveSummary, forwarding_signals
 from .command import expand_command
-from .finish import finalize, read_summary
+from .finish import finalize, join_marks, read_summary, seed_warning
+from .lock import ResumeLock
 from .metrics import MetricPattern, MetricsWriter
 from .outputs import OutputWatcher
 from .recorder import (
@@ -149,7 +150,13 @@ def launch(
         spec = dataclasses.replace(spec, config_path=os.path.join(spec.cwd, spec.config_path))
     if spec.resume is not None:
         _check_resume_command(spec, store)
-        resumed = _resume(spec, store=store, streams=streams)
+        # One resume of a run at a time, until its record is final (see record/lock.py).
+        with ResumeLock.acquire(
+            store.resolve(spec.resume),
+            stale_after=store.heartbeat_stale_s,
+            on_warning=streams.on_warning,
+        ):
+            resumed = _resume(spec, store=store, streams=streams)
         if on_end is not None:
             on_end(resumed)
         return [resumed]
@@ -432,7 +439,7 @@ def _execute(
     watcher.before()
     writer, live = _metrics_writer(target, pattern)
     heartbeat = Heartbeat(target.run_dir)
-    joined_before = _join_marks(target.run_dir)
+    joined_before = join_marks(target.run_dir)
     if streams.on_start is not None:
         streams.on_start(target.run_id, target.run_dir, target.seed)
     try:
@@ -444,8 +451,8 @@ def _execute(
                 live.sync(writer, force=True)
         heartbeat.stop()
     warning = None
-    if not seed_given and _join_marks(target.run_dir) == joined_before:
-        warning = _seed_warning(target)
+    if not seed_given and join_marks(target.run_dir) == joined_before:
+        warning = seed_warning(target)
         (target.meta["resumes"][-1] if target.resumed else target.meta)["seed_warning"] = warning
     result = finalize(target, code, interrupted, writer, watcher)
     if warning and streams.on_warning is not None:
@@ -518,30 +525,6 @@ def _own_output_files(streams: _Streams) -> list[tuple[int, int, str]]:
     return found
 
 
-# Files a script that joins the run writes (start(): seeding.json; load_config()/start(cfg):
-# config/script.json; start(experiment=...): config/experiment.json).
-_JOIN_FILES = ("seeding.json", "config/script.json", "config/experiment.json")
-
-
-def _join_marks(run_dir: Path) -> list[int | None]:
-    marks: list[int | None] = []
-    for name in _JOIN_FILES:
-        try:
-            marks.append(os.stat(run_dir / name).st_mtime_ns)
-        except OSError:
-            marks.append(None)
-    return marks
-
-
-def _seed_warning(target: Target) -> str:
-    return (
-        f"the seed may not have reached your script: run {target.run_id}'s seed {target.seed} "
-        "was given only as $REPLICATOR_SEED and PYTHONHASHSEED, and the script did not join "
-        "the run (no replicator.start() or replicator.load_config()). If it takes a seed "
-        "argument, pass it with a placeholder: replicator run ... -- python train.py --seed {seed}"
-    )
-
-
 def _capture(
     spec: RunSpec,
     target: Target,
@@ -559,7 +542,7 @@ def _capture(
         store=store,
         executable=which_python(spec.command, dict(child_env)),
         env=dict(child_env),
-        max_file_size=spec.snapshot_max_size,
+        max_file_size=spec.snapshot_limit(store.settings.snapshot_max_size),
     )
     if on_warning is not None:
         for item in code_summary.get("left_out") or ():

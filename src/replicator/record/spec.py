@@ -35,10 +35,17 @@ class RunSpec:
     cwd: str | None = None
     # extra fields for the new run's run.json (e.g. ``reproduction_of``)
     record: Mapping[str, Any] = field(default_factory=dict)
-    # untracked files larger than this (bytes) stay out of the code snapshot; None: no limit
-    snapshot_max_size: int | None = SNAPSHOT_MAX_FILE_SIZE
+    # untracked files larger than this (bytes) stay out of the code snapshot; 0: no limit;
+    # None: snapshot_max_size in replicator.yaml, else 5 MiB (see snapshot_limit)
+    snapshot_max_size: int | None = None
     # run ``command`` as given, braces included (a run recorded before placeholders existed)
     literal_command: bool = False
+
+    def snapshot_limit(self, setting: int | None = None) -> int | None:
+        """The code snapshot's size limit in bytes, None for none: ``snapshot_max_size``, else
+        ``setting`` (``snapshot_max_size`` in replicator.yaml), else 5 MiB; 0 is no limit."""
+        size = self.snapshot_max_size if self.snapshot_max_size is not None else setting
+        return SNAPSHOT_MAX_FILE_SIZE if size is None else size or None
 
 
 @dataclass(frozen=True)

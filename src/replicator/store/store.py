@@ -9,6 +9,7 @@ Layout (``schema_version`` 1)::
         run.json                    identity, status, command, seed, resolved config, code summary
         status.jsonl                status history (append-only)
         heartbeat                   touched while the recorder is alive
+        resume.lock                 held by the one ``replicator run --resume`` of the run
         config.yaml  hparams.csv    resolved config, flat parameters
         config/                     raw config files and overrides as given
         code.json  code.patch       git facts; patch of the snapshot against HEAD
@@ -21,7 +22,8 @@ Layout (``schema_version`` 1)::
 
 The store is found from ``REPLICATOR_STORE``, else a ``replicator.yaml`` (key ``store:``) in the
 project root, else ``.replicator/`` in the project root (the nearest directory holding
-``replicator.yaml``, ``.replicator/`` or ``.git``, else the working directory).
+``replicator.yaml``, ``.replicator/`` or ``.git``, else the working directory). The other keys of
+``replicator.yaml`` are :attr:`Store.settings` (:mod:`replicator.store.settings`).
 
 The index is a cache only readers write (:mod:`replicator.store.index`): listing brings it up to
 date from the run directories, so concurrent runs never contend on SQLite and the store works on
@@ -42,11 +44,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._protocol import REPLICATOR_STORE
+from .._protocol import REPLICATOR_HEARTBEAT_STALE_S, REPLICATOR_STORE
 from .._util.warnings import warn
-from ..errors import ConfigError, DamagedRunError, RunNotFoundError, StoreError, UsageError
+from ..errors import DamagedRunError, RunNotFoundError, StoreError, UsageError
 from .index import delete_index, read_indexed
-from .record import RunRecord, read_run, read_run_files, record_of
+from .record import HEARTBEAT_STALE_S, RunRecord, read_run, read_run_files, record_of
+from .settings import SETTINGS_FILE, Settings, read_settings
 
 __all__ = [
     "STORE_DIRNAME",
@@ -114,8 +117,13 @@ class Store:
     """A replicator store on disk. ``Store.open()`` finds the one for the working directory."""
 
     def __init__(
-        self, root: str | os.PathLike[str], *, project_root: str | os.PathLike[str] | None = None
+        self,
+        root: str | os.PathLike[str],
+        *,
+        project_root: str | os.PathLike[str] | None = None,
+        settings: Settings | None = None,
     ):
+        self._settings = settings
         self.root = Path(root).resolve()
         self.project_root = Path(project_root).resolve() if project_root else self.root.parent
         self.runs_dir = self.root / "runs"
@@ -128,20 +136,31 @@ class Store:
 
     @classmethod
     def open(cls, start: str | os.PathLike[str] | None = None) -> Store:
-        """The store for ``start`` (default: the working directory); see the module docstring."""
+        """The store for ``start`` (default: the working directory); see the module docstring.
+
+        The project's ``replicator.yaml`` is read (and checked) here: :attr:`settings`."""
         env = REPLICATOR_STORE.get()
         project = find_project_root(start)
-        if env is not None:
-            return cls(env.expanduser(), project_root=project)
-        config_file = project / "replicator.yaml"
-        if config_file.is_file():
-            settings = _read_settings(config_file)
-            if settings.get("store"):
-                root = Path(str(settings["store"])).expanduser()
-                if not root.is_absolute():
-                    root = project / root
-                return cls(root, project_root=project)
-        return cls(project / STORE_DIRNAME, project_root=project)
+        settings = read_settings(project / SETTINGS_FILE)
+        root = env.expanduser() if env is not None else settings.store or project / STORE_DIRNAME
+        return cls(root, project_root=project, settings=settings)
+
+    @property
+    def settings(self) -> Settings:
+        """The project's ``replicator.yaml`` (:mod:`replicator.store.settings`), read on first
+        use for a store given by its path."""
+        if self._settings is None:
+            self._settings = read_settings(self.project_root / SETTINGS_FILE)
+        return self._settings
+
+    @property
+    def heartbeat_stale_s(self) -> float:
+        """Seconds without a heartbeat after which a run or a resume lock recorded on another
+        host counts as crashed: ``REPLICATOR_HEARTBEAT_STALE_S``, else ``heartbeat_stale_s`` in
+        replicator.yaml, else :data:`~replicator.store.HEARTBEAT_STALE_S` (120)."""
+        if REPLICATOR_HEARTBEAT_STALE_S.is_set():
+            return REPLICATOR_HEARTBEAT_STALE_S.get() or HEARTBEAT_STALE_S
+        return self.settings.heartbeat_stale_s or HEARTBEAT_STALE_S
 
     @classmethod
     def coerce(cls, store: StoreLike) -> Store:
@@ -395,15 +414,3 @@ None for the store of the working directory. :meth:`Store.coerce` turns it into 
 
 def _safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "default"
-
-
-def _read_settings(path: Path) -> dict[str, Any]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot be read as YAML ({exc}).") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: must be a mapping of settings such as 'store: PATH'.")
-    return data

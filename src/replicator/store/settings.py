@@ -1,0 +1,143 @@
+"""The project's settings in ``replicator.yaml``, each checked with the file, line and key named.
+
+``replicator.yaml`` sits in the project root (see :func:`~replicator.store.find_project_root`)::
+
+    store: /shared/replicator          # where runs go (REPLICATOR_STORE wins)
+    heartbeat_stale_s: 60              # a run on another host counts as crashed after this
+    snapshot_max_size: 50MiB           # untracked files larger than this stay out of snapshots
+
+Every key is optional; a key that is not set leaves the default. Where a setting can also be
+given otherwise, the order is: the command-line option, then the environment variable, then
+``replicator.yaml``, then the default (``docs/settings.md``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+__all__ = ["SETTINGS_FILE", "Settings", "parse_size", "read_settings"]
+
+SETTINGS_FILE = "replicator.yaml"
+"""The settings file's name in the project root."""
+
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(value: str | int) -> int:
+    """Bytes from a size such as ``5000``, ``200k``, ``5MiB`` or ``1.5GB`` (binary units).
+
+    Raises ValueError with a one-line message for anything else (a negative number included).
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", str(value), re.IGNORECASE)
+    if m is None or isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a size such as 5MiB, 200k or 1000000.")
+    return int(float(m[1]) * _UNITS[m[2].lower()])
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What ``replicator.yaml`` sets; None where the file does not set the key."""
+
+    store: Path | None = None
+    """The store directory (``store:``), relative paths already made absolute."""
+    heartbeat_stale_s: float | None = None
+    """``heartbeat_stale_s:``: seconds without a heartbeat after which a run (or a resume lock)
+    recorded on another host counts as crashed."""
+    snapshot_max_size: int | None = None
+    """``snapshot_max_size:`` in bytes; 0 for no limit."""
+    path: Path | None = None
+    """The file the settings came from (None: there is none)."""
+
+
+def read_settings(path: str | Path) -> Settings:
+    """The settings in ``path``; an empty :class:`Settings` when the file does not exist.
+
+    A file that is not YAML, not a mapping, or holds a value of the wrong kind raises
+    :class:`~replicator.errors.ConfigError` naming the file, the line and the key.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        return Settings()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc}).") from exc
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: cannot be read as YAML ({exc}).") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a mapping of settings such as 'store: PATH'.")
+    lines = _key_lines(text)
+    return Settings(
+        store=_store(data.get("store"), path, lines),
+        heartbeat_stale_s=_seconds(data.get("heartbeat_stale_s"), path, lines),
+        snapshot_max_size=_size(data.get("snapshot_max_size"), path, lines),
+        path=path,
+    )
+
+
+def _where(key: str, path: Path, lines: dict[str, int]) -> str:
+    line = lines.get(key)
+    return f"Setting '{key}' in {path}" + (f":{line}" if line else "")
+
+
+def _store(value: Any, path: Path, lines: dict[str, int]) -> Path | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(
+            f"{_where('store', path, lines)} must be a directory path, got {value!r}."
+        )
+    root = Path(value).expanduser()
+    return root if root.is_absolute() else path.parent / root
+
+
+def _seconds(value: Any, path: Path, lines: dict[str, int]) -> float | None:
+    if value is None:
+        return None
+    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+    if not (0 < number < math.inf):
+        raise ConfigError(
+            f"{_where('heartbeat_stale_s', path, lines)} must be a positive number of seconds, "
+            f"got {value!r}. Keep it well above the heartbeat interval (10 s), e.g. 60."
+        )
+    return float(number)
+
+
+def _size(value: Any, path: Path, lines: dict[str, int]) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{_where('snapshot_max_size', path, lines)}: {exc} Use 0 for no limit."
+        ) from None
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """The 1-based line of each top-level key, for the messages."""
+    import yaml
+
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {
+        str(key.value): key.start_mark.line + 1
+        for key, _ in node.value
+        if isinstance(key, yaml.ScalarNode)
+    }
