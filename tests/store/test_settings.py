@@ -89,10 +89,6 @@ def test_heartbeat_stale_s_order(repo: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert Store.open().heartbeat_stale_s == 60.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ls reads the threshold from store/record.py, which takes only the variable so far",
-)
 def test_heartbeat_stale_s_in_replicator_yaml_turns_a_quiet_run_crashed(repo: Path) -> None:
     """A run recorded on another host whose heartbeat is 30 s old."""
     (repo / "train.py").write_text("print('ok')\n")

@@ -325,7 +325,9 @@ def _resume(spec: RunSpec, *, store: Store, streams: _Streams) -> LaunchResult:
         )
     run_dir = store.resolve(spec.resume)
     overrides = _resumed_overrides(spec, run_dir)
-    run_id, meta, session = resume_run(run_dir, resume_completed=spec.resume_completed)
+    run_id, meta, session = resume_run(
+        run_dir, resume_completed=spec.resume_completed, stale_after=store.heartbeat_stale_s
+    )
     command = tuple(spec.command) or tuple(meta.get("command") or ())
     if not command or REDACTED in command:
         raise UsageError(

@@ -102,17 +102,20 @@ def new_run(
     return run_id, run_dir, meta
 
 
-def resume_run(run_dir: Path, *, resume_completed: bool = False) -> tuple[str, dict[str, Any], int]:
+def resume_run(
+    run_dir: Path, *, resume_completed: bool = False, stale_after: float | None = None
+) -> tuple[str, dict[str, Any], int]:
     """Reopen a finished, failed, interrupted or crashed run for a resumed session.
 
     Returns ``(run_id, meta, session)``; the status history keeps every earlier status and the
-    run is 'running' again under this process. A run whose recorder still lives is refused.
+    run is 'running' again under this process. A run whose recorder still lives is refused;
+    ``stale_after`` is the store's crash threshold (:attr:`Store.heartbeat_stale_s`).
     """
     from .._util.io import read_json
     from ..errors import UsageError
     from ..store import read_run
 
-    record = read_run(run_dir)
+    record = read_run(run_dir, stale_after=stale_after)
     if record.status == "running":
         raise UsageError(
             f"Run {record.id} is still running (pid {record.meta.get('pid')} on "

@@ -172,8 +172,11 @@ def process_identity() -> dict[str, Any]:
     return {"pid": pid, "pid_start": _pid_start_time(pid), "host": socket.gethostname()}
 
 
-def recorder_alive(meta: dict[str, Any], heartbeat_mtime: float | None) -> bool:
-    """Whether the process recording a 'running' run still lives."""
+def recorder_alive(
+    meta: dict[str, Any], heartbeat_mtime: float | None, *, stale_after: float | None = None
+) -> bool:
+    """Whether the process recording a 'running' run still lives; ``stale_after`` is the
+    store's threshold (:attr:`Store.heartbeat_stale_s`), default the variable's or 120 s."""
     pid = meta.get("pid")
     if meta.get("host") == socket.gethostname() and isinstance(pid, int):
         start = _pid_start_time(pid)
@@ -183,7 +186,7 @@ def recorder_alive(meta: dict[str, Any], heartbeat_mtime: float | None) -> bool:
         return recorded is None or recorded == start
     if heartbeat_mtime is None:
         return False
-    stale_after = REPLICATOR_HEARTBEAT_STALE_S.get() or HEARTBEAT_STALE_S
+    stale_after = stale_after or REPLICATOR_HEARTBEAT_STALE_S.get() or HEARTBEAT_STALE_S
     return time.time() - heartbeat_mtime < stale_after
 
 
@@ -304,7 +307,12 @@ def _with_ranks(record: RunRecord) -> RunRecord:
 
 
 def record_of(
-    run_dir: Path, meta: dict[str, Any], summary: dict[str, Any], *, partial: bool = False
+    run_dir: Path,
+    meta: dict[str, Any],
+    summary: dict[str, Any],
+    *,
+    partial: bool = False,
+    stale_after: float | None = None,
 ) -> RunRecord:
     """The record of a run from its run.json and summary.json, the status made current.
 
@@ -324,10 +332,10 @@ def record_of(
         meta["damaged"] = [f"run.json: {problem}" for problem in damaged.values()]
     if not isinstance(summary, dict):
         summary = {}
-    return _with_ranks(_current_status(_record_from_files(run_dir, meta, summary)))
+    return _with_ranks(_current_status(_record_from_files(run_dir, meta, summary), stale_after))
 
 
-def _current_status(record: RunRecord) -> RunRecord:
+def _current_status(record: RunRecord, stale_after: float | None = None) -> RunRecord:
     """Turn a 'running' record whose recorder died into 'crashed' (derived, nothing written)."""
     if record.status != "running":
         return record
@@ -335,7 +343,7 @@ def _current_status(record: RunRecord) -> RunRecord:
         hb = (record.dir / "heartbeat").stat().st_mtime
     except OSError:
         hb = None
-    if recorder_alive(record.meta, hb):
+    if recorder_alive(record.meta, hb, stale_after=stale_after):
         return record
     # The last sign of life: the heartbeat, or a later write of metrics or output.
     signs = [hb] if hb is not None else []
@@ -360,13 +368,15 @@ def _current_status(record: RunRecord) -> RunRecord:
     )
 
 
-def read_run(run_dir: str | os.PathLike[str], *, partial: bool = False) -> RunRecord:
+def read_run(
+    run_dir: str | os.PathLike[str], *, partial: bool = False, stale_after: float | None = None
+) -> RunRecord:
     """Read one run directory; raises StoreError naming the file (and the field) when run.json
     is damaged. With ``partial``, wrong-typed fields are left out instead (see
     :func:`record_of`): ``show`` of a damaged run shows what it can."""
     path = Path(run_dir)
     meta, summary = read_run_files(path)
-    return record_of(path, meta, summary, partial=partial)
+    return record_of(path, meta, summary, partial=partial, stale_after=stale_after)
 
 
 def read_run_files(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -270,7 +270,7 @@ class Store:
     def get(self, ref: str) -> RunRecord:
         """The record of one run. A run.json field of the wrong type does not hide the run: it
         is left out (``meta["damaged"]`` names it) and a RuntimeWarning says so."""
-        record = read_run(self.resolve(ref), partial=True)
+        record = read_run(self.resolve(ref), partial=True, stale_after=self.heartbeat_stale_s)
         for problem in record.meta.get("damaged") or ():
             warn(f"{record.dir}: damaged {problem}; shown without it.", RuntimeWarning)
         return record
@@ -282,6 +282,7 @@ class Store:
         A damaged index is deleted and rebuilt."""
         self.problems = []
         self.damaged = []
+        stale_after = self.heartbeat_stale_s
         found = self._indexed_files() if use_index and self.runs_dir.is_dir() else None
         records = []
         if found is None:
@@ -293,7 +294,7 @@ class Store:
                     self._skip(run_dir, exc)
         for run_dir, meta, summary in found:
             try:
-                records.append(record_of(run_dir, meta, summary))
+                records.append(record_of(run_dir, meta, summary, stale_after=stale_after))
             except DamagedRunError as exc:
                 experiment = meta.get("experiment") or "default"
                 self._skip(run_dir, exc, str(experiment) if isinstance(experiment, str) else None)
