@@ -29,6 +29,8 @@ variable                       type       meaning (set by the launcher unless ma
                                           run (or a resume lock) recorded on another host
                                           counts as crashed; before ``heartbeat_stale_s`` in
                                           ``replicator.yaml`` (default 120)
+``REPLICATOR_RENDEZVOUS_TIMEOUT_S`` float *user*: seconds a rank above 0 of a bare torchrun
+                                          waits for rank 0's run (default 120)
 =============================  =========  ========================================================
 
 Booleans are written ``1``/``0``; ``0``, ``false``, ``no``, ``off`` and the empty string read as
@@ -74,6 +76,7 @@ __all__ = [
     "REPLICATOR_EXPERIMENT_GIVEN",
     "REPLICATOR_HEARTBEAT_STALE_S",
     "REPLICATOR_OVERRIDES",
+    "REPLICATOR_RENDEZVOUS_TIMEOUT_S",
     "REPLICATOR_RESUME",
     "REPLICATOR_RUN_DIR",
     "REPLICATOR_RUN_ID",
@@ -236,6 +239,14 @@ CUBLAS_WORKSPACE_CONFIG = EnvironmentVariable[str](
     _text,
     str,
     doc="Set to ':4096:8' with --deterministic, before CUDA can start (deterministic cuBLAS).",
+)
+REPLICATOR_RENDEZVOUS_TIMEOUT_S = EnvironmentVariable[float](
+    "REPLICATOR_RENDEZVOUS_TIMEOUT_S",
+    _positive_seconds("REPLICATOR_RENDEZVOUS_TIMEOUT_S"),
+    repr,
+    default=120.0,
+    doc="Set by the user: seconds a rank above 0 of a bare torchrun waits for rank 0 to open "
+    "the launch's run before it gives up with an error.",
 )
 REPLICATOR_STORE = EnvironmentVariable[Path](
     "REPLICATOR_STORE",

@@ -125,6 +125,8 @@ def test_torchrun_under_replicator_run(repo: Path, cli) -> None:
     (run_dir,) = run_dirs(repo)
     assert read_run(run_dir).meta["launcher"] == "cli"
     check_two_rank_run(run_dir)
+    # run.json itself names the ranks (not only the readers that merge ranks/)
+    assert set(json.loads((run_dir / "run.json").read_text())["distributed"]["ranks"]) == {"0", "1"}
     shown = cli("show", run_dir.name, cwd=repo, env=worker_env())
     assert "2 of world size 2 (0: completed, 1: completed); metrics shown: rank 0" in shown.stdout
 

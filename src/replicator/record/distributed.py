@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._protocol import EnvironmentVariable
+from .._protocol import REPLICATOR_RENDEZVOUS_TIMEOUT_S
 from .._util.io import atomic_write_json, read_json
 from ..errors import StoreError, UsageError
 from ..redact import redact_argv
@@ -52,27 +52,6 @@ __all__ = [
 POLL_INTERVAL_S = 0.05
 #: Clock difference between hosts tolerated when a publication is judged by its age (seconds).
 CLOCK_SLACK_S = 30.0
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text.strip())
-    except ValueError:
-        value = -1.0
-    if not 0 < value < 86_400 * 7:
-        raise UsageError(
-            f"$REPLICATOR_RENDEZVOUS_TIMEOUT_S must be a positive number of seconds, got {text!r}."
-        )
-    return value
-
-
-REPLICATOR_RENDEZVOUS_TIMEOUT_S: EnvironmentVariable[float] = EnvironmentVariable(
-    "REPLICATOR_RENDEZVOUS_TIMEOUT_S",
-    _positive_seconds,
-    str,
-    default=120.0,
-    doc="set by the user: seconds a rank above 0 of a bare torchrun waits for rank 0's run",
-)
 
 
 def _rank_variable(environ: Mapping[str, str], name: str, default: int | None) -> int | None:

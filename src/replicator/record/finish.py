@@ -13,6 +13,7 @@ from typing import Any
 
 from .._protocol import read_experiment, read_script_config, write_script_config
 from .._util.io import atomic_write_json, read_json
+from ..store.record import distributed_record, read_ranks
 from .metrics import MetricsWriter
 from .outputs import OutputWatcher
 from .recorder import recordable_config, set_status
@@ -48,6 +49,9 @@ def adopt_script_records(run_dir: Path, meta: dict[str, Any]) -> None:
             meta["data"] = script.data
         if script.data_error:
             meta["data_error"] = script.data_error
+    ranks = read_ranks(run_dir)
+    if ranks:  # a distributed run: run.json itself says which ranks ran (readers merge them too)
+        meta["distributed"] = distributed_record(meta, ranks)
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:

@@ -32,6 +32,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "RunRecord",
     "damaged_fields",
+    "distributed_record",
     "process_identity",
     "process_start_time",
     "rank_file",
@@ -279,18 +280,22 @@ def read_ranks(run_dir: str | os.PathLike[str]) -> dict[int, dict[str, Any]]:
     return ranks
 
 
+def distributed_record(meta: dict[str, Any], ranks: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """run.json's ``distributed`` entry with the ranks' own records merged in."""
+    sizes = [r["world_size"] for r in ranks.values() if isinstance(r.get("world_size"), int)]
+    return {
+        **(meta.get("distributed") or {}),
+        "world_size": max(sizes) if sizes else len(ranks),
+        "ranks": {str(rank): info for rank, info in sorted(ranks.items())},
+    }
+
+
 def _with_ranks(record: RunRecord) -> RunRecord:
     """The record with its ranks merged in; 'completed' reads 'failed' when a rank failed."""
     ranks = read_ranks(record.dir)
     if not ranks:
         return record
-    sizes = [r["world_size"] for r in ranks.values() if isinstance(r.get("world_size"), int)]
-    distributed = {
-        **(record.meta.get("distributed") or {}),
-        "world_size": max(sizes) if sizes else len(ranks),
-        "ranks": {str(rank): info for rank, info in sorted(ranks.items())},
-    }
-    meta = {**record.meta, "distributed": distributed}
+    meta = {**record.meta, "distributed": distributed_record(record.meta, ranks)}
     status = record.status
     failed = [
         (rank, info)

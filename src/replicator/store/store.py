@@ -17,6 +17,8 @@ Layout (``schema_version`` 1)::
         hardware.json               CPU, memory, GPUs
         stdout.log  stderr.log      captured output (tee'd)
         metrics.jsonl               {"step", "time", "key", "value"} per line, append-only
+        metrics.rank{r}.jsonl       rank r > 0 of a distributed run (rank 0: metrics.jsonl)
+        ranks/rank{r}.json          each rank's RANK, LOCAL_RANK, WORLD_SIZE, host, pid, status
         summary.json                final metrics
         outputs.json                files the command produced, with size and hash
 
