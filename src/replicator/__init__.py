@@ -96,7 +96,8 @@ if TYPE_CHECKING:
     from .data import fingerprint
     from .environment import check_environment, export_environment
     from .errors import CheckpointError, ConfigError, ReplicatorError, RNGRestoreError
-    from .record.run import Run, start
+    from .record.opening import start
+    from .record.run import Run
     from .record.script import capture_args, load_config
     from .record.seeding import draw_seeds, seed_everything, seed_worker
     from .release import check_release, export_release, score_readme

@@ -17,7 +17,8 @@ from .._util.deps import require
 from .._util.io import atomic_write_json, read_json
 from ..errors import ReplicatorError, UsageError
 from ..record.outputs import hash_file
-from ..record.run import Run, start
+from ..record.opening import start
+from ..record.run import Run
 from ..store import StoreLike
 
 __all__ = ["NotebookRun", "parse_parameters", "run_notebook"]
