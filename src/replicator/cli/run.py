@@ -145,8 +145,9 @@ def run_command(
 
     def on_end(result: LaunchResult) -> None:
         color = "green" if result.status == "completed" else "red"
+        cause = f": {result.error}" if result.error else ""
         click.secho(
-            f"replicator: run {result.run_id} {result.status} (exit code {result.exit_code})",
+            f"replicator: run {result.run_id} {result.status} (exit code {result.exit_code}){cause}",
             err=True,
             fg=color,
         )
@@ -165,5 +166,7 @@ def run_command(
         code = results[0].exit_code or 0
         if results[0].status == "interrupted" and code >= 0:
             code = code or 130
+        if results[0].status == "failed" and code == 0:  # the command succeeded, the record not
+            code = 1
         sys.exit(code if code >= 0 else 128 - code)
     sys.exit(0 if all(r.status == "completed" for r in results) and len(results) == total else 1)

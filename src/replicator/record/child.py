@@ -2,14 +2,19 @@
 
 :class:`ChildProcess` starts the command in its own process group with the protocol's
 environment (:meth:`replicator._protocol.ChildContext.to_environ`), copies its stdout and stderr
-to the terminal and to the run's logs (secrets removed, metric lines parsed on the way), and
-forwards SIGINT/SIGTERM/SIGHUP to it, escalating on repeats. :class:`Heartbeat` touches the run's
+to the terminal and to the run's logs (secrets removed by a
+:class:`~replicator.redact.StreamRedactor`, metric lines parsed on the way), and forwards
+SIGINT/SIGTERM/SIGHUP to it, escalating on repeats. The output is read to its end whatever
+happens to the logs: when one cannot be written (disk full), it ends at its last whole line,
+the terminal still gets everything, and :attr:`ChildProcess.output_error` says why. :class:`Heartbeat` touches the run's
 heartbeat while the child runs, so that a dead launcher shows as a crashed run. On Linux the
 child gets SIGTERM when the launcher dies (parent-death signal), so no orphan trains on.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import signal
 import subprocess
@@ -22,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .._util.io import atomic_write_json, read_json
-from ..redact import LineRedactor, secret_values
+from ..redact import StreamRedactor, secret_values
 from ..store import HEARTBEAT_INTERVAL_S
 from .metrics import MetricPattern, MetricsWriter
 from .recorder import touch_heartbeat
@@ -68,64 +73,23 @@ class ChildProcess:
             process_group=0,
             preexec_fn=_die_with_parent,
         )
-        self.threads = [
-            self._start_tee(self.proc.stdout, stdout, run_dir / "stdout.log"),
-            self._start_tee(self.proc.stderr, stderr, run_dir / "stderr.log"),
+        # Room for the run's last records (run.json, the status) if the output fills the disk.
+        self._reserve = _reserve_space(run_dir)
+        self.tees = [
+            _Tee(self.proc.stdout, stdout, run_dir / "stdout.log", self),
+            _Tee(self.proc.stderr, stderr, run_dir / "stderr.log", self),
         ]
 
-    def _start_tee(
-        self, pipe: IO[bytes] | None, terminal: IO[bytes], log_path: Path
-    ) -> threading.Thread:
-        thread = threading.Thread(target=self._tee, args=(pipe, terminal, log_path), daemon=True)
-        thread.start()
-        return thread
+    @property
+    def output_error(self) -> str | None:
+        """Why the output is not all in stdout.log and stderr.log (``disk full at PATH ...``),
+        or None. The terminal got all of it either way."""
+        return next((t.error for t in self.tees if t.error), None)
 
-    def _tee(self, pipe: IO[bytes] | None, terminal: IO[bytes], log_path: Path) -> None:
-        assert pipe is not None
-        fd = pipe.fileno()
-        # One redactor per stream: a key block printed on stdout is open on stdout only.
-        redactor = LineRedactor(self.secrets)
-        parts: list[bytes] = []  # the unfinished last line, in the pieces it arrived in
-        size = 0
-        with open(log_path, "ab", buffering=0) as log:
-            while True:
-                try:
-                    chunk = os.read(fd, 65536)
-                except InterruptedError:
-                    continue
-                if not chunk:
-                    break
-                _show(terminal, chunk)
-                newline = chunk.rfind(b"\n")
-                if newline < 0:
-                    parts.append(chunk)
-                    size += len(chunk)
-                    if size > _MAX_PENDING:
-                        # A line without end (a progress bar, one huge JSON line): write its
-                        # head, keeping a tail long enough to hold any secret cut in two.
-                        pending = b"".join(parts)
-                        cut = _safe_cut(pending, len(pending) - _KEEP)
-                        log.write(self._lines([pending[:cut]], redactor, ended=False))
-                        parts, size = [pending[cut:]], len(pending) - cut
-                    continue
-                block = b"".join([*parts, chunk[:newline]])
-                rest = chunk[newline + 1 :]
-                parts, size = ([rest], len(rest)) if rest else ([], 0)
-                log.write(self._lines(block.split(b"\n"), redactor))
-            if parts:
-                log.write(self._lines([b"".join(parts)], redactor, ended=False))
-
-    def _lines(self, lines: list[bytes], redactor: LineRedactor, *, ended: bool = True) -> bytes:
-        out = []
-        for raw in lines:
-            text = raw.decode("utf-8", "replace")
-            self._parse_metrics(text)
-            clean = redactor.line(text)
-            if clean is not None:
-                out.append(clean)
-        if not out:
-            return b""
-        return ("\n".join(out) + ("\n" if ended else "")).encode("utf-8")
+    def parse_metrics(self, text: str) -> None:
+        """Metrics in ``text`` (output lines, not redacted) go to the metrics writer."""
+        for line in text.split("\n"):
+            self._parse_metrics(line)
 
     def _parse_metrics(self, text: str) -> None:
         if self.pattern is None or self.writer is None:
@@ -175,29 +139,187 @@ class ChildProcess:
                 break
             except KeyboardInterrupt:  # pragma: no cover - handlers normally catch SIGINT
                 self.forward(signal.SIGINT)
-        for t in self.threads:
-            t.join(timeout=30)
+        for tee in self.tees:
+            tee.thread.join(timeout=30)
         for pipe in (self.proc.stdout, self.proc.stderr):
             if pipe is not None:
                 pipe.close()
+        _release_space(self._reserve)
         return code
 
 
-_MAX_PENDING = 1 << 20  # bytes of an unfinished line held before its head is written
-_KEEP = 16384  # bytes kept back from such a write: longer than any key or secret value
+# Bytes asked of the pipe per read: an allocation past glibc's mmap threshold (128 KiB) would
+# cost a map and an unmap per read, 50 us for each redraw of a progress bar.
+_READ_SIZE = 1 << 16
+_PIPE_SIZE = 1 << 20
+_SMALL_READ = 4096
+_BATCH_WAIT_S = 0.001
+_METRIC_LINE_MAX = 1 << 16  # a longer piece of a line without end is no metric line
+_RESERVE = 1 << 16  # bytes held on the store's disk while the child runs
 
 
-def _safe_cut(data: bytes, at: int) -> int:
-    """Where to cut ``data`` at or before ``at``: after a CR or a space (secrets hold neither),
-    else at the start of a UTF-8 character."""
-    window = data[max(0, at - _KEEP) : at]
-    for sep in (b"\r", b" ", b"\t"):
-        found = window.rfind(sep)
-        if found >= 0:
-            return max(0, at - _KEEP) + found + 1
-    while at > 0 and data[at] & 0xC0 == 0x80:
-        at -= 1
-    return at
+class _Tee:
+    """Copies one of the child's streams to the terminal and, secrets removed, to its log.
+
+    The pipe is drained to its end whatever happens to the log: a write error (disk full) or
+    any failure of the recording ends the log at its last complete line and is kept in
+    :attr:`error`, while the terminal keeps getting every byte and the child never blocks.
+    """
+
+    def __init__(
+        self, pipe: IO[bytes] | None, terminal: IO[bytes], path: Path, child: ChildProcess
+    ) -> None:
+        assert pipe is not None
+        self.fd = pipe.fileno()
+        self.terminal = terminal
+        self.path = path
+        self.child = child
+        self.error: str | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        _widen(self.fd)
+        # One redactor per stream: a key block printed on stdout is open on stdout only.
+        redactor = StreamRedactor(self.child.secrets)
+        metrics = _MetricLines(self.child) if self.child.pattern is not None else None
+        log: _Log | None = None
+        try:
+            log = _Log(self.path)
+        except OSError as exc:
+            self._fail(None, exc)
+        while True:
+            try:
+                chunk = os.read(self.fd, _READ_SIZE)
+            except InterruptedError:
+                continue
+            except OSError:  # closed by wait() after a grandchild kept it open for too long
+                break
+            if not chunk:
+                break
+            _show(self.terminal, chunk)
+            if len(chunk) < _SMALL_READ:
+                # A chatty child (a progress bar redrawn per step) would cost three system calls
+                # and a pass through Python per redraw: a millisecond's wait, invisible on the
+                # terminal, lets the next read take hundreds of them at once.
+                time.sleep(_BATCH_WAIT_S)
+            if log is None:
+                continue  # drained, not recorded
+            try:
+                if metrics is not None:
+                    metrics.feed(chunk)
+                log.write(redactor.feed(chunk))
+            except Exception as exc:
+                self._fail(log, exc)
+                log = None
+        if log is not None:
+            try:
+                if metrics is not None:
+                    metrics.close()
+                log.write(redactor.close())
+                log.close()
+            except Exception as exc:
+                self._fail(log, exc)
+
+    def _fail(self, log: _Log | None, exc: Exception) -> None:
+        """Stop recording: the log ends at its last complete line; the cause is kept."""
+        kept = log.abandon() if log is not None else 0
+        if isinstance(exc, OSError):
+            reason = _OS_REASONS.get(exc.errno or 0) or exc.strerror or str(exc)
+            where = f"{reason} at {self.path}"
+        else:  # a bug, named, rather than a child blocked on its pipe forever
+            where = f"cannot write {self.path} ({type(exc).__name__}: {exc})"
+        self.error = f"{where}: the output after its first {kept} bytes was shown but not recorded"
+
+
+_OS_REASONS = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded"}
+
+
+class _Log:
+    """stdout.log or stderr.log, written as the output comes; it can be cut back to the end of
+    its last complete line, so that a failed write leaves no torn line."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.size = os.fstat(self.fd).st_size  # a resumed run appends
+        self.line_end = self.size
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+        self.size += len(data)
+        newline = data.rfind(b"\n")
+        if newline >= 0:
+            self.line_end = self.size - (len(data) - newline - 1)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def abandon(self) -> int:
+        """Cut what follows the last complete line and close; the bytes kept."""
+        try:
+            os.ftruncate(self.fd, self.line_end)
+        except OSError:
+            pass
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+        return self.line_end
+
+
+class _MetricLines:
+    """Splits the raw output into lines for the metric pattern (tqdm-style carriage returns
+    end a line too: the last segment is what the line shows)."""
+
+    def __init__(self, child: ChildProcess) -> None:
+        self.child = child
+        self.pending = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        end = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
+        if end < 0:
+            self.pending += chunk
+            if len(self.pending) > _METRIC_LINE_MAX:
+                self.pending.clear()
+            return
+        text = (bytes(self.pending) + chunk[:end]).decode("utf-8", "replace")
+        self.pending[:] = chunk[end + 1 :]
+        self.child.parse_metrics(text.replace("\r", "\n"))
+
+    def close(self) -> None:
+        if self.pending:
+            self.child.parse_metrics(self.pending.decode("utf-8", "replace"))
+
+
+def _widen(fd: int) -> None:
+    """A 1 MiB pipe (Linux): fewer, larger reads when the child writes faster than it is read."""
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+        except OSError:
+            pass  # above /proc/sys/fs/pipe-max-size: the default size works too
+
+
+def _reserve_space(run_dir: Path) -> Path | None:
+    """A file of _RESERVE bytes, deleted when the child ends: when its output fills the disk,
+    that room is left for the run's status. None when it cannot be written."""
+    path = run_dir / ".reserve"
+    try:
+        path.write_bytes(os.urandom(_RESERVE))  # random: no filesystem compresses it away
+    except OSError:
+        path.unlink(missing_ok=True)
+        return None
+    return path
+
+
+def _release_space(path: Path | None) -> None:
+    if path is not None:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def _show(terminal: IO[bytes], chunk: bytes) -> None:

@@ -87,7 +87,11 @@ def finalize(
     interrupted: str | None,
     writer: MetricsWriter | None,
     watcher: OutputWatcher,
+    *,
+    output_error: str | None = None,
 ) -> LaunchResult:
+    """Record how the run ended; a run whose output could not all be recorded (``output_error``,
+    e.g. ``disk full at <path>``) is 'failed' with that cause even when the command succeeded."""
     run_dir, meta = target.run_dir, target.meta
     status, fields = outcome(code, interrupted)
     adopt_script_records(run_dir, meta)
@@ -98,9 +102,17 @@ def finalize(
     write_summary(run_dir, writer, before=target.summary_before if target.resumed else None)
     if writer is not None and writer.error:  # parsed metrics a write error cost (disk full)
         fields["metrics_error"] = writer.error
+    if output_error:
+        fields["error"] = output_error
+        status = "failed" if status == "completed" else status
     set_status(run_dir, meta, status, **fields)
     return LaunchResult(
-        run_id=target.run_id, dir=run_dir, status=status, exit_code=code, seed=target.seed
+        run_id=target.run_id,
+        dir=run_dir,
+        status=status,
+        exit_code=code,
+        seed=target.seed,
+        error=output_error,
     )
 
 

@@ -445,7 +445,9 @@ def _execute(
     if streams.on_start is not None:
         streams.on_start(target.run_id, target.run_dir, target.seed)
     try:
-        code, interrupted = _run_child(spec, target, child_env, pattern, writer, streams)
+        code, interrupted, output_error = _run_child(
+            spec, target, child_env, pattern, writer, streams
+        )
     finally:
         if writer:
             writer.close()
@@ -456,7 +458,7 @@ def _execute(
     if not seed_given and join_marks(target.run_dir) == joined_before:
         warning = seed_warning(target)
         (target.meta["resumes"][-1] if target.resumed else target.meta)["seed_warning"] = warning
-    result = finalize(target, code, interrupted, writer, watcher)
+    result = finalize(target, code, interrupted, writer, watcher, output_error=output_error)
     if warning and streams.on_warning is not None:
         streams.on_warning(warning)
     return result
@@ -570,8 +572,9 @@ def _run_child(
     pattern: MetricPattern | None,
     writer: MetricsWriter | None,
     streams: _Streams,
-) -> tuple[int, str | None]:
-    """Start the child with signals forwarded and wait: its exit code and the signal, if any."""
+) -> tuple[int, str | None, str | None]:
+    """Start the child with signals forwarded and wait: its exit code, the signal if any, and
+    why its output could not all be recorded (a full disk), if so."""
     with forwarding_signals() as forwarding:
         try:
             child = ChildProcess(
@@ -593,4 +596,4 @@ def _run_child(
                 f"Run {target.run_id}: {message}. Check the command after '--'."
             ) from exc
         forwarding.attach(child)
-        return child.wait(), child.interrupted
+        return child.wait(), child.interrupted, child.output_error

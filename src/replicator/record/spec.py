@@ -57,6 +57,8 @@ class LaunchResult:
     status: str
     exit_code: int | None
     seed: int
+    error: str | None = None
+    """Why the run failed when the command's exit code does not say (e.g. a full disk)."""
 
 
 @dataclass(frozen=True)

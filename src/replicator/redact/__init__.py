@@ -23,6 +23,7 @@ from .core import (
     secret_values,
 )
 from .scan import SecretHit, find_secrets, shannon_entropy
+from .stream import StreamRedactor
 
 __all__ = [
     "REDACTED",
@@ -30,6 +31,7 @@ __all__ = [
     "LineRedactor",
     "SecretHit",
     "SecretPattern",
+    "StreamRedactor",
     "clean_remote_url",
     "find_secrets",
     "is_secret_name",

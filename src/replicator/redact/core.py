@@ -4,6 +4,7 @@ config values, captured output) and the table of known key formats it shares wit
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -125,15 +126,28 @@ _NEEDLES: dict[str, tuple[tuple[str, ...], bool]] = {  # rule -> (fragments, cas
     "slack-app-token": (("xapp-",), False),
 }
 
+# SECRET_PATTERNS as redaction reads them: (regex, fragments or None, case-insensitive).
+_RULES = [(p.regex, *_NEEDLES.get(p.rule, (None, False))) for p in SECRET_PATTERNS]
+
 _SECRET_NAME = re.compile(
     r"(?:^|[_\-.])(?:api[_\-]?key|key|token|secret|password|passwd|pwd|pass|credentials?|auth|"
     r"private[_\-]?key|access[_\-]?key|session[_\-]?key|netrc)(?:$|[_\-.])"
     r"|(?:apikey|accesskey|secretkey|authtoken|password|passwd|passphrase|token|secret)",
     re.IGNORECASE,
 )
-# Names that match the pattern above but hold no secret.
+# Names that match the pattern above but hold no secret. PWD and OLDPWD are the shell's working
+# directories (pwd as in MYSQL_PWD is a password): as secrets they shredded every output line that
+# shows a path in the project.
 _NOT_SECRET_NAMES = frozenset(
-    {"KEYBOARD", "TOKENIZERS_PARALLELISM", "PYTHONHASHSEED", "SSH_AUTH_SOCK", "GPG_AGENT_INFO"}
+    {
+        "KEYBOARD",
+        "TOKENIZERS_PARALLELISM",
+        "PYTHONHASHSEED",
+        "SSH_AUTH_SOCK",
+        "GPG_AGENT_INFO",
+        "PWD",
+        "OLDPWD",
+    }
 )
 # Parts of names that hold no secret (ML configs are full of them): removed before the test, so
 # that `max_tokens`, `tokenizer`, `pad_token_id` or `pass_rate` keep their values while
@@ -158,6 +172,29 @@ def is_secret_name(name: str) -> bool:
     if name.upper() in _NOT_SECRET_NAMES:
         return False
     return bool(_SECRET_NAME.search(_NOT_SECRET_PART.sub("", name)))
+
+
+def _is_credential(name: str, value: str) -> bool:
+    """Whether the variable ``name=value`` holds a credential (its value is then redacted).
+
+    A credential-named variable whose value is the path of an existing file or directory
+    (``GOOGLE_APPLICATION_CREDENTIALS``, ``DB_PASSWORD_FILE``) says where a credential is, not
+    what it is: the path stays, as every other path does.
+    """
+    if not value:
+        return False
+    if is_secret_name(name):
+        return not _is_existing_path(value)
+    return _holds_credential(value)
+
+
+def _is_existing_path(value: str) -> bool:
+    if not value.startswith("/") or "\n" in value:
+        return False
+    try:
+        return os.path.exists(value)
+    except (OSError, ValueError):
+        return False
 
 
 def redact_url(url: str) -> str:
@@ -187,19 +224,30 @@ def redact_text(text: str) -> str:
     if not text:
         return text
     lower = text.lower()
-    for pattern in SECRET_PATTERNS:
-        needles = _NEEDLES.get(pattern.rule)
-        if needles is not None and not any(
-            w in (lower if needles[1] else text) for w in needles[0]
-        ):
-            continue  # a substring test is far cheaper than a regex pass over every line
-        if pattern.regex.groupindex.get("secret"):
-            text = pattern.regex.sub(_replace_group, text)
+    for regex in _candidates(text, lower):
+        if "secret" in regex.groupindex:
+            text = regex.sub(_replace_group, text)
         else:
-            text = pattern.regex.sub(REDACTED, text)
+            text = regex.sub(REDACTED, text)
     if "://" in text:
         text = _URL.sub(lambda m: redact_url(m.group(0)), text)
     return text
+
+
+def _candidates(text: str, lower: str) -> list[re.Pattern[str]]:
+    """The rules whose fragments ``text`` holds (a substring test is far cheaper than a regex
+    pass over every line, and this loop than a generator per rule)."""
+    found = []
+    for regex, words, folded in _RULES:
+        if words is not None:
+            haystack = lower if folded else text
+            for word in words:
+                if word in haystack:
+                    break
+            else:
+                continue
+        found.append(regex)
+    return found
 
 
 def _replace_group(match: re.Match[str]) -> str:
@@ -218,7 +266,7 @@ def redact_env(env: Mapping[str, str]) -> dict[str, str]:
     """
     out: dict[str, str] = {}
     for name, value in env.items():
-        if value and (is_secret_name(name) or _holds_credential(value)):
+        if _is_credential(name, value):
             out[name] = REDACTED
         else:
             out[name] = _redact_value(value)
@@ -324,7 +372,7 @@ def secret_values(env: Mapping[str, str], argv: Sequence[str] = ()) -> frozenset
     """
     found: set[str] = set()
     for name, value in env.items():
-        if value and (is_secret_name(name) or _holds_credential(value)):
+        if _is_credential(name, value):
             found |= _pieces(value)
         elif value.startswith("[") and "=" in value:
             # a JSON list of arguments ($REPLICATOR_OVERRIDES: `--set +api_key=...`)
@@ -443,6 +491,41 @@ class LineRedactor:
             {s for s in secrets if len(s) >= _MIN_SECRET_LENGTH}, key=len, reverse=True
         )
         self._in_key = 0  # lines since an unterminated BEGIN line; 0 when none is open
+
+    @property
+    def in_key(self) -> bool:
+        """Whether a key block is open: the next lines are read as its body."""
+        return bool(self._in_key)
+
+    def triggers(self) -> tuple[tuple[bytes, ...], tuple[bytes, ...]] | None:
+        """The words (UTF-8; exact, and lower-case ones to find in lower-cased text) one of
+        which every line that :meth:`line` changes holds while no key block is open: a line with
+        none of them comes out as it went in. None when some rule has no such word."""
+        exact: set[str] = {"://", *(s for s in self.secrets if "\n" not in s)}
+        folded: set[str] = set()
+        for pattern in SECRET_PATTERNS:
+            needles = _NEEDLES.get(pattern.rule)
+            if needles is None:
+                return None
+            words, ignore_case = needles
+            (folded if ignore_case else exact).update(
+                w.lower() if ignore_case else w for w in words
+            )
+        return tuple(w.encode() for w in sorted(exact)), tuple(w.encode() for w in sorted(folded))
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Where in ``text`` (a line or a piece of one) are the secrets :meth:`line` removes."""
+        found: list[tuple[int, int]] = []
+        for secret in self.secrets:
+            at = text.find(secret)
+            while at >= 0:
+                found.append((at, at + len(secret)))
+                at = text.find(secret, at + 1)
+        for regex in _candidates(text, text.lower()):
+            found.extend(m.span() for m in regex.finditer(text))
+        if "://" in text:
+            found.extend(m.span() for m in _URL.finditer(text))
+        return found
 
     def line(self, text: str) -> str | None:
         """The redacted line, or None when the whole line is part of a key block."""
