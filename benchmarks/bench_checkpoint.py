@@ -6,12 +6,14 @@ A ~500 MB state (model weights plus Adam's two moments, float32) is written to t
 * torch.save: the state dict, then fsync (torch.save itself does not fsync);
 * replicator sync: CheckpointManager.save (safetensors + BLAKE3 hash + RNG state + manifest,
   temp file, fsync, rename, directory fsync);
-* replicator async: the time save() blocks the loop (copy to host memory), and until written.
+* a training loop (simulated steps that update the weights in place) saving every K steps, with
+  no saves, synchronous saves and asynchronous saves: the total wall time, first save included,
+  the asynchronous loop ending with ``wait()`` (so the last write is paid for too).
 
 Each method runs ``--repeats`` times in rotation; the median is reported with the ratio to the
 raw write. Loading is timed too (replicator re-hashes the file before parsing it).
 
-    .venv/bin/python benchmarks/bench_checkpoint.py [--mb 500] [--repeats 3] [--dir PATH]
+    .venv/bin/python benchmarks/bench_checkpoint.py [--mb 500] [--repeats 3] [--steps 12] [--every 4] [--matmuls 40]
 """
 
 from __future__ import annotations
@@ -93,21 +95,49 @@ def replicator_sync(state, directory: Path) -> float:
     return elapsed
 
 
-def replicator_async(state, directory: Path, saves: int) -> tuple[float, float, float]:
-    """(first save's blocking time, later saves' median blocking time, time until written)."""
+def train_step(state, work, matmuls: int) -> None:
+    """One simulated optimizer step: some compute, then every weight updated in place.
+
+    The in-place update is what makes an asynchronous save hard: the saved bytes must be those
+    of the step that asked for the save, not of a later one.
+    """
+    import torch
+
+    for _ in range(matmuls):
+        work = torch.tanh(work @ work)
+    for w in state["model"].values():
+        w.mul_(0.9999)
+
+
+def training_loop(
+    state, directory: Path, mode: str, steps: int, every: int, matmuls: int
+) -> tuple[float, float]:
+    """(wall time of ``steps`` training steps saving every ``every`` steps, time blocked in save).
+
+    ``mode`` is "none" (no saves: the training alone), "sync" or "async". Saves happen at steps
+    ``every``, ``2 * every``, ... (the first save included, with its buffer allocation); the
+    asynchronous loop ends with ``wait()``, so its time includes the last write to disk.
+    """
+    import torch
+
     from replicator.checkpoints import CheckpointManager
 
-    target = directory / "async"
-    manager = CheckpointManager(target, async_save=True)
-    blocked, totals = [], []
-    for step in range(saves):
-        t0 = time.perf_counter()
-        manager.save(state, step=step)
-        blocked.append(time.perf_counter() - t0)
-        manager.wait()  # a training loop would keep training here
-        totals.append(time.perf_counter() - t0)
-    shutil.rmtree(target)
-    return blocked[0], statistics.median(blocked[1:]), statistics.median(totals)
+    target = directory / f"loop-{mode}"
+    manager = None if mode == "none" else CheckpointManager(target, async_save=mode == "async")
+    work = torch.rand(384, 384) / 384
+    blocked = 0.0
+    t0 = time.perf_counter()
+    for step in range(1, steps + 1):
+        train_step(state, work, matmuls)
+        if manager is not None and step % every == 0:
+            b0 = time.perf_counter()
+            manager.save(state, step=step)
+            blocked += time.perf_counter() - b0
+    if manager is not None:
+        manager.wait()
+    elapsed = time.perf_counter() - t0
+    shutil.rmtree(target, ignore_errors=True)
+    return elapsed, blocked
 
 
 def loads(state, directory: Path) -> tuple[float, float]:
@@ -133,6 +163,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=500, help="state size in MB (default 500)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=12, help="training steps per loop")
+    parser.add_argument("--every", type=int, default=4, help="save every N steps")
+    parser.add_argument(
+        "--matmuls",
+        type=int,
+        default=40,
+        help="384x384 matrix products per simulated step (compute between saves)",
+    )
     parser.add_argument("--dir", default=None, help="where to write (default: a temp dir in .)")
     parser.add_argument(
         "--threads",
@@ -149,9 +187,7 @@ def main() -> None:
     size = sum(t.numel() * t.element_size() for t in tensors_of(state))
     directory = Path(tempfile.mkdtemp(prefix="bench-ckpt-", dir=args.dir or "."))
     try:
-        times: dict[str, list[float]] = {
-            k: [] for k in ("raw", "torch", "sync", "blocked", "async")
-        }
+        times: dict[str, list[float]] = {k: [] for k in ("raw", "torch", "sync")}
         methods = {"raw": raw_write, "torch": torch_save, "sync": replicator_sync}
         order = random.Random(0)
         for _ in range(args.repeats):
@@ -159,10 +195,14 @@ def main() -> None:
             order.shuffle(names)  # no method always runs right after another
             for name in names:
                 times[name].append(methods[name](state, directory))
-        first, blocked, total = replicator_async(state, directory, args.repeats + 1)
-        times["first"] = [first]
-        times["blocked"] = [blocked]
-        times["async"] = [total]
+        loop: dict[str, list[tuple[float, float]]] = {"none": [], "sync": [], "async": []}
+        for _ in range(args.repeats):
+            modes = list(loop)
+            order.shuffle(modes)
+            for mode in modes:
+                loop[mode].append(
+                    training_loop(state, directory, mode, args.steps, args.every, args.matmuls)
+                )
         ours_load, torch_load = loads(state, directory)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
@@ -178,15 +218,30 @@ def main() -> None:
         ("raw write of the same bytes", "raw"),
         ("torch.save", "torch"),
         ("replicator save (sync)", "sync"),
-        ("replicator save (async), until written", "async"),
-        ("replicator save (async), loop blocked", "blocked"),
-        ("  the same, first save (allocates)", "first"),
     ]
     for label, key in rows:
         print(f"{label:<40}{med[key]:>9.3f}{size / med[key] / 1e9:>8.2f}{med[key] / raw:>8.2f}")
+    wall = {m: statistics.median(t for t, _ in v) for m, v in loop.items()}
+    held = {m: statistics.median(b for _, b in v) for m, v in loop.items()}
+    saves = args.steps // args.every
     print(
-        f"\nblocked per save: async {med['blocked']:.3f} s vs sync {med['sync']:.3f} s "
-        f"({med['sync'] / med['blocked']:.1f}x less)"
+        f"\ntraining loop: {args.steps} steps, a save every {args.every} ({saves} saves, the first "
+        f"included), median of {args.repeats} in shuffled order; async ends with wait()"
+    )
+    print(f"{'loop':<40}{'wall s':>9}{'in save()':>11}{'+ over none':>13}")
+    for mode, label in (
+        ("none", "no checkpoints (training alone)"),
+        ("sync", "replicator save (sync)"),
+        ("async", "replicator save (async)"),
+    ):
+        extra = wall[mode] - wall["none"]
+        print(f"{label:<40}{wall[mode]:>9.3f}{held[mode]:>11.3f}{extra:>13.3f}")
+    cost_sync, cost_async = wall["sync"] - wall["none"], wall["async"] - wall["none"]
+    print(
+        f"\nwall time: async {wall['async']:.2f} s vs sync {wall['sync']:.2f} s "
+        f"({wall['sync'] / wall['async']:.2f}x); cost of checkpointing over training alone: "
+        f"async {cost_async:.2f} s vs sync {cost_sync:.2f} s"
+        + (f" (sync/async {cost_sync / cost_async:.1f}x)" if cost_async > 0 else "")
     )
     print(
         f"load: replicator (hash check + parse) {ours_load:.3f} s, "

@@ -4,8 +4,10 @@ overhead of reproduce beyond the environment build and the command itself.
 Run:  .venv/bin/python benchmarks/bench_reproduce.py [--repeats 2] [--small]
 
 Part 1 builds the demo's package set (omegaconf, pyyaml, click, rich, numpy, blake3,
-scikit-learn, pinned to the versions in this interpreter) with `uv venv` + `uv pip install` and
-with `python -m venv` + `pip install`, side by side, caches warm (one warm-up build each first).
+scikit-learn, pinned to the versions in this interpreter) four ways, alternated, caches warm (one
+warm-up build each first), median of ``--repeats``: the same work on both sides, once with
+byte-compilation (uv ``--compile-bytecode`` against pip's default) and once without (uv's default,
+which is what ``reproduce --env fresh`` runs, against pip ``--no-compile``).
 Part 2 records a small numpy experiment in a temporary git repository and reproduces it with
 `--env fresh` and `--env current`; overhead = total - environment build - the command run alone.
 """
@@ -29,6 +31,8 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests" / "reproduce"))
 
 DEMO = ["omegaconf", "pyyaml", "click", "rich", "numpy", "blake3", "scikit-learn"]
+# Without scikit-learn (and so scipy): a quarter of the build time, for a loaded machine.
+MEDIUM = ["omegaconf", "pyyaml", "click", "rich", "numpy", "blake3"]
 SMALL = ["numpy"]
 
 
@@ -36,18 +40,54 @@ def _pins(names: list[str]) -> str:
     return "\n".join(f"{n}=={version(n)}" for n in names) + "\n"
 
 
+def _run_checked(cmd: list[str], **kwargs: object) -> None:
+    """Run ``cmd``; a failing command raises with its output (never timed as a success)."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(cmd)} exited with {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+        )
+
+
 def _timed(cmds: list[list[str]]) -> float:
-    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE")
+    }
     started = time.perf_counter()
     for cmd in cmds:
-        subprocess.run(cmd, check=True, capture_output=True, env=env)
+        _run_checked(cmd, env=env)
     return time.perf_counter() - started
 
 
 def _timed_in(cmd: list[str], *, cwd: Path, env: dict[str, str]) -> float:
     started = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True)
+    _run_checked(cmd, cwd=cwd, env=env)
     return time.perf_counter() - started
+
+
+# Two pairings that do the same work on both sides. pip byte-compiles every installed module by
+# default and uv does not (uv's --compile-bytecode does); `python -m venv` also installs pip
+# itself, which is part of what the user pays for a pip-built environment.
+TOOLS = {
+    "uv, compiled": "uv venv + uv pip install --compile-bytecode",
+    "pip, compiled": "python -m venv + pip install (compiles by default)",
+    "uv, not compiled": "uv venv + uv pip install (what reproduce runs)",
+    "pip, not compiled": "python -m venv + pip install --no-compile",
+}
+PAIRS = (("uv, compiled", "pip, compiled"), ("uv, not compiled", "pip, not compiled"))
+
+
+def _build_commands(tool: str, dest: Path, req: Path, uv: str, base: str) -> list[list[str]]:
+    python = str(dest / "bin/python")
+    if tool.startswith("uv"):
+        install = [uv, "pip", "install", "-q", "--python", python, "-r", str(req)]
+        if tool == "uv, compiled":
+            install.append("--compile-bytecode")
+        return [[uv, "venv", "-q", "--python", base, str(dest)], install]
+    install = [python, "-m", "pip", "install", "-q", "-r", str(req)]
+    if tool == "pip, not compiled":
+        install.append("--no-compile")
+    return [[base, "-m", "venv", str(dest)], install]
 
 
 def bench_env_build(names: list[str], repeats: int) -> dict[str, list[float]]:
@@ -56,36 +96,18 @@ def bench_env_build(names: list[str], repeats: int) -> dict[str, list[float]]:
     uv = find_uv()
     assert uv, "uv is needed for the benchmark (pip install uv)"
     base = getattr(sys, "_base_executable", sys.executable)
-    times: dict[str, list[float]] = {"uv": [], "venv+pip": []}
+    times: dict[str, list[float]] = {tool: [] for tool in TOOLS}
     with tempfile.TemporaryDirectory() as tmp:
         req = Path(tmp) / "requirements.txt"
         req.write_text(_pins(names))
         for i in range(repeats + 1):  # the first build of each warms the caches
-            for tool in times:
-                dest = Path(tmp) / f"{tool}-{i}"
-                if tool == "uv":
-                    cmds = [
-                        [uv, "venv", "-q", "--python", base, str(dest)],
-                        [
-                            uv,
-                            "pip",
-                            "install",
-                            "-q",
-                            "--python",
-                            str(dest / "bin/python"),
-                            "-r",
-                            str(req),
-                        ],
-                    ]
-                else:
-                    cmds = [
-                        [base, "-m", "venv", str(dest)],
-                        [str(dest / "bin/python"), "-m", "pip", "install", "-q", "-r", str(req)],
-                    ]
-                seconds = _timed(cmds)
+            for tool in times:  # alternated, so load changes hit every tool alike
+                dest = Path(tmp) / f"{tool.replace(', ', '-')}-{i}"
+                seconds = _timed(_build_commands(tool, dest, req, uv, base))
+                shutil.rmtree(dest)
                 if i > 0:
                     times[tool].append(seconds)
-                print(f"  {tool:9s} build {i}: {seconds:6.2f} s{'  (warm-up)' if i == 0 else ''}")
+                print(f"  {tool:18s} build {i}: {seconds:6.2f} s{'  (warm-up)' if i == 0 else ''}")
     return times
 
 
@@ -153,15 +175,13 @@ def bench_overhead(repeats: int) -> dict[str, list[float]]:
                 "REPLICATOR_RUN_DIR": str(scratch),
                 "REPLICATOR_RUN_ID": scratch.name,
             }
-            alone = min(
+            alone = statistics.median(
                 _timed_in(
                     [str(kept / "venv/bin/python"), "train.py"], cwd=kept / "code", env=child_env
                 )
                 for _ in range(3)
             )
-            subprocess.run(
-                ["git", "worktree", "remove", "--force", str(kept / "code")], cwd=root, check=True
-            )
+            _run_checked(["git", "worktree", "remove", "--force", str(kept / "code")], cwd=root)
             started = time.perf_counter()
             cur = reproduce(result.run_id, env="current", stdout=io.BytesIO(), stderr=io.BytesIO())
             current = time.perf_counter() - started
@@ -186,17 +206,22 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--small", action="store_true", help="numpy only (slow downloads)")
+    parser.add_argument("--medium", action="store_true", help="the demo set without scikit-learn")
     parser.add_argument("--only-overhead", action="store_true", help="skip part 1")
     args = parser.parse_args()
-    names = SMALL if args.small else DEMO
+    names = SMALL if args.small else MEDIUM if args.medium else DEMO
     if not args.only_overhead:
         print(f"Part 1: fresh environment for {', '.join(names)} (+ dependencies), caches warm")
         builds = bench_env_build(names, args.repeats)
-        uv_m, pip_m = statistics.median(builds["uv"]), statistics.median(builds["venv+pip"])
+        med = {tool: statistics.median(v) for tool, v in builds.items()}
+        print(f"\n| tool | median s (n={args.repeats}) |\n|---|---:|")
+        for tool, label in TOOLS.items():
+            print(f"| {label} | {med[tool]:.2f} |")
+        for uv_side, pip_side in PAIRS:
+            print(f"ratio {pip_side} / {uv_side}: {med[pip_side] / med[uv_side]:.1f}x")
         print(
-            f"\n| tool | median s (n={args.repeats}) |\n|---|---|\n| uv venv + uv pip install | {uv_m:.2f} |\n| python -m venv + pip | {pip_m:.2f} |"
+            f"(not the same work) pip, compiled / uv, not compiled: {med['pip, compiled'] / med['uv, not compiled']:.1f}x\n"
         )
-        print(f"ratio venv+pip / uv: {pip_m / uv_m:.1f}x\n")
     print("Part 2: reproduce overhead (numpy experiment, 12 steps)")
     over = bench_overhead(max(3, args.repeats))
     print(f"\n| quantity | median s (n={len(over['fresh total'])}) |\n|---|---|")

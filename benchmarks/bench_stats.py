@@ -4,13 +4,17 @@
    ``replicator.stats.aggregate`` versus rliable's ``get_interval_estimates``; the CI endpoints are
    compared in units of their Monte Carlo standard error.
 2. Learning-curve bands, 5 methods x 10 seeds x 200 steps, drawn and rendered to PNG:
-   ``replicator.report.plots.plot_learning_curves`` versus seaborn's
-   ``lineplot(errorbar=("ci", 95))``.
+   ``replicator.report.plots.plot_learning_curves`` versus seaborn's ``lineplot``, in two
+   pairings that each do the same work: bootstrap against bootstrap (``band="bootstrap"``
+   against ``errorbar=("ci", 95)``, 1,000 resamples each) and formula against formula
+   (``band="ci"``, a t-interval, against ``errorbar=("se", 1.96)``).
 3. ``replicator.load_runs`` over 10,000 run directories versus MLflow ``search_runs`` over the
    same runs in a local SQLite store (MLflow runs in its own venv, ``--mlflow-python``; its store is
    built once and cached, the build is not timed).
 
-Run: ``.venv/bin/python benchmarks/bench_stats.py [--quick] [--mlflow-python /tmp/bench-mlflow/bin/python]``
+Every pairing alternates the two sides and reports the median of ``--repeat`` runs of each.
+
+Run: ``.venv-bench/bin/python benchmarks/bench_stats.py [--quick] [--repeat 3] [--reps 50000]``
 """
 
 from __future__ import annotations
@@ -20,25 +24,40 @@ import importlib.util
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 
 def timed(fn, repeat: int = 1):  # type: ignore[no-untyped-def]
-    best, out = float("inf"), None
+    """(median seconds over ``repeat`` calls, the last result)."""
+    times, out = [], None
     for _ in range(repeat):
         t = time.perf_counter()
         out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
 
 
-def bench_iqm(reps: int, methods: int) -> None:
+def alternate(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Median seconds of each function over ``repeat`` rounds, the functions taking turns
+    (so that a change in the machine's load hits every side alike)."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
+def bench_iqm(reps: int, methods: int, repeat: int) -> None:
     from rliable import library as rly
     from rliable import metrics
 
@@ -46,13 +65,17 @@ def bench_iqm(reps: int, methods: int) -> None:
 
     rng = np.random.default_rng(0)
     scores = {f"algo{i}": rng.beta(2 + i, 3, size=(10, 26)) for i in range(methods)}
-    ours_t, ours = timed(
-        lambda: aggregate(scores, aggregates=("iqm",), reps=reps, seed=0), repeat=3
-    )
+    ours = aggregate(scores, aggregates=("iqm",), reps=reps, seed=0)
     np.random.seed(0)
-    theirs_t, (_, theirs) = timed(
-        lambda: rly.get_interval_estimates(scores, metrics.aggregate_iqm, reps=reps)
+    _, theirs = rly.get_interval_estimates(scores, metrics.aggregate_iqm, reps=reps)
+    med = alternate(
+        {
+            "replicator": lambda: aggregate(scores, aggregates=("iqm",), reps=reps, seed=0),
+            "rliable": lambda: rly.get_interval_estimates(scores, metrics.aggregate_iqm, reps=reps),
+        },
+        repeat,
     )
+    ours_t, theirs_t = med["replicator"], med["rliable"]
     # Monte Carlo SE of our endpoints from 10 seeds; rliable's is the same estimator's, so the
     # SE of a difference is about sqrt(2) times it.
     runs = np.array(
@@ -79,10 +102,13 @@ def bench_iqm(reps: int, methods: int) -> None:
         print(
             f"| {k} | [{e.low:.4f}, {e.high:.4f}] | [{lo:.4f}, {hi:.4f}] | {diff.max():.5f} | {z.max():.2f} |"
         )
-    print(f"\nreplicator {ours_t:.2f} s, rliable {theirs_t:.2f} s: {theirs_t / ours_t:.0f}x faster")
+    print(
+        f"\nmedian of {repeat}, alternated: replicator {ours_t:.2f} s, rliable {theirs_t:.2f} s: "
+        f"{theirs_t / ours_t:.0f}x faster"
+    )
 
 
-def bench_bands(methods: int, seeds: int, steps: int) -> None:
+def bench_bands(methods: int, seeds: int, steps: int, repeat: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -115,12 +141,10 @@ def bench_bands(methods: int, seeds: int, steps: int) -> None:
         .rename(columns={"run": "id", "method": "config.method"})
     )
 
-    def seaborn_plot() -> bytes:
+    def seaborn_plot(errorbar: tuple[str, float]) -> bytes:
         fig = Figure(figsize=(6.4, 4.0))
         ax = fig.add_subplot()
-        sns.lineplot(
-            data=tidy, x="step", y="value", hue="method", errorbar=("ci", 95), ax=ax, seed=0
-        )
+        sns.lineplot(data=tidy, x="step", y="value", hue="method", errorbar=errorbar, ax=ax, seed=0)
         return figure_bytes(fig)
 
     def ours(band: str) -> bytes:
@@ -128,19 +152,33 @@ def bench_bands(methods: int, seeds: int, steps: int) -> None:
             plot_learning_curves(tidy, runs, key="loss", by="method", band=band, reps=1000)
         )
 
-    sns_t, _ = timed(seaborn_plot)
-    boot_t, _ = timed(lambda: ours("bootstrap"), repeat=3)
-    t_t, _ = timed(lambda: ours("ci"), repeat=3)
-    print(
-        f"\n## Learning-curve bands: {methods} methods x {seeds} seeds x {steps} steps, drawn to PNG"
+    # Two pairings, each doing the same work on both sides: a bootstrap of 1,000 resamples,
+    # and a formula interval (replicator's per-step t-interval; seaborn's mean +- 1.96 SE).
+    med = alternate(
+        {
+            "seaborn boot": lambda: seaborn_plot(("ci", 95)),
+            "replicator boot": lambda: ours("bootstrap"),
+            "seaborn formula": lambda: seaborn_plot(("se", 1.96)),
+            "replicator formula": lambda: ours("ci"),
+        },
+        repeat,
     )
-    print("| | time (s) | ratio vs seaborn |")
-    print("|---|---:|---:|")
-    print(f"| seaborn lineplot errorbar=('ci', 95), 1000 boots | {sns_t:.2f} | 1x |")
     print(
-        f"| replicator band='bootstrap' (1000 resamples) | {boot_t:.2f} | {sns_t / boot_t:.0f}x |"
+        f"\n## Learning-curve bands: {methods} methods x {seeds} seeds x {steps} steps, drawn to "
+        f"PNG (median of {repeat}, alternated)"
     )
-    print(f"| replicator band='ci' (t-interval, default) | {t_t:.2f} | {sns_t / t_t:.0f}x |")
+    print("| pairing | replicator (s) | seaborn (s) | ratio |")
+    print("|---|---:|---:|---:|")
+    for label, ours_key, theirs_key, ours_how, theirs_how in (
+        ("bootstrap, 1,000 resamples", "replicator boot", "seaborn boot",
+         "band='bootstrap'", "errorbar=('ci', 95)"),
+        ("formula", "replicator formula", "seaborn formula",
+         "band='ci' (t-interval, default)", "errorbar=('se', 1.96)"),
+    ):  # fmt: skip
+        print(
+            f"| {label}: {ours_how} vs {theirs_how} | {med[ours_key]:.2f} | "
+            f"{med[theirs_key]:.2f} | {med[theirs_key] / med[ours_key]:.1f}x |"
+        )
 
 
 MLFLOW_SCRIPT = textwrap.dedent(
@@ -159,7 +197,7 @@ MLFLOW_SCRIPT = textwrap.dedent(
             r = client.create_run(eid)
             client.log_batch(r.info.run_id, params=[Param("model", ["mlp","linear","cnn","rnn","tf"][i % 5]),
                 Param("optim.lr", str(0.1 / (1 + i % 7))), Param("optim.momentum", "0.9"),
-                Param("train.steps", "100"), Param("train.batch", "32"), Param("seed", str(i % 10))],
+                Param("train.steps", "100"), Param("train.batch", "32"), Param("seed", str(i))],
                 metrics=[Metric("test_acc", 0.5 + (i % 97) / 200, 0, 0), Metric("loss", 1.0 / (1 + i % 13), 0, 0)])
             client.set_terminated(r.info.run_id)
         open(marker, "w").close()
@@ -167,11 +205,12 @@ MLFLOW_SCRIPT = textwrap.dedent(
     import mlflow
     mlflow.set_tracking_uri(uri)
     times = []
-    for _ in range(3):
+    for _ in range(int(sys.argv[3])):
         t = time.perf_counter()
         df = mlflow.search_runs(experiment_ids=[exp.experiment_id], max_results=100000)
         times.append(time.perf_counter() - t)
-    print(json.dumps({"seconds": min(times), "rows": len(df), "version": mlflow.__version__}))
+    times.sort()
+    print(json.dumps({"seconds": times[len(times) // 2], "rows": len(df), "version": mlflow.__version__}))
     """
 )
 
@@ -189,7 +228,7 @@ def make_runs(root: Path, n: int) -> None:
             "experiment": "bench",
             "name": None,
             "status": "completed",
-            "seed": i % 10,
+            "seed": i,  # one run per (config, seed): load_runs keeps every run
             "started": t0 + i,
             "ended": t0 + i + 30,
             "config": {
@@ -204,39 +243,41 @@ def make_runs(root: Path, n: int) -> None:
         )
 
 
-def bench_load_runs(n: int, mlflow_python: str | None, workdir: Path) -> None:
+def bench_load_runs(n: int, mlflow_python: str | None, workdir: Path, repeat: int) -> None:
     from replicator.store.frames import load_runs
 
-    store = workdir / f"store-{n}"
+    store = workdir / f"store-{n}-unique-seeds"
     if not (store / "runs").is_dir() or len(os.listdir(store / "runs")) != n:
         shutil.rmtree(store, ignore_errors=True)
         make_runs(store, n)
     (store / "index.sqlite").unlink(missing_ok=True)
     cold, df = timed(lambda: load_runs(store=store, experiment="bench"))
-    warm, df = timed(lambda: load_runs(store=store, experiment="bench"), repeat=3)
-    print(f"\n## load_runs over {n:,} runs ({df.shape[1]} columns)")
+    warm, df = timed(lambda: load_runs(store=store, experiment="bench"), repeat=repeat)
+    print(
+        f"\n## load_runs over {n:,} runs ({df.shape[0]:,} rows, {df.shape[1]} columns), "
+        f"median of {repeat}"
+    )
     print("| | time (s) |")
     print("|---|---:|")
-    print(f"| replicator load_runs, index cold (built from the run directories) | {cold:.2f} |")
+    print(
+        f"| replicator load_runs, index cold (built from the run directories, one run) | {cold:.2f} |"
+    )
     print(f"| replicator load_runs, index warm | {warm:.2f} |")
     if mlflow_python and Path(mlflow_python).exists():
         mroot = workdir / f"mlflow-{n}"
         mroot.mkdir(parents=True, exist_ok=True)
         proc = subprocess.run(
-            [mlflow_python, "-c", MLFLOW_SCRIPT, str(mroot), str(n)], capture_output=True, text=True
+            [mlflow_python, "-c", MLFLOW_SCRIPT, str(mroot), str(n), str(repeat)],
+            capture_output=True,
+            text=True,
         )
-        if proc.returncode == 0:
-            res = json.loads(proc.stdout.strip().splitlines()[-1])
-            print(
-                f"| MLflow {res['version']} search_runs, local SQLite ({res['rows']:,} rows) | {res['seconds']:.2f} |"
-            )
-            print(
-                f"\nload_runs (warm) is {res['seconds'] / warm:.1f}x faster than MLflow search_runs"
-            )
-        else:
-            print(
-                f"| MLflow failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr else '?'} | |"
-            )
+        if proc.returncode != 0:
+            raise RuntimeError(f"MLflow side exited with {proc.returncode}:\n{proc.stderr}")
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(
+            f"| MLflow {res['version']} search_runs, local SQLite ({res['rows']:,} rows) | {res['seconds']:.2f} |"
+        )
+        print(f"\nload_runs (warm) is {res['seconds'] / warm:.1f}x faster than MLflow search_runs")
     else:
         print("| MLflow: not run (pass --mlflow-python PATH to a venv with mlflow) | |")
 
@@ -251,16 +292,30 @@ def main() -> None:
     )
     parser.add_argument("--workdir", default="/tmp/replicator-bench-stats")
     parser.add_argument("--only", choices=["iqm", "bands", "load"], default=None)
+    parser.add_argument("--repeat", type=int, default=3, help="repeats per side (median)")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=10_000,
+        help="runs for load_runs vs MLflow (building MLflow's store takes minutes per 1,000)",
+    )
+    parser.add_argument(
+        "--reps", type=int, default=50_000, help="IQM bootstrap resamples (default 50,000)"
+    )
     args = parser.parse_args()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} CPUs")
     if args.only in (None, "iqm"):
-        bench_iqm(reps=2_000 if args.quick else 50_000, methods=2 if args.quick else 5)
+        bench_iqm(
+            reps=2_000 if args.quick else args.reps,
+            methods=2 if args.quick else 5,
+            repeat=args.repeat,
+        )
     if args.only in (None, "bands"):
-        bench_bands(5, 10, 50 if args.quick else 200)
+        bench_bands(5, 10, 50 if args.quick else 200, args.repeat)
     if args.only in (None, "load"):
-        bench_load_runs(500 if args.quick else 10_000, args.mlflow_python, workdir)
+        bench_load_runs(500 if args.quick else args.runs, args.mlflow_python, workdir, args.repeat)
     sys.stdout.flush()
 
 

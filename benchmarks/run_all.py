@@ -1,7 +1,14 @@
-"""Run every benchmark in this folder, one after another (each compares against its peer)."""
+"""Run every benchmark in this folder, one after another (each compares against its peer).
 
+Each script is run with its defaults and its exit code is checked: a benchmark that fails is
+reported as failed, never as a figure. The command and the wall time of each are printed, so
+that every table in the output can be traced to the command that produced it.
+"""
+
+import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -10,8 +17,12 @@ HERE = Path(__file__).resolve().parent
 def main() -> int:
     failed = []
     for script in sorted(HERE.glob("bench_*.py")):
-        print(f"\n===== {script.name} =====", flush=True)
-        if subprocess.call([sys.executable, str(script)], cwd=HERE.parent) != 0:
+        cmd = [sys.executable, str(script.relative_to(HERE.parent))]
+        print(f"\n===== {script.name}: $ {shlex.join(cmd)} =====", flush=True)
+        started = time.perf_counter()
+        code = subprocess.call(cmd, cwd=HERE.parent)
+        print(f"===== {script.name}: exit {code} after {time.perf_counter() - started:.0f} s =====")
+        if code != 0:
             failed.append(script.name)
     if failed:
         print(f"\nfailed: {', '.join(failed)}")

@@ -13,6 +13,13 @@ again in the same tick it was hashed keeps identical stat fields. Rows of files 
 the window before hashing are therefore never trusted; the next fingerprint re-hashes them and
 writes a row that is.
 
+Beside the rows per file, one row per (directory tree, algorithm) remembers the whole answer of
+the last fingerprint of that tree: a signature of its listing (every relpath with the four stat
+fields, :func:`tree_signature`), the ``.dir`` digest and the manifest entries. When a walk yields
+the same signature, the answer is read back in one query instead of 20,000 rows being loaded and
+compared one by one. A tree row is written only when no file of the tree was modified within
+the racy window of the fingerprint, so a matching signature is as trustworthy as matching rows.
+
 The cache only ever saves work: deleting the file (at any time, even during a fingerprint) changes
 no result. Any SQLite problem (locked database on a network filesystem, damaged file) turns the
 cache off for that call and is reported as a note, never as an error.
@@ -20,15 +27,17 @@ cache off for that call and is reported as a note, never as an error.
 
 from __future__ import annotations
 
+import hashlib
+import marshal
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .._util.sqlite import open_cache_db
 
-__all__ = ["RACY_WINDOW_NS", "CacheRow", "StatCache", "cache_path"]
+__all__ = ["RACY_WINDOW_NS", "CacheRow", "StatCache", "cache_path", "tree_signature"]
 
 # Git uses the index file's own mtime; we use a fixed window that covers coarse (2 s) timestamps.
 RACY_WINDOW_NS = 2_000_000_000
@@ -36,6 +45,30 @@ _SCHEMA = 1
 
 # (inode, size, mtime_ns, ctime_ns, digest, hashed_ns)
 CacheRow = tuple[int, int, int, int, str, int]
+# (relpath, inode, size, mtime_ns, ctime_ns): one file of a tree as the walk saw it
+ListingRow = tuple[str, int, int, int, int]
+# (relpath, size, digest): one manifest entry
+EntryRow = tuple[str, int, str]
+_TREES_SQL = (
+    "CREATE TABLE IF NOT EXISTS trees (root TEXT NOT NULL, algo TEXT NOT NULL, "
+    "signature TEXT NOT NULL, digest TEXT NOT NULL, entries BLOB NOT NULL, "
+    "PRIMARY KEY (root, algo)) WITHOUT ROWID"
+)
+
+
+def tree_signature(listing: Sequence[ListingRow]) -> str | None:
+    """A digest of a tree's listing (relpaths and stat fields, in walk order); None if a name
+    cannot be serialised (such trees are simply not cached as a whole)."""
+    try:  # marshal version 2: no reference tracking, 20x faster to write than version 4
+        blob = marshal.dumps(list(listing), 2)
+    except ValueError:
+        return None
+    return hashlib.blake2b(blob, digest_size=20).hexdigest()
+
+
+def newest_change_ns(listing: Sequence[ListingRow]) -> int:
+    """The latest mtime or ctime in a listing (0 for an empty one)."""
+    return max((max(r[3], r[4]) for r in listing), default=0)
 
 
 def cache_path(store_root: str | os.PathLike[str]) -> Path:
@@ -82,6 +115,7 @@ class StatCache:
                 schema_key="schema",
                 schema=_SCHEMA,
             )
+            conn.execute(_TREES_SQL)
         except (sqlite3.Error, OSError) as exc:
             self._fail(exc)
             return None
@@ -131,18 +165,48 @@ class StatCache:
             return {}
         return {r[0]: tuple(r[1:]) for r in rows}
 
+    def get_tree(self, root: str, algo: str, signature: str) -> tuple[str, list[EntryRow]] | None:
+        """(digest, entries) of tree ``root`` if its last fingerprint had this ``signature``."""
+        conn = self._connect()
+        if conn is None or not _encodable(root):
+            return None
+        try:
+            row = conn.execute(
+                "SELECT digest, entries FROM trees WHERE root = ? AND algo = ? AND signature = ?",
+                (root, algo, signature),
+            ).fetchone()
+        except sqlite3.Error as exc:
+            self._fail(exc)
+            return None
+        if row is None:
+            return None
+        try:
+            entries = marshal.loads(row[1])
+        except (ValueError, EOFError, TypeError):  # a damaged row: a miss, rewritten later
+            return None
+        return (row[0], entries) if isinstance(entries, list) else None
+
     def put_many(
         self,
         algo: str,
         rows: Iterable[tuple[str, CacheRow]],
         *,
         forget: Iterable[str] = (),
+        tree: tuple[str, str, str, Sequence[EntryRow]] | None = None,
     ) -> None:
-        """Store ``(path, row)`` pairs and delete ``forget`` paths, in one transaction."""
+        """Store ``(path, row)`` pairs, delete ``forget`` paths and store ``tree`` (root,
+        signature, digest, entries), in one transaction."""
         # Names that are not valid UTF-8 (surrogate escapes) cannot be stored: never cached.
         rows = [(p, r) for p, r in rows if _encodable(p)]
         forget = [p for p in forget if _encodable(p)]
-        if not rows and not forget:
+        tree_row = None
+        if tree is not None and _encodable(tree[0]):
+            try:  # plain tuples: marshal refuses tuple subclasses such as ManifestEntry
+                blob = marshal.dumps([tuple(e) for e in tree[3]], 2)
+            except ValueError:
+                blob = None
+            tree_row = None if blob is None else (tree[0], algo, tree[1], tree[2], blob)
+        if not rows and not forget and tree_row is None:
             return
         conn = self._connect()
         if conn is None:
@@ -156,6 +220,8 @@ class StatCache:
             conn.executemany(
                 "DELETE FROM files WHERE path = ? AND algo = ?", [(p, algo) for p in forget]
             )
+            if tree_row is not None:
+                conn.execute("INSERT OR REPLACE INTO trees VALUES (?, ?, ?, ?, ?)", tree_row)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             try:

@@ -92,10 +92,10 @@ def fingerprint(
         sink=sink,
         started=started,
     )
-    digests, sizes = hashed.digests, hashed.sizes
-    entries = tuple(ManifestEntry(rel, sizes[rel], digests[rel]) for rel in sorted(digests))
+    digest, entries = hashed.digest, hashed.entries
+    read = {f.relpath for f in hashed.todo}
     fp = Fingerprint(
-        digest=dir_digest(entries, algo) if kind == "dir" else entries[0].digest,
+        digest=digest,
         algo=algo,
         size=sum(e.size for e in entries),
         nfiles=len(entries),
@@ -104,7 +104,7 @@ def fingerprint(
         path=root,
         skipped=tuple(skipped),
         hashed_files=len(hashed.todo),
-        hashed_bytes=sum(sizes[f.relpath] for f in hashed.todo),
+        hashed_bytes=sum(e.size for e in entries if e.relpath in read) if read else 0,
         notes=tuple(hashed.notes),
     )
     if kind == "dir" and keep_manifest and store_obj is not None:
@@ -140,8 +140,8 @@ def _list_files(
 
 
 class _Hashed(NamedTuple):
-    digests: dict[str, str]  # relpath -> digest
-    sizes: dict[str, int]  # relpath -> size
+    digest: str  # of the file, or the tree's .dir digest
+    entries: tuple[ManifestEntry, ...]  # sorted by relpath
     todo: list[_File]  # the files read (not answered by the stat cache)
     notes: list[str]  # what the stat cache had to say
 
@@ -157,14 +157,25 @@ def _hash_files(
     sink: Progress,
     started: int,
 ) -> _Hashed:
-    """Digests of ``files``: fresh stat-cache rows where they match, else hashed (and cached)."""
-    from .cache import StatCache, cache_path, is_fresh
+    """Digests of ``files``: the tree's row when its listing is unchanged, else fresh stat-cache
+    rows where they match, else hashed (and cached)."""
+    from .cache import StatCache, cache_path, is_fresh, tree_signature
 
     def cache_key(f: _File) -> str:
         return f.abspath if kind == "file" else str(root) + "/" + f.relpath
 
     cache = StatCache(cache_path(store.root)) if store is not None else None
     try:
+        if cache is not None and use_cache and kind == "dir":
+            listing = [
+                (f.relpath, f.st.st_ino, f.st.st_size, f.st.st_mtime_ns, f.st.st_ctime_ns)
+                for f in files
+            ]
+            signature = tree_signature(listing)
+            tree = cache.get_tree(str(root), algo, signature) if signature else None
+            if tree is not None:
+                entries = tuple(map(ManifestEntry._make, tree[1]))
+                return _Hashed(tree[0], entries, [], list(cache.notes))
         cached: dict[str, Any] = {}
         if cache is not None and use_cache:
             if kind == "dir":
@@ -187,23 +198,43 @@ def _hash_files(
         sink.set_total(sum(f.st.st_size for f in todo))
         hashed = _hash_many(todo, algo, started, sink)
         new_rows = []
+        keys: dict[str, tuple[int, int, int, int]] = {}
         for f in todo:
             digest, st = hashed[f.relpath]
-            key = _stat_key(st)
+            key = keys[f.relpath] = _stat_key(st)
             digests[f.relpath] = digest
             sizes[f.relpath] = key[1]
             new_rows.append((cache_key(f), (*key, digest, started)))
+        entries = tuple(ManifestEntry(rel, sizes[rel], digests[rel]) for rel in sorted(digests))
+        answer = dir_digest(entries, algo) if kind == "dir" else entries[0].digest
         if cache is None:
-            return _Hashed(digests, sizes, todo, [])
+            return _Hashed(answer, entries, todo, [])
         gone: list[str] = []
         if kind == "dir" and matched < len(cached):  # rows of files since deleted
             seen = {str(root) + "/" + f.relpath for f in files}
             gone = [p for p in cached if p not in seen]
-        cache.put_many(algo, new_rows, forget=gone)
-        return _Hashed(digests, sizes, todo, list(cache.notes))
+        settled = _tree_signature_if_settled(files, keys, started) if kind == "dir" else None
+        whole = None if settled is None else (str(root), settled, answer, entries)
+        cache.put_many(algo, new_rows, forget=gone, tree=whole)
+        return _Hashed(answer, entries, todo, list(cache.notes))
     finally:
         if cache is not None:
             cache.close()
+
+
+def _tree_signature_if_settled(
+    files: list[_File], keys: dict[str, tuple[int, int, int, int]], started: int
+) -> str | None:
+    """The signature to remember the whole tree by, or None while a file of it is racily new
+    (see :mod:`replicator.data.cache`). Each file is listed with the stat its digest belongs
+    to: ``keys`` for the files just hashed, else the walk's; in walk order, as the next walk
+    will list them."""
+    from .cache import RACY_WINDOW_NS, newest_change_ns, tree_signature
+
+    listing = [(f.relpath, *(keys.get(f.relpath) or _stat_key(f.st))) for f in files]
+    if newest_change_ns(listing) >= started - RACY_WINDOW_NS:
+        return None
+    return tree_signature(listing)
 
 
 def _with_manifest(fp: Fingerprint, store: Store) -> Fingerprint:
