@@ -63,8 +63,6 @@ def read_settings(path: str | Path) -> Settings:
     A file that is not YAML, not a mapping, or holds a value of the wrong kind raises
     :class:`~replicator.errors.ConfigError` naming the file, the line and the key.
     """
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         return Settings()
@@ -72,6 +70,8 @@ def read_settings(path: str | Path) -> Settings:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc}).") from exc
+    import yaml  # only with a settings file: keeps it off every command of projects without one
+
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
