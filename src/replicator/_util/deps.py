@@ -18,6 +18,7 @@ OPTIONAL: dict[str, str] = {
     "nbformat": "notebook",
     "xxhash": "xxhash",
     "lightning": "lightning",
+    "hydra": "hydra",
     "torch": "torch",
     "uv": "repro",
 }

@@ -16,7 +16,6 @@ import warnings
 
 import click
 
-from .._protocol import REPLICATOR_DEBUG
 from .._version import __version__
 from ..errors import MissingDependencyError, ReplicatorError, StoreError
 
@@ -37,7 +36,9 @@ COMMANDS: dict[str, str] = {
     "checkpoint": "checkpoint:checkpoint_group",
     "env": "env:env_group",
     "reproduce": "reproduce:reproduce_command",
+    "audit": "audit:audit_command",
     "ci": "reproduce:ci_group",
+    "import": "imports:import_group",
 }
 
 
@@ -130,6 +131,9 @@ def _main(argv: list[str] | None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(0)
     except Exception as exc:
+        # imported here: _protocol pulls in json, secrets and pathlib, which --version does not need
+        from .._protocol import REPLICATOR_DEBUG
+
         if REPLICATOR_DEBUG.get():
             raise
         if isinstance(exc, OSError) and StoreError.is_environmental(exc):

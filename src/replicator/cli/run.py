@@ -96,6 +96,13 @@ SIZE = _Size()
     help="Untracked files larger than this stay out of the code snapshot (5MiB, 200k; 0: no "
     "limit). Default: snapshot_max_size in replicator.yaml, else 5MiB.",
 )
+@click.option(
+    "--tensorboard-dir",
+    type=click.Path(file_okay=False, path_type=str),
+    default=None,
+    help="Import TensorBoard scalars only from event files under this folder (default: any "
+    "written under the working directory during the run).",
+)
 @click.argument("command", nargs=-1, required=False, type=click.UNPROCESSED)
 @click.pass_context
 def run_command(
@@ -113,6 +120,7 @@ def run_command(
     resume: str | None,
     resume_completed: bool,
     snapshot_max_size: int | None,
+    tensorboard_dir: str | None,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND as a child process and record everything needed to run it again."""
@@ -131,6 +139,7 @@ def run_command(
         resume=resume,
         resume_completed=resume_completed,
         snapshot_max_size=snapshot_max_size,
+        tensorboard_dir=tensorboard_dir,
     )
     total = seeds or 1
 

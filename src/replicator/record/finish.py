@@ -14,6 +14,7 @@ from typing import Any
 from .._protocol import read_experiment, read_script_config, write_script_config
 from .._util.io import atomic_write_json, read_json
 from ..store.record import distributed_record, read_ranks
+from .imports import import_after_run
 from .metrics import MetricsWriter
 from .outputs import OutputWatcher
 from .recorder import recordable_config, set_status
@@ -89,6 +90,7 @@ def finalize(
     watcher: OutputWatcher,
     *,
     output_error: str | None = None,
+    tensorboard_dir: str | None = None,
 ) -> LaunchResult:
     """Record how the run ended; a run whose output could not all be recorded (``output_error``,
     e.g. ``disk full at <path>``) is 'failed' with that cause even when the command succeeded."""
@@ -105,6 +107,11 @@ def finalize(
     if output_error:
         fields["error"] = output_error
         status = "failed" if status == "completed" else status
+    session = meta["resumes"][-1]["time"] if target.resumed else meta["started"]
+    imported = import_after_run(
+        run_dir, cwd=target.cwd, started=session, tensorboard_dir=tensorboard_dir, status=status
+    )
+    imported.apply(meta)
     set_status(run_dir, meta, status, **fields)
     return LaunchResult(
         run_id=target.run_id,

@@ -458,7 +458,15 @@ def _execute(
     if not seed_given and join_marks(target.run_dir) == joined_before:
         warning = seed_warning(target)
         (target.meta["resumes"][-1] if target.resumed else target.meta)["seed_warning"] = warning
-    result = finalize(target, code, interrupted, writer, watcher, output_error=output_error)
+    result = finalize(
+        target,
+        code,
+        interrupted,
+        writer,
+        watcher,
+        output_error=output_error,
+        tensorboard_dir=spec.tensorboard_dir,
+    )
     if warning and streams.on_warning is not None:
         streams.on_warning(warning)
     return result

@@ -38,6 +38,9 @@ class RunSpec:
     # untracked files larger than this (bytes) stay out of the code snapshot; 0: no limit;
     # None: snapshot_max_size in replicator.yaml, else 5 MiB (see snapshot_limit)
     snapshot_max_size: int | None = None
+    # TensorBoard scalars are imported only from event files under this folder (default: any
+    # written under the working directory during the run)
+    tensorboard_dir: str | None = None
     # run ``command`` as given, braces included (a run recorded before placeholders existed)
     literal_command: bool = False
 
