@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RULES", "Finding", "scan_file", "scan_paths"]
+__all__ = ["RULES", "Finding", "imported_modules", "scan_file", "scan_paths"]
 
 RULES: dict[str, str] = {
     "clock-seed": "seed from a clock, pid or OS entropy: every run gets another seed",
@@ -73,6 +73,7 @@ _SEEDERS = {
     "Random", "RandomState", "SeedSequence", "PRNGKey", "key", "Generator", "set_random_seed",
 }  # fmt: skip
 _UNSEEDED = {"default_rng", "Random", "RandomState", "SeedSequence"}
+_GLOBAL_SEEDS = {"random.seed", "np.random.seed", "numpy.random.seed"}
 _LISTINGS = {"listdir", "scandir", "walk", "glob", "iglob", "rglob", "iterdir"}
 _COMPLETION = {"as_completed", "imap_unordered"}
 _ATOMIC_OPS = {
@@ -216,9 +217,16 @@ class _Scanner(ast.NodeVisitor):
                 if isinstance(inner, ast.Call) and _name(inner) in _CLOCKS:
                     self.add(node, "clock-seed", f"{name}({_dotted(inner.func)}())")
                     return
-        if name in _UNSEEDED and not args:
-            self.add(node, "unseeded-rng", f"{_dotted(node.func)}()")
-        elif name == "Generator" and not args and _dotted(node.func).startswith("torch"):
+        dotted = _dotted(node.func)
+        # an explicit None seeds from the OS too; torch.Generator(device=...) takes no seed
+        seeds = [a for a in args if not (isinstance(a, ast.Constant) and a.value is None)]
+        if name == "Generator":
+            seeds = [*node.args, *(k.value for k in node.keywords if k.arg != "device")]
+        if name in _UNSEEDED and not seeds:
+            self.add(node, "unseeded-rng", f"{dotted}({'None' if args else ''})")
+        elif name == "seed" and not seeds and dotted in _GLOBAL_SEEDS:
+            self.add(node, "unseeded-rng", f"{dotted}() without a value seeds from the OS")
+        elif name == "Generator" and not seeds and dotted.startswith("torch"):
             parent = self.parents.get(node)
             chained = isinstance(parent, ast.Attribute) and parent.attr == "manual_seed"
             named = isinstance(parent, ast.Assign) and any(
@@ -247,6 +255,7 @@ class _Scanner(ast.NodeVisitor):
     def visit_For(self, node: ast.For) -> None:
         if _is_set_expr(node.iter, self.set_names):
             self.add(node, "set-order", "for loop over a set")
+        self._clock_break(node)
         self.generic_visit(node)
 
     def visit_comprehension(self, node: ast.comprehension) -> None:
@@ -269,11 +278,28 @@ class _Scanner(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_While(self, node: ast.While) -> None:
-        for inner in ast.walk(node.test):
-            if isinstance(inner, ast.Call) and _name(inner) in _CLOCKS - {"getpid", "urandom"}:
-                self.add(node, "wall-clock-loop", f"while ... {_dotted(inner.func)}() ...")
-                break
+        clock = _clock_call(node.test)
+        if clock is not None:
+            self.add(node, "wall-clock-loop", f"while ... {clock}() ...")
+        else:
+            self._clock_break(node)
         self.generic_visit(node)
+
+    def _clock_break(self, loop: ast.While | ast.For) -> None:
+        """``while True: ... if time.time() - start > budget: break`` (or a for loop's)."""
+        for stmt in ast.walk(loop):
+            if isinstance(stmt, ast.If) and any(isinstance(b, ast.Break) for b in stmt.body):
+                clock = _clock_call(stmt.test)
+                if clock is not None:
+                    self.add(stmt, "wall-clock-loop", f"break when {clock}() says time is up")
+                    return
+
+
+def _clock_call(node: ast.AST) -> str | None:
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.Call) and _name(inner) in _CLOCKS - {"getpid", "urandom"}:
+            return _dotted(inner.func)
+    return None
 
 
 def _false(node: ast.AST) -> bool:
@@ -325,3 +351,19 @@ def scan_paths(
     for file in _python_files(paths):
         out += scan_file(file, root=root)
     return out
+
+
+def imported_modules(paths: Iterable[str | os.PathLike[str]]) -> set[str]:
+    """The top-level modules the Python files under ``paths`` import (``torch``, ``numpy``...)."""
+    found: set[str] = set()
+    for file in _python_files(paths):
+        try:
+            tree = ast.parse(file.read_text(encoding="utf-8", errors="replace"))
+        except (OSError, SyntaxError, ValueError, RecursionError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module.split(".")[0])
+    return found

@@ -32,6 +32,7 @@ from typing import IO, Any
 
 from .._util.io import atomic_write_json, read_json
 from .._util.progress import NullProgress, Progress
+from ..audit import likely_causes
 from ..errors import ReplicatorError, ReproduceError, UsageError
 from ..store import RunRecord, Store, StoreLike, read_part, read_run
 from .checkout import Checkout, checkout_code
@@ -460,7 +461,12 @@ class _Attempt:
                 self.causes.insert(
                     0, failure_cause(self.result, new_dir, self.checkout, original=self.run_dir)
                 )
-            self.causes += _explain(self.run_dir, new_dir, self.meta, options.env)
+            explained = _explain(self.run_dir, new_dir, self.meta, options.env)
+            if self.verdict != "reproduced":  # add the audit's view: recorded facts, findings
+                explained = likely_causes(
+                    self.run_dir, explained, code_root=self.checkout.root, run_ref=self.record.id
+                )
+            self.causes += explained
             detail.append(self.verdict)
 
     def _roots(self, new_dir: Path) -> list[str]:
