@@ -248,3 +248,123 @@ def test_readme_score_judges_tracked_files_and_recorded_commands(repo: Path) -> 
     proc = real_cli("readme", "score", "README.md", "--json", cwd=repo)
     (training,) = [i for i in json.loads(proc.stdout)["items"] if i["key"] == "training"]
     assert not any("scratch.py" in e for e in training["evidence"])
+
+
+SIMCLR_README = """\
+# SimCLR on CIFAR-10
+
+Contrastive pretraining of a ResNet-18 encoder, then a linear probe.
+
+## Installation
+
+```bash
+pip install -r requirements.txt
+```
+
+## Training
+
+```bash
+# the encoder's weights and checkpoints go to runs/<name>/ every 10 epochs
+python train.py --config configs/simclr.yaml
+```
+
+Questions and bug reports: https://github.com/lab/simclr-cifar/issues
+
+## Logging with Weights & Biases
+
+Create a free account at https://wandb.ai/signup, then run `wandb login` once.
+
+## Results
+
+| method | linear probe top-1 |
+|--------|--------------------|
+| SimCLR | 90.1               |
+
+    # all five seeds, then the table
+    python train.py --config configs/simclr.yaml --seeds 5
+
+## License
+
+MIT License
+
+Copyright (c) 2026 The SimCLR-CIFAR authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+"""
+
+
+def _commit_readme(repo: Path, text: str) -> None:
+    from tests.conftest import git
+
+    (repo / "README.md").write_text(text)
+    (repo / "requirements.txt").write_text("torch\n")
+    (repo / "train.py").write_text("print('train')\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "readme")
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        # only the W&B section: 'Weights & Biases' is the tracker, not model weights
+        ("# the encoder's weights", "# train the encoder"),
+        # only the comment: `# ... weights ...` inside a code block is not a heading
+        ("## Logging with Weights & Biases", "## Logging"),
+    ],
+)
+def test_readme_score_reads_no_heading_in_code_and_no_weights_in_wandb(
+    repo: Path, cut: tuple[str, str]
+) -> None:
+    """Issue 18.6: a sign-up link after a code comment or a W&B heading passed 'Pre-trained
+    models'; the comment also split the results table from its command."""
+    from tests.conftest import run_cli as real_cli
+
+    _commit_readme(repo, SIMCLR_README.replace(*cut))
+    proc = real_cli("readme", "score", "README.md", "--json", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    items = {i["key"]: i for i in json.loads(proc.stdout)["items"]}
+    assert {k: i["passed"] for k, i in items.items()} == {
+        "dependencies": True,
+        "training": True,
+        "evaluation": False,
+        "pretrained": False,
+        "results": True,
+    }
+    assert items["results"]["evidence"][-1].startswith("README.md:31: python train.py")
+
+    # a real pretrained-weights section still passes
+    _commit_readme(
+        repo,
+        SIMCLR_README.replace(cut[0], cut[1])
+        + "\n## Pretrained weights\n\nThe encoder: https://zenodo.org/records/4242\n",
+    )
+    proc = real_cli("readme", "score", "README.md", "--json", cwd=repo)
+    assert {i["key"]: i["passed"] for i in json.loads(proc.stdout)["items"]}["pretrained"]
+
+
+def test_license_text_in_the_readme_is_no_missing_license(repo: Path) -> None:
+    """Issue 18.6: the full MIT text in the README was told 'nobody may legally reuse the
+    code'; it is a note that a LICENSE file is recommended. A README that only names a
+    license it does not hold keeps the warning."""
+    from tests.conftest import run_cli as real_cli
+
+    _commit_readme(repo, SIMCLR_README)
+    proc = real_cli("release", "check", "--no-formatting", "--json", cwd=repo)
+    (lic,) = [f for f in json.loads(proc.stdout)["findings"] if f["rule"] == "license-missing"]
+    assert lic["severity"] == "note"
+    assert "MIT license text is in README.md" in lic["message"]
+    assert "LICENSE file is recommended" in lic["message"]
+    assert "legally" not in lic["message"]
+
+    _commit_readme(repo, SIMCLR_README.split("MIT License")[0] + "MIT, see LICENSE.\n")
+    proc = real_cli("release", "check", "--no-formatting", "--json", cwd=repo)
+    (lic,) = [f for f in json.loads(proc.stdout)["findings"] if f["rule"] == "license-missing"]
+    assert lic["severity"] == "warning" and "nobody may legally reuse" in lic["message"]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import random
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
-from release_secrets_fixture import DECOY_FILES, build_fixture, make_secrets
+from release_secrets_fixture import DECOY_FILES, Plant, build_fixture, make_secrets
 
 from replicator.redact import SECRET_PATTERNS, redact_text
 from replicator.release import check_release
@@ -190,3 +193,49 @@ def test_snippet_masks_every_secret_on_the_line() -> None:
     assert len(found) == 2
     for f in found:
         assert one not in f.snippet and two not in f.snippet
+
+
+def test_two_megabyte_one_line_json_is_scanned_whole(tmp_path: Path, run_cli) -> None:
+    """A 2 MB one-line JSON export (the shape of a tracker's run dump) with a secret in every
+    fourth record: every one is found, on line 1, and nothing else is. The scan used to rerun a
+    regex over the whole line once per finding: minutes for this file, caught by --timeout."""
+    kinds = [k for k in make_secrets(0) if k not in ("private-key", "generic-password")]
+    rng = random.Random(3)
+    records: list[dict[str, object]] = []
+    planted: list[tuple[str, str]] = []  # (kind, the part a scanner reports)
+    size = 0
+    while size < 2_000_000:
+        n = len(records)
+        record: dict[str, object] = {
+            "run": str(uuid.UUID(int=rng.getrandbits(128))),
+            "commit": "".join(rng.choice("0123456789abcdef") for _ in range(40)),
+            "loss": rng.random(),
+            "notes": "lr sweep, warmup 500 steps, cosine decay " * 2,
+        }
+        if n % 4 == 0:
+            kind = kinds[(n // 4) % len(kinds)]
+            name, value = make_secrets(n)[kind]
+            record = {name: value, **record}
+            planted.append((kind, Plant(kind, "runs.json", value).secret))
+        records.append(record)
+        size += len(json.dumps(record)) + 2
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "runs.json").write_text(json.dumps(records))
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    assert (root / "runs.json").stat().st_size > 2_000_000
+
+    code, out, _ = run_cli("release", "check", "--no-formatting", "--json", str(root))
+    assert code == 1
+    found = [f for f in json.loads(out)["findings"] if f["rule"] in SECRET_RULES]
+    assert {f["file"] for f in found} == {"runs.json"} and {f["line"] for f in found} == {1}
+    prints = {f["fingerprint"] for f in found}
+    missed = [
+        kind
+        for kind, secret in planted
+        if not prints & {fingerprint(r, "runs.json", secret) for r in SECRET_RULES}
+    ]
+    assert missed == []
+    assert len(found) == len(planted) > 1000
+    assert not [f for f in found if any(s in f["snippet"] for _, s in planted)]

@@ -198,18 +198,9 @@ def _repository_files(project: ProjectFiles, findings: list[Finding]) -> ReadmeS
                     fix="Run `replicator readme score` for what to add for each missing item.",
                 )
             )
-    if not any(_LICENSE.match(f) for f in top):
-        findings.append(
-            Finding.of_file(
-                "LICENSE",
-                rule="license-missing",
-                severity="warning",
-                message="no LICENSE file: without one, nobody may legally reuse the code",
-                fix="Add a LICENSE file (MIT, BSD-3-Clause and Apache-2.0 are common for research "
-                "code; see choosealicense.com).",
-            )
-        )
     readme_text = (read_text(readme, limit=MAX_SCAN_BYTES) or "") if readme else ""
+    if not any(_LICENSE.match(f) for f in top):
+        findings.append(_license_missing(readme.name if readme else None, readme_text))
     if not any(_CITATION.match(f) for f in top) and not _CITE_IN_README.search(readme_text):
         findings.append(
             Finding.of_file(
@@ -222,6 +213,54 @@ def _repository_files(project: ProjectFiles, findings: list[Finding]) -> ReadmeS
             )
         )
     return score
+
+
+def _license_missing(readme: str | None, readme_text: str) -> Finding:
+    """No LICENSE file: a warning, or a note when the README itself holds a license's text."""
+    held = _license_in_text(readme_text) if readme else None
+    if readme and held:
+        return Finding.of_file(
+            "LICENSE",
+            rule="license-missing",
+            severity="note",
+            message=f"no LICENSE file; the {held} license text is in {readme}: a LICENSE file is "
+            "recommended (GitHub, PyPI and license scanners look for that file, not the README)",
+            fix=f"Move the license text from {readme} into a LICENSE file and keep a line such "
+            f"as 'License: {held}, see LICENSE' in {readme}.",
+        )
+    return Finding.of_file(
+        "LICENSE",
+        rule="license-missing",
+        severity="warning",
+        message="no LICENSE file: without one, nobody may legally reuse the code",
+        fix="Add a LICENSE file (MIT, BSD-3-Clause and Apache-2.0 are common for research "
+        "code; see choosealicense.com).",
+    )
+
+
+# A sentence of each common license's text (or of the notice that applies it): whitespace is
+# collapsed first, since a README wraps the text at its own width.
+_LICENSE_TEXTS = (
+    ("MIT", "permission is hereby granted, free of charge, to any person obtaining a copy"),
+    ("BSD", "redistribution and use in source and binary forms, with or without modification"),
+    ("Apache-2.0", "licensed under the apache license, version 2.0"),
+    ("Apache-2.0", "apache license version 2.0, january 2004"),
+    ("GPL", "gnu general public license as published by the free software foundation"),
+    ("GPL", "gnu general public license version 3, 29 june 2007"),
+    ("LGPL", "gnu lesser general public license as published by the free software foundation"),
+    ("MPL-2.0", "subject to the terms of the mozilla public license"),
+    ("ISC", "permission to use, copy, modify, and/or distribute this software for any purpose"),
+    ("Unlicense", "this is free and unencumbered software released into the public domain"),
+)
+
+
+def _license_in_text(text: str) -> str | None:
+    """The license whose text (or applying notice) ``text`` holds, or None."""
+    flat = " ".join(text.lower().split())
+    for name, sentence in _LICENSE_TEXTS:
+        if sentence in flat:
+            return name
+    return None
 
 
 def _large_files(project: ProjectFiles) -> list[Finding]:

@@ -10,6 +10,7 @@ are fine and not reported. Prose (Markdown, reStructuredText, text) is not scann
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterator
 from pathlib import PurePosixPath
@@ -80,17 +81,18 @@ def _scan_lines(lines: list[str], path: str, *, where: str = "") -> Iterator[Fin
             continue  # shebang lines name interpreters
         windows = [(m.start(), m.end(), m["path"]) for m in _WINDOWS.finditer(line)]
         matches = [w[2] for w in windows]
-        matches += [
-            m["path"]
-            for m in _UNIX.finditer(line)
-            if not any(a <= m.start() < b for a, b, _ in windows)
-        ]
+        starts = [w[0] for w in windows]  # sorted and disjoint: a bisect finds the one around
+        for m in _UNIX.finditer(line):
+            i = bisect.bisect_right(starts, m.start()) - 1
+            if i < 0 or m.start() >= windows[i][1]:
+                matches.append(m["path"])
         matches = [m for m in matches if not _PLACEHOLDER_USER.match(m)]
         if not matches:
             continue
         silenced = suppressed_rules(line) or set()
         if silenced & {"*", "absolute-path"}:
             continue
+        snippet = line.strip()[:130]  # once per line: a one-line JSON file may be megabytes
         for value in matches:
             key = f"{number}:{value}"
             if key in seen:
@@ -102,7 +104,7 @@ def _scan_lines(lines: list[str], path: str, *, where: str = "") -> Iterator[Fin
                 rule="absolute-path",
                 severity="warning",
                 message=f"hard-coded absolute path '{value[:80]}'{where}",
-                snippet=line.strip()[:130],
+                snippet=snippet,
                 fix=FIX,
                 fingerprint=fingerprint("absolute-path", path, value),
             )

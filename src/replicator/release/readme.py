@@ -74,6 +74,8 @@ _WEIGHT_WORDS = re.compile(
     r"pre-?trained|checkpoints?|weights|model zoo|trained models?|download(?:ing)? (?:the )?model",
     re.I,
 )
+# The experiment tracker, not model weights: its sign-up link is no published model.
+_WANDB_NAME = re.compile(r"weights\s*(?:&|&amp;|and)\s*biases", re.I)
 _DOWNLOAD_CMD = re.compile(
     r"\b(?:wget|curl|gdown|huggingface-cli download|hf download|from_pretrained|"
     r"hf_hub_download|snapshot_download|torch\.hub\.load)\b",
@@ -140,6 +142,7 @@ class _Readme:
     lines: list[str]
     code: list[tuple[int, str]]  # (line number, text) of lines inside code blocks or `$ ` lines
     sections: list[int]  # section id of each line (a heading starts a new section)
+    headings: list[str]  # the heading of each line's section ("" before the first)
 
 
 def find_readme(root: str | os.PathLike[str]) -> Path | None:
@@ -153,15 +156,19 @@ def find_readme(root: str | os.PathLike[str]) -> Path | None:
 
 def _parse(path: Path | None) -> _Readme:
     if path is None:
-        return _Readme("README", [], [], [])
+        return _Readme("README", [], [], [], [])
     text = path.read_text(encoding="utf-8", errors="replace")
     lines = text.splitlines()
     code: list[tuple[int, str]] = []
     sections: list[int] = []
+    headings: list[str] = []
+    atx = path.suffix.lower() != ".rst"
     section = 0
+    heading = ""
     fence: str | None = None
     for number, line in enumerate(lines, start=1):
         stripped = line.strip()
+        in_code = fence is not None or line.startswith(("    ", "\t"))
         if fence is None and (stripped.startswith("```") or stripped.startswith("~~~")):
             fence = stripped[:3]
         elif fence is not None and stripped.startswith(fence):
@@ -173,18 +180,30 @@ def _parse(path: Path | None) -> _Readme:
             or _COMMAND_LINE.match(line)
         ):
             code.append((number, line))
-        if fence is None and stripped.startswith("#") and _HEADING.match(stripped):
+        # `# ...` in a code block (fenced or indented, or anywhere in reStructuredText, whose
+        # headings are underlined) is a shell or Python comment, not a heading
+        if (
+            atx
+            and not in_code
+            and fence is None
+            and stripped.startswith("#")
+            and _HEADING.match(stripped)
+        ):
             section += 1
+            heading = stripped
         elif (
-            fence is None
+            not in_code
+            and fence is None
             and number > 1
             and len(stripped) >= 3
             and set(stripped) <= set("=-~^")
             and lines[number - 2].strip()
         ):
             section += 1  # an underlined (setext / rst) heading
+            heading = lines[number - 2].strip()
         sections.append(section)
-    return _Readme(path.name, lines, code, sections)
+        headings.append(heading)
+    return _Readme(path.name, lines, code, sections, headings)
 
 
 def _quote(readme: _Readme, number: int, text: str) -> str:
@@ -296,11 +315,9 @@ def _pretrained(readme: _Readme, files: list[str]) -> ReadmeItem:
     A link to a local document (``docs/checkpoints.md``) is not a published model.
     """
     evidence: list[str] = []
-    heading = ""
     for number, line in enumerate(readme.lines, start=1):
-        if line.lstrip().startswith("#"):
-            heading = line
-        words = _WEIGHT_WORDS.search(line) or _WEIGHT_WORDS.search(heading)
+        heading = _WANDB_NAME.sub("W&B", readme.headings[number - 1])
+        words = _WEIGHT_WORDS.search(_WANDB_NAME.sub("W&B", line)) or _WEIGHT_WORDS.search(heading)
         host = _WEIGHT_HOSTS.search(line) and _LINK.search(line)
         command = _DOWNLOAD_CMD.search(line)
         remote = "://" in line and _WEIGHT_WORDS.search(heading)
@@ -338,7 +355,7 @@ def _results(readme: _Readme) -> ReadmeItem:
     passed = False
     code_by_section: dict[int, tuple[int, str]] = {}
     for number, text in readme.code:
-        if text.strip() and not text.strip().startswith(("```", "~~~")):
+        if text.strip() and not text.strip().startswith(("```", "~~~", "#")):  # '#': a comment
             code_by_section.setdefault(readme.sections[number - 1], (number, text))
     for i in tables:
         evidence.append(f"{readme.name}:{i}: results table")

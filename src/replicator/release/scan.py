@@ -67,25 +67,35 @@ _ENV_TEMPLATES = (".example", ".sample", ".template", ".dist", ".defaults")
 MAX_SCAN_BYTES = 20 * 1024 * 1024
 
 
-def _snippet(line: str, hit: SecretHit, spans: list[tuple[int, int, str]]) -> str:
-    """The line around ``hit`` with every secret on it masked (not only this finding's)."""
-    if hit.rule == "private-key":
-        header = hit.value.split("-----", 2)
-        return f"-----{header[1]}----- (key body not shown)" if len(header) > 2 else "PEM block"
+def _masked_line(line: str, spans: list[tuple[int, int, str]]) -> tuple[str, dict[int, int]]:
+    """``line`` with every secret on it masked, and where each secret starts in the result.
+
+    Built once per line, not once per finding: a one-line JSON file may hold thousands.
+    """
     pieces: list[str] = []
+    where: dict[int, int] = {}
     cursor = 0
-    here = 0
+    length = 0
     for a, b, value in sorted(spans):
         if a < cursor:
             continue
         pieces.append(line[cursor:a])
-        if a == hit.start:
-            here = sum(len(p) for p in pieces)
-        pieces.append(mask(value))
+        length += a - cursor
+        where[a] = length
+        shown = mask(value)
+        pieces.append(shown)
+        length += len(shown)
         cursor = b
     pieces.append(line[cursor:])
-    masked = "".join(pieces)
-    start = max(0, here - 50)
+    return "".join(pieces), where
+
+
+def _snippet(hit: SecretHit, masked: str, where: dict[int, int]) -> str:
+    """The masked line around ``hit`` (not only this finding's secret is masked, every one is)."""
+    if hit.rule == "private-key":
+        header = hit.value.split("-----", 2)
+        return f"-----{header[1]}----- (key body not shown)" if len(header) > 2 else "PEM block"
+    start = max(0, where.get(hit.start, 0) - 50)
     return redact_text(masked[start : start + 130].strip())
 
 
@@ -119,12 +129,16 @@ def _scan_lines(
         a = hit.start - starts[index]
         b = min(hit.end - starts[index], len(lines[index]))
         spans.setdefault(index, []).append((a, b, hit.value))
+    # Per line, not per finding: the suppression comments and the masked text.
+    silenced: dict[int, set[str]] = {}
+    masked: dict[int, tuple[str, dict[int, int]]] = {}
     for hit in sorted(hits, key=lambda h: h.start):
         index = bisect.bisect_right(starts, hit.start) - 1
         line = lines[index]
-        previous = lines[index - 1] if index > 0 else ""
-        silenced = suppressed_rules(line, previous) or set()
-        if silenced & {"*", "secret", hit.rule}:
+        if index not in silenced:
+            previous = lines[index - 1] if index > 0 else ""
+            silenced[index] = suppressed_rules(line, previous) or set()
+        if silenced[index] & {"*", "secret", hit.rule}:
             continue
         severity, message = hit.severity, hit.description
         if hit.rule == "private-key":
@@ -140,13 +154,15 @@ def _scan_lines(
             min(hit.end - offset, len(line)),
             hit.value,
         )
+        if index not in masked:
+            masked[index] = _masked_line(line, spans[index])
         yield Finding(
             file=path,
             line=(line_of or {}).get(index, index + 1),
             rule=hit.rule,
             severity=severity,
             message=f"{message}{where}",
-            snippet=_snippet(line, local, spans[index]),
+            snippet=_snippet(local, *masked[index]),
             fix=HISTORY_FIX if commit else ROTATE_FIX,
             # whitespace-free for PEM blocks: a notebook or a diff may re-wrap the same key
             fingerprint=fingerprint(hit.rule, path, "".join(hit.value.split())),
