@@ -81,6 +81,51 @@ def test_resume_marker_supersedes_later_steps_without_deleting(tmp_path: Path) -
     assert [m["step"] for m in everything if m.get("superseded")] == [3, 4]
 
 
+def test_any_key_and_source_text_round_trips_and_a_mixed_call_is_written_once(
+    tmp_path: Path,
+) -> None:
+    # Lines are built from cached %-templates: a '%' or a quote in a key or in the source must
+    # come out as written, and a call the fast path hands on (a string, NaN, numpy, an int key)
+    # must be written once, in order.
+    import numpy as np
+
+    path = tmp_path / "m.jsonl"
+    writer = MetricsWriter(path, source='stdout "%s" 100%')
+    keys = ["loss", "%", "%s", "%r %d", 'say "hi"', "ünï", "a\\nb"]
+    for step in range(3):
+        writer.log({key: step + 0.125 for key in keys}, step=step)
+    writer.log({"loss": 0.5, "text": "50% %s", "nan": math.nan, "np": np.float64(0.25), 7: True})
+    writer.close()
+    lines = path.read_text().splitlines()
+    for line in lines:
+        json.loads(line, parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}"))
+    entries = read_metrics(path)
+    assert [(m["step"], m["key"], m["value"]) for m in entries[: 3 * len(keys)]] == [
+        (step, key, step + 0.125) for step in range(3) for key in keys
+    ]
+    assert {m["source"] for m in entries} == {'stdout "%s" 100%'}
+    mixed = [(m["key"], m["value"]) for m in entries[3 * len(keys) :]]
+    assert mixed[:2] == [("loss", 0.5), ("text", "50% %s")]
+    assert math.isnan(mixed[2][1]) and mixed[3:] == [("np", 0.25), ("7", 1)]
+    assert writer.last["%r %d"] == 2.125 and writer.last["7"] == 1
+
+
+def test_each_line_carries_the_time_of_its_call_not_of_the_write(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    writer = MetricsWriter(path, interval=60)  # only the explicit flush writes
+    called = []
+    for step in range(3):
+        called.append(time.time())
+        writer.log({"loss": 1.0, "acc": 0.5}, step=step)
+        time.sleep(0.2)
+    writer.flush()
+    stamps = [m["time"] for m in read_metrics(path)]
+    assert stamps[0::2] == stamps[1::2]  # one time for the values of one call
+    for stamp, at in zip(stamps[0::2], called, strict=True):
+        assert at - 0.002 <= stamp <= at + 0.05  # to the millisecond, at the call
+    writer.close()
+
+
 def test_metric_pattern_parses_and_validates() -> None:
     pattern = MetricPattern.compile(
         r"step (?P<step>\d+) \| loss (?P<loss>[-0-9.e]+)(?: \| acc (?P<acc>[0-9.]+))?"

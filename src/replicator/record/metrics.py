@@ -1,21 +1,24 @@
 """Metric logging: an append-only ``metrics.jsonl`` fed from an in-memory buffer.
 
-``MetricsWriter.log`` costs about a function call. It copies the values *at the call* (a
-logged value is the value at that moment, even when the caller reuses its dict or updates a
-tensor in place) and appends ``(step, time, values)`` to a deque: plain ``int``, ``float`` and
-``str`` are kept as they are, numpy scalars, one-element arrays and tensors go through
-``.item()``, anything else through ``float()``. A value that is not one number (an array with many
-elements, ``None``, an object whose ``__float__`` raises) is refused at the call with a
-:class:`~replicator.errors.UsageError` naming the key. The writer thread survives whatever else
-reaches it: a value it cannot write costs only that value, and is recorded.
+``MetricsWriter.log`` turns the values into their lines *at the call* (a logged value is the
+value at that moment, even when the caller reuses its dict or updates a tensor in place) and
+appends the text to a deque. The common call, finite floats and ints under string keys seen
+before, is one pass of cached ``%``-templates (``repr`` of the value, the step, the time); any
+other call is copied and converted first: numpy scalars, one-element arrays and tensors go through
+``.item()``, ``bool`` and other ``int``/``float``/``str`` subclasses to the plain type, anything
+else through ``float()``. A value that is not one number (an array with many elements, ``None``,
+an object whose ``__float__`` raises) is refused at the call with a
+:class:`~replicator.errors.UsageError` naming the key, and nothing of that call is recorded. A
+value that cannot be written (an int too long to print) costs only that value, and is recorded.
+Each line's ``time`` is the wall-clock time of its call to the millisecond (the text is made once
+a millisecond, not once a call), as MLflow records it.
 
 A background thread writes the buffer out every :data:`FLUSH_INTERVAL_S` (0.5 s) and at close.
 Each flush takes what was buffered when it started (a bounded batch) and appends it with one
 ``write``; the heartbeat and summary callback run on their own schedule before the flush, so they
 never wait on a backlog. When more than :data:`MAX_BACKLOG` values (50,000, counted as buffered
-calls times the keys of the call; at most some 15 MB, and about a tenth of a second of writing at
-the 0.5-2 million values a second measured for 1 to 50 keys a call) wait to be written, ``log``
-blocks until the thread has taken them: the producer is slowed only past that bound, and
+calls times the keys of the call; some 4 MB of text, one write) wait to be written, ``log`` blocks
+until the thread has taken them: the producer is slowed only past that bound, and
 a ``kill -9`` loses at most the last second at any logging rate. A write error (disk full, EIO)
 never stops the thread: the batch is dropped, counted and kept in :attr:`MetricsWriter.error`,
 which the run records as ``metrics_error`` in run.json when it finishes.
@@ -59,10 +62,11 @@ MAX_BACKLOG = 50_000
 
 _KEPT = frozenset((int, float, str))  # immutable: stored as they are, converted when written
 _KEY_CACHE_LIMIT = 10_000
+_now = time.time
 
 
 class MetricsWriter:
-    """Buffer metric values and append them to ``path`` from a background thread."""
+    """Serialise metric values at the call and append them to ``path`` from a background thread."""
 
     def __init__(
         self,
@@ -80,19 +84,22 @@ class MetricsWriter:
         self.tick_interval = tick_interval
         self.max_backlog = max_backlog
         self.source = source
-        self.last: dict[str, Any] = {}
+        self.last: dict[str, Any] = {}  # the newest value of each key (for the summary)
         self.changed = False  # set when a flush wrote lines, so the summary can follow
         self.dropped = 0  # values that could not be written (see ``error``)
         self._first_error: str | None = None
-        self._buffer: deque[tuple[Any, float, dict[Any, Any]]] = deque()
+        self._buffer: deque[str] = deque()  # one entry per call: its lines, joined
         self._next_step: Any = first_step
         self._on_tick = on_tick
         self._tail = f', "source": {json.dumps(source)}}}' if source else "}"
-        self._keys: dict[Any, tuple[str, str]] = {}  # key -> (name, '"name", "value": ')
+        self._templates: dict[Any, str] = {}  # str key -> its line as a %-template
+        self._since = self._until = 0.0  # the millisecond that ``_stamp`` stands for
+        self._stamp = ""
         self._stop = threading.Event()
         self._wake = threading.Event()  # flush now (back-pressure or close)
         self._taken = threading.Event()  # a flush took the buffer
         self._lock = threading.Lock()
+        self._failures = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="replicator-metrics", daemon=True)
         self._thread.start()
 
@@ -104,7 +111,7 @@ class MetricsWriter:
         return f"{self.dropped} metric value(s) not written to {self.path}: {self._first_error}"
 
     def log(self, metrics: Mapping[Any, Any], step: Any = None) -> None:
-        """Queue a copy of ``metrics`` at ``step`` (default: one past the last step logged).
+        """Queue the lines of ``metrics`` at ``step`` (default: one past the last step logged).
 
         Raises :class:`~replicator.errors.UsageError` for a value that is not one number (or a
         string) and for a step that is not an integer; nothing of that call is recorded then.
@@ -113,6 +120,40 @@ class MetricsWriter:
             step = self._next_step
         elif type(step) is not int:
             step = _as_step(step)
+        now = _now()
+        if not self._since <= now < self._until:
+            self._clock(now)
+        stamp = self._stamp
+        templates = self._templates
+        # The common call, finite floats and ints under known string keys, in one pass; any
+        # other call (a tensor, a string, NaN, a new key, not a dict) takes the careful path.
+        try:
+            text = ""
+            for key, value in metrics.items():
+                kind = type(value)
+                if (kind is float and value - value == 0.0) or kind is int:
+                    text += templates[key] % (step, stamp, value)
+                else:
+                    raise LookupError(key)
+            self.last.update(metrics)
+            count = len(metrics)
+        except Exception:
+            text, count = self._lines_carefully(metrics, step, stamp)
+        self._next_step = step + 1
+        buffer = self._buffer
+        buffer.append(text)
+        if len(buffer) * count > self.max_backlog:
+            self._wait_for_flush()
+
+    def _clock(self, now: float) -> None:
+        # The time of the call to the millisecond: formatted once a millisecond, not once a call.
+        millis = int(now * 1000)
+        self._since, self._until = millis / 1000, (millis + 1) / 1000
+        self._stamp = f"{millis // 1000}.{millis % 1000:03d}"
+
+    def _lines_carefully(self, metrics: Any, step: Any, stamp: str) -> tuple[str, int]:
+        # Copy, convert (tensors and numpy through .item()), refuse what is not one number, then
+        # write value by value, so that a value that cannot be written costs only itself.
         try:
             values = dict(metrics)
         except (TypeError, ValueError) as exc:
@@ -120,15 +161,32 @@ class MetricsWriter:
                 f"Metrics must be a dict of names to values, e.g. {{'loss': loss}}; got "
                 f"{_describe_value(metrics)}."
             ) from exc
-        for value in values.values():
-            if type(value) not in _KEPT:
-                _convert(values, step)
-                break
-        self._next_step = step + 1
-        buffer = self._buffer
-        buffer.append((step, time.time(), values))
-        if len(buffer) * len(values) > self.max_backlog:
-            self._wait_for_flush()
+        _convert(values, step)
+        lines: list[str] = []
+        for key, value in values.items():
+            try:
+                name = key if type(key) is str else str(key)
+                template = self._templates.get(name) or self._template(name)
+                kind = type(value)
+                if (kind is float and value - value == 0.0) or kind is int:
+                    lines.append(template % (step, stamp, value))
+                else:
+                    value = encode_value(value)
+                    text = _JSON(json.dumps(value, allow_nan=False))
+                    lines.append(template % (step, stamp, text))
+                self.last[name] = value
+            except Exception as exc:
+                self._failed(f"metric {key!r} at step {step}: {type(exc).__name__}: {exc}", 1)
+        return "".join(lines), len(lines)
+
+    def _template(self, name: str) -> str:
+        if len(self._templates) >= _KEY_CACHE_LIMIT:
+            self._templates.clear()
+        key = json.dumps(name).replace("%", "%%")
+        tail = self._tail.replace("%", "%%")
+        template = f'{{"step": %s, "time": %s, "key": {key}, "value": %r{tail}\n'
+        self._templates[name] = template
+        return template
 
     def _wait_for_flush(self) -> None:
         # Back-pressure: the producer outpaces the writer; wait until it takes the buffer.
@@ -174,63 +232,20 @@ class MetricsWriter:
             popleft = buffer.popleft
             batch = [popleft() for _ in range(len(buffer))]
             self._taken.set()
-            if not batch:
-                return
-            try:
-                lines = self._format(batch)
-            except Exception:
-                lines = self._format_carefully(batch)
-            if not lines:
+            text = "".join(batch)  # each call's lines, each line ending in a newline
+            if not text:
                 return
             self.changed = True
             try:
-                append_lines(self.path, lines)
+                append_lines(self.path, [text[:-1]])
             except OSError as exc:
-                self._failed(_describe(exc), len(lines))
-
-    def _format(self, batch: list[tuple[Any, float, dict[Any, Any]]]) -> list[str]:
-        # One format string per line, the key's JSON cached: a few hundred ns a value.
-        keys, tail, last = self._keys, self._tail, self.last
-        lines: list[str] = []
-        add = lines.append
-        for step, stamp, values in batch:
-            head = f'{{"step": {step}, "time": {stamp:.6f}, "key": '
-            for key, value in values.items():
-                cached = keys.get(key)
-                if cached is None:
-                    cached = self._key(key)
-                name, text = cached
-                kind = type(value)
-                if (kind is float and value - value == 0.0) or kind is int:
-                    add(f"{head}{text}{value!r}{tail}")
-                else:
-                    value = encode_value(value)
-                    add(f"{head}{text}{json.dumps(value, allow_nan=False)}{tail}")
-                last[name] = value
-        return lines
-
-    def _format_carefully(self, batch: list[tuple[Any, float, dict[Any, Any]]]) -> list[str]:
-        # Value by value, so that one value that cannot be written costs only itself.
-        lines: list[str] = []
-        for step, stamp, values in batch:
-            for key, value in values.items():
-                try:
-                    lines.extend(self._format([(step, stamp, {key: value})]))
-                except Exception as exc:
-                    self._failed(f"metric {key!r} at step {step}: {type(exc).__name__}: {exc}", 1)
-        return lines
-
-    def _key(self, key: Any) -> tuple[str, str]:
-        name = key if type(key) is str else str(key)
-        if len(self._keys) >= _KEY_CACHE_LIMIT:
-            self._keys.clear()
-        entry = self._keys[key] = (name, f'{json.dumps(name)}, "value": ')
-        return entry
+                self._failed(_describe(exc), text.count("\n"))
 
     def _failed(self, reason: str, count: int) -> None:
-        self.dropped += count
-        if self._first_error is None:
-            self._first_error = reason
+        with self._failures:
+            self.dropped += count
+            if self._first_error is None:
+                self._first_error = reason
 
     def write_event(self, event: Mapping[str, Any]) -> None:
         """Append a control line (e.g. a resume marker) after flushing pending metrics."""
@@ -247,6 +262,13 @@ class MetricsWriter:
             self.flush()
         except Exception as exc:
             self._failed(f"{type(exc).__name__}: {exc}", 0)
+
+
+class _JSON(str):
+    """Text already in JSON, formatted by a template's ``%r`` as it is."""
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 def _as_step(step: Any) -> Any:
