@@ -16,8 +16,8 @@ from .._protocol import ChildContext
 from .._util.deps import require
 from .._util.io import atomic_write_json, read_json
 from ..errors import ReplicatorError, UsageError
-from ..record.outputs import hash_file
 from ..record.opening import start
+from ..record.outputs import hash_file
 from ..record.run import Run
 from ..store import StoreLike
 
