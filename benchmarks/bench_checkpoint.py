@@ -13,7 +13,7 @@ A ~500 MB state (model weights plus Adam's two moments, float32) is written to t
 Each method runs ``--repeats`` times in rotation; the median is reported with the ratio to the
 raw write. Loading is timed too (replicator re-hashes the file before parsing it).
 
-    .venv/bin/python benchmarks/bench_checkpoint.py [--mb 500] [--repeats 3] [--steps 12] [--every 4] [--matmuls 40]
+    .venv/bin/python benchmarks/bench_checkpoint.py [--mb 500] [--repeats 3] [--steps 12] [--every 4] [--matmuls 40] [--only save|loop]
 """
 
 from __future__ import annotations
@@ -179,6 +179,12 @@ def main() -> None:
         help="torch intra-op threads (default 1: on a shared, oversubscribed machine the "
         "parallel copy of an asynchronous save spins and is several times slower)",
     )
+    parser.add_argument(
+        "--only",
+        choices=["save", "loop"],
+        default=None,
+        help="run only the save throughput (with the load) or only the training loop",
+    )
     args = parser.parse_args()
     import torch
 
@@ -186,33 +192,46 @@ def main() -> None:
     state = make_state(args.mb)
     size = sum(t.numel() * t.element_size() for t in tensors_of(state))
     directory = Path(tempfile.mkdtemp(prefix="bench-ckpt-", dir=args.dir or "."))
+    times: dict[str, list[float]] = {k: [] for k in ("raw", "torch", "sync")}
+    loop: dict[str, list[tuple[float, float]]] = {"none": [], "sync": [], "async": []}
+    order = random.Random(0)
     try:
-        times: dict[str, list[float]] = {k: [] for k in ("raw", "torch", "sync")}
-        methods = {"raw": raw_write, "torch": torch_save, "sync": replicator_sync}
-        order = random.Random(0)
-        for _ in range(args.repeats):
-            names = list(methods)
-            order.shuffle(names)  # no method always runs right after another
-            for name in names:
-                times[name].append(methods[name](state, directory))
-        loop: dict[str, list[tuple[float, float]]] = {"none": [], "sync": [], "async": []}
-        for _ in range(args.repeats):
-            modes = list(loop)
-            order.shuffle(modes)
-            for mode in modes:
-                loop[mode].append(
-                    training_loop(state, directory, mode, args.steps, args.every, args.matmuls)
-                )
-        ours_load, torch_load = loads(state, directory)
+        if args.only in (None, "save"):
+            methods = {"raw": raw_write, "torch": torch_save, "sync": replicator_sync}
+            for _ in range(args.repeats):
+                names = list(methods)
+                order.shuffle(names)  # no method always runs right after another
+                for name in names:
+                    times[name].append(methods[name](state, directory))
+            ours_load, torch_load = loads(state, directory)
+        if args.only in (None, "loop"):
+            for _ in range(args.repeats):
+                modes = list(loop)
+                order.shuffle(modes)
+                for mode in modes:
+                    loop[mode].append(
+                        training_loop(state, directory, mode, args.steps, args.every, args.matmuls)
+                    )
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    raw = med["raw"]
     print(
         f"state: {size / 1e6:.0f} MB in {len(tensors_of(state))} tensors; "
         f"median of {args.repeats} runs in shuffled order; every write ends with fsync; "
         f"torch threads: {args.threads}\n"
     )
+    if args.only in (None, "save"):
+        print_saves(times, size)
+        print(
+            f"load: replicator (hash check + parse) {ours_load:.3f} s, "
+            f"torch.load(weights_only=True) {torch_load:.3f} s"
+        )
+    if args.only in (None, "loop"):
+        print_loop(loop, args.steps, args.every, args.repeats)
+
+
+def print_saves(times: dict[str, list[float]], size: int) -> None:
+    med = {k: statistics.median(v) for k, v in times.items()}
+    raw = med["raw"]
     print(f"{'method':<40}{'seconds':>9}{'GB/s':>8}{'x raw':>8}")
     rows = [
         ("raw write of the same bytes", "raw"),
@@ -221,12 +240,17 @@ def main() -> None:
     ]
     for label, key in rows:
         print(f"{label:<40}{med[key]:>9.3f}{size / med[key] / 1e9:>8.2f}{med[key] / raw:>8.2f}")
+
+
+def print_loop(
+    loop: dict[str, list[tuple[float, float]]], steps: int, every: int, repeats: int
+) -> None:
     wall = {m: statistics.median(t for t, _ in v) for m, v in loop.items()}
     held = {m: statistics.median(b for _, b in v) for m, v in loop.items()}
-    saves = args.steps // args.every
+    saves = steps // every
     print(
-        f"\ntraining loop: {args.steps} steps, a save every {args.every} ({saves} saves, the first "
-        f"included), median of {args.repeats} in shuffled order; async ends with wait()"
+        f"\ntraining loop: {steps} steps, a save every {every} ({saves} saves, the first "
+        f"included), median of {repeats} in shuffled order; async ends with wait()"
     )
     print(f"{'loop':<40}{'wall s':>9}{'in save()':>11}{'+ over none':>13}")
     for mode, label in (
@@ -242,10 +266,6 @@ def main() -> None:
         f"({wall['sync'] / wall['async']:.2f}x); cost of checkpointing over training alone: "
         f"async {cost_async:.2f} s vs sync {cost_sync:.2f} s"
         + (f" (sync/async {cost_sync / cost_async:.1f}x)" if cost_async > 0 else "")
-    )
-    print(
-        f"load: replicator (hash check + parse) {ours_load:.3f} s, "
-        f"torch.load(weights_only=True) {torch_load:.3f} s"
     )
 
 

@@ -168,8 +168,7 @@ def _hash_files(
     try:
         if cache is not None and use_cache and kind == "dir":
             listing = [
-                (f.relpath, f.st.st_ino, f.st.st_size, f.st.st_mtime_ns, f.st.st_ctime_ns)
-                for f in files
+                (rel, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) for rel, _, st in files
             ]
             signature = tree_signature(listing)
             tree = cache.get_tree(str(root), algo, signature) if signature else None

@@ -185,38 +185,60 @@ class _File(NamedTuple):
     st: os.stat_result
 
 
+# listing a directory through a descriptor needs scandir(fd) and stat(dir_fd=): not on Windows
+_BY_FD = os.scandir in os.supports_fd and os.stat in os.supports_dir_fd
+
+
 def _walk(root: str, *, exclude: str | None) -> tuple[list[_File], list[tuple[str, str]]]:
-    """Every file under ``root`` with one stat each, plus what was skipped and why."""
+    """Every file under ``root`` with one stat each, plus what was skipped and why.
+
+    Where the platform allows it (Linux, macOS), each directory is opened once and listed
+    through its descriptor, so every ``stat`` is an ``fstatat`` relative to it: the kernel
+    resolves one name instead of the whole path.
+    """
     files: list[_File] = []
     skipped: list[tuple[str, str]] = []
+    append = files.append
     stack = [(root, "")]
     while stack:
         folder, prefix = stack.pop()
         try:
-            it = os.scandir(folder)
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY) if _BY_FD else None
         except OSError as exc:
             raise _os_error(exc, folder, "list the directory") from exc
-        with it:
-            for entry in it:
-                name = entry.name
-                rel = prefix + name
-                if entry.is_dir(follow_symlinks=False):
-                    if name in IGNORED_DIRS or entry.path == exclude:
+        try:
+            with os.scandir(folder if fd is None else fd) as it:
+                base = folder if folder.endswith(os.sep) else folder + os.sep
+                for entry in it:
+                    name = entry.name
+                    if entry.is_dir(follow_symlinks=False):
+                        if name not in IGNORED_DIRS and base + name != exclude:
+                            stack.append((base + name, prefix + name + "/"))
                         continue
-                    stack.append((entry.path, rel + "/"))
-                    continue
-                if name in IGNORED_FILES:
-                    continue
-                try:
-                    st = os.stat(entry.path) if entry.is_symlink() else entry.stat()
-                except OSError as exc:
-                    raise _os_error(exc, entry.path, "stat") from exc
-                if stat.S_ISREG(st.st_mode):
-                    files.append(_File(rel, entry.path, st))
-                elif stat.S_ISDIR(st.st_mode):
-                    skipped.append((rel, "symlink to a directory (not followed, as in DVC)"))
-                else:
-                    skipped.append((rel, f"special file ({_kind(st.st_mode)}), not hashed"))
+                    if name in IGNORED_FILES:
+                        continue
+                    try:  # a symlink is followed (to a regular file it is hashed, as in DVC)
+                        if entry.is_symlink():
+                            st = os.stat(name if fd is not None else base + name, dir_fd=fd)
+                        else:
+                            st = entry.stat()
+                    except OSError as exc:
+                        raise _os_error(exc, base + name, "stat") from exc
+                    if stat.S_ISREG(st.st_mode):
+                        append(_File(prefix + name, base + name, st))
+                    elif stat.S_ISDIR(st.st_mode):
+                        skipped.append(
+                            (prefix + name, "symlink to a directory (not followed, as in DVC)")
+                        )
+                    else:
+                        skipped.append(
+                            (prefix + name, f"special file ({_kind(st.st_mode)}), not hashed")
+                        )
+        except OSError as exc:
+            raise _os_error(exc, folder, "list the directory") from exc
+        finally:
+            if fd is not None:
+                os.close(fd)
     return files, skipped
 
 

@@ -41,6 +41,9 @@ AGGREGATES = ("iqm", "mean", "median", "optimality_gap")
 """The aggregate statistics :func:`aggregate` computes over runs and tasks."""
 # bootstrap draws held at once: ~2 MB of float64 stays in cache while a chunk is sorted
 _CHUNK_ELEMENTS = 250_000
+# aggregate() holds a chunk as several (resamples, scores) count arrays: 0.8 MB each fits in
+# a core's L2 cache, which measured about 15% faster than 250,000 elements
+_COUNT_CHUNK_ELEMENTS = 100_000
 
 
 @dataclass(frozen=True)
@@ -99,27 +102,31 @@ def _scores(values: Any, name: str) -> np.ndarray:
 
 
 def _draws(n: int, m: int, rng: Any, reps: int) -> Any:
-    """Yield chunks of stratified resamples as indices into the task-major scores, (reps, tasks, runs).
+    """Yield chunks of stratified resamples as flat keys ``rep * n * m + task * n + run``.
 
     Every task draws n of its own runs with replacement (runs resampled within each task).
-    Drawing 16-bit integers is the cheapest way numpy offers to make this many small draws.
+    Drawing 16-bit integers is the cheapest way numpy offers to make this many small draws; the
+    key of each draw also says which resample of the chunk it belongs to, so that one
+    ``bincount`` turns a whole chunk into a (resamples, scores) count matrix.
     """
     import numpy as np
 
     small = n < 2**15
-    offsets = (np.arange(m) * n)[None, :, None]
-    chunk = max(1, _CHUNK_ELEMENTS // (n * m))
+    chunk = max(1, _COUNT_CHUNK_ELEMENTS // (n * m))
+    task_offsets = (np.arange(m) * n)[None, :, None]
     for start in range(0, reps, chunk):
         size = min(chunk, reps - start)
         idx = rng.integers(0, n, size=(size, m, n), dtype=np.int16 if small else np.int64)
+        offsets = task_offsets + (np.arange(size) * (n * m))[:, None, None]
         yield np.add(idx, offsets, dtype=np.intp)  # widen and offset in one pass
 
 
 def _map_in_order(fn: Any, items: Any, *, workers: int = 2, inflight: int = 4) -> Any:
     """``map(fn, items)`` on a few threads, in order, with a bounded number of chunks in flight.
 
-    numpy's take and sort release the GIL, so two cores sort two chunks at once; the draws stay
-    in the calling thread, so the results are identical to a plain loop.
+    Most of numpy's work on a chunk (take, cumsum, clip, matrix products) releases the GIL, so
+    two cores work on two chunks at once; the draws stay in the calling thread, so the results
+    are identical to a plain loop.
     """
     import os
     from collections import deque
@@ -140,7 +147,15 @@ def _map_in_order(fn: Any, items: Any, *, workers: int = 2, inflight: int = 4) -
 
 
 class _Aggregator:
-    """Aggregates of one (runs, tasks) score array from resample indices, one value per rep."""
+    """Aggregates of one (runs, tasks) score array, one value per bootstrap resample.
+
+    A resample is a multiset of the n x m scores, so it is held as counts (how often each score
+    was drawn), one row per resample; every aggregate of a chunk comes from the same count
+    matrix. With the scores sorted once, the IQM of a row needs no sort: the cumulative counts
+    place each score's copies in the sorted resample, and the copies that overlap positions
+    ``[lo, hi)`` (scipy.stats.trim_mean's cut, as rliable's IQM uses) are the middle half. The
+    sums differ from a sort-and-average only in rounding (about 1e-15 relative).
+    """
 
     def __init__(self, scores: np.ndarray, which: Sequence[str], gamma: float) -> None:
         import numpy as np
@@ -149,29 +164,53 @@ class _Aggregator:
         self.gamma = gamma
         self.n, self.m = scores.shape
         self.flat = np.ascontiguousarray(scores.T).ravel()  # task-major: task j at [j*n, (j+1)*n)
-        total = self.n * self.m
-        self.lo = int(0.25 * total)  # scipy.stats.trim_mean's cut, as rliable's IQM uses
-        self.hi = total - self.lo
+        self.total = self.n * self.m
+        self.lo = int(0.25 * self.total)
+        self.hi = self.total - self.lo
+        self.order = np.argsort(self.flat, kind="stable")
+        self.ordered = self.flat[self.order]
+        self.steps = self.ordered - np.append(self.ordered[1:], 0.0)  # v[k] - v[k+1], v[K] = 0
+        self.capped = np.minimum(self.flat, gamma)
+        self.values = self.flat.reshape(self.m, self.n)
 
-    def __call__(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+    def point(self) -> dict[str, float]:
+        """The aggregates of the scores themselves, computed as rliable computes them."""
         import numpy as np
 
+        values = self.values
+        task_means = values.mean(axis=1)
+        out = {
+            "mean": float(task_means.mean()),
+            "median": float(np.median(task_means)),
+            "optimality_gap": float(self.gamma - np.minimum(values, self.gamma).mean()),
+            "iqm": float(np.sort(self.flat)[self.lo : self.hi].mean()),
+        }
+        return {a: out[a] for a in self.which}
+
+    def __call__(self, keys: np.ndarray) -> dict[str, np.ndarray]:
+        import numpy as np
+
+        reps = keys.shape[0]
+        counts = np.bincount(keys.ravel(), minlength=reps * self.total).reshape(reps, self.total)
         out: dict[str, np.ndarray] = {}
-        reps = idx.shape[0]
-        values = np.take(self.flat, idx)  # (reps, tasks, runs)
+        if any(a in self.which for a in ("mean", "median", "optimality_gap")):
+            weights = counts.astype(np.float64)
         if "mean" in self.which or "median" in self.which:
-            task_means = values.mean(axis=2)
+            per_task = np.einsum("rmn,mn->rm", weights.reshape(reps, self.m, self.n), self.values)
+            task_means = per_task / self.n
             if "mean" in self.which:
                 out["mean"] = task_means.mean(axis=1)
             if "median" in self.which:
                 out["median"] = np.median(task_means, axis=1)
         if "optimality_gap" in self.which:
-            capped = np.minimum(values, self.gamma)
-            out["optimality_gap"] = self.gamma - capped.reshape(reps, -1).mean(axis=1)
+            out["optimality_gap"] = self.gamma - (weights @ self.capped) / self.total
         if "iqm" in self.which:
-            # a full sort of each row is faster than np.partition with two pivots (SIMD sort)
-            ordered = np.sort(values.reshape(reps, -1), axis=1)
-            out["iqm"] = ordered[:, self.lo : self.hi].mean(axis=1)
+            # copies of sorted score k fill positions [end[k-1], end[k]) of the sorted resample;
+            # summing score k times its overlap with [lo, hi) telescopes into one clipped cumsum
+            # (an integer cumsum along rows is numpy's fast case; the clip converts to float)
+            ends = np.cumsum(np.take(counts, self.order, axis=1), axis=1)
+            clipped = np.clip(ends, self.lo, self.hi, out=np.empty(ends.shape))
+            out["iqm"] = (clipped @ self.steps - self.ordered[0] * self.lo) / (self.hi - self.lo)
         return out
 
 
@@ -213,7 +252,7 @@ def aggregate(
     for name, arr in arrays.items():
         agg_of = _Aggregator(arr, aggregates, gamma)
         n, m = arr.shape
-        point = agg_of(np.arange(n * m).reshape(1, m, n))
+        point = agg_of.point()
         draws: dict[str, list[np.ndarray]] = {a: [] for a in aggregates}
         chunks = _draws(n, m, rng_for(seed, f"aggregate:{name}"), reps)
         for result in _map_in_order(agg_of, chunks):
@@ -222,7 +261,7 @@ def aggregate(
         per: dict[str, Estimate] = {}
         for agg in aggregates:
             low, high = np.quantile(np.concatenate(draws[agg]), [q, 1 - q])
-            per[agg] = Estimate(float(point[agg][0]), float(low), float(high))
+            per[agg] = Estimate(point[agg], float(low), float(high))
         estimates[name] = per
     n_tasks = tasks.pop() if tasks else 0
     runs = {k: int(v.shape[0]) for k, v in arrays.items()}
