@@ -1,7 +1,8 @@
 """Benchmark for `replicator audit`: its time against one recorded run of the same command, and
 what torch's deterministic mode costs.
 
-Run:  .venv/bin/python benchmarks/bench_audit.py [--repeats 3] [--steps 200]
+Run:  .venv/bin/python benchmarks/bench_audit.py [--repeats 3] [--steps 200] [--skip-audit |
+      --skip-torch]
 
 Part 1, command against command, in a temporary git repository, median of ``--repeats``,
 alternated: ``python script.py`` alone, ``replicator run -- python script.py`` (one recorded
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -80,12 +82,18 @@ def _git(cwd: Path, *args: str) -> None:
 
 
 def _timed(cmd: list[str], cwd: Path, env: dict[str, str], ok: tuple[int, ...] = (0,)) -> float:
+    return _timed_output(cmd, cwd, env, ok)[0]
+
+
+def _timed_output(
+    cmd: list[str], cwd: Path, env: dict[str, str], ok: tuple[int, ...] = (0,)
+) -> tuple[float, str]:
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if proc.returncode not in ok:
         raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}:\n{proc.stderr}")
-    return elapsed
+    return elapsed, proc.stdout
 
 
 def part1(repeats: int) -> None:
@@ -100,24 +108,26 @@ def part1(repeats: int) -> None:
         _git(repo, "-c", "user.email=b@b", "-c", "user.name=b", "commit", "-qm", "scripts")
         env = {**os.environ, "REPLICATOR_STORE": str(Path(tmp) / "store")}
         cli = [sys.executable, "-m", "replicator"]
-        for script in ("agree.py", "differ.py"):
+        # the exit code each audit must give: 0 when the runs agree, 1 when they differ; any
+        # other (a crash, or a verdict that flipped) raises instead of being timed
+        for script, verdict in (("agree.py", 0), ("differ.py", 1)):
             times: dict[str, list[float]] = {"python": [], "run": [], "audit": []}
             for _ in range(repeats):
                 times["python"].append(_timed([sys.executable, script], repo, env))
                 times["run"].append(_timed([*cli, "run", "--", sys.executable, script], repo, env))
-                times["audit"].append(
-                    _timed(
-                        [*cli, "audit", "--metric-pattern", PATTERN, "--", sys.executable, script],
-                        repo,
-                        env,
-                        ok=(0, 1),
-                    )
+                seconds, report = _timed_output(
+                    [*cli, "audit", "--metric-pattern", PATTERN, "--", sys.executable, script],
+                    repo,
+                    env,
+                    ok=(verdict,),
                 )
+                times["audit"].append(seconds)
+                runs = re.search(r"(\d+) runs, ", report)
             med = {k: statistics.median(v) for k, v in times.items()}
             print(
                 f"   {script:<10} python {med['python']:.2f} s | replicator run {med['run']:.2f} s"
-                f" | replicator audit {med['audit']:.2f} s = {med['audit'] / med['run']:.1f}x one"
-                " recorded run"
+                f" | replicator audit ({runs[1] if runs else '?'} runs) {med['audit']:.2f} s"
+                f" = {med['audit'] / med['run']:.1f}x one recorded run"
             )
 
 
@@ -157,11 +167,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--skip-audit", action="store_true", help="Part 2 only.")
+    parser.add_argument("--skip-torch", action="store_true", help="Part 1 only.")
     args = parser.parse_args()
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     if not args.skip_audit:
         part1(args.repeats)
-    part2(args.repeats, args.steps)
+    if not args.skip_torch:
+        part2(args.repeats, args.steps)
 
 
 if __name__ == "__main__":

@@ -8,22 +8,28 @@ stdout.log and stderr.log. Three outputs that once made it slow (issue 12 item 1
   (c) 1,000,000 ordinary short lines.
 
 Each command runs as a whole process, bare, piped to `tee FILE` (the plain copy to a file,
-without secrets removed) and as `replicator run -- <command>`, in turn, 5 times; the medians are
-compared. All write the terminal's copy to /dev/null. `python -c pass` (EMPTY) is timed the
-same way: under `replicator run` it gives the fixed cost of a run (code snapshot, environment
-and hardware capture, run.json), paid once per run whatever the command prints, so that the
-copy's own overhead can be read apart from it:
+without secrets removed; under `pipefail`, so a failing command is not hidden behind tee's exit
+code) and as `replicator run -- <command>`, in turn, `--repeat` times (5 by default); the medians
+are compared. All write the terminal's copy to /dev/null. `python -c pass` (EMPTY) is timed the
+same way, in the same rounds as the outputs: under `replicator run` it gives the fixed cost of a
+run (code snapshot, environment and hardware capture, run.json, all done before the child
+starts), paid once per run whatever the command prints, so that the copy's own overhead can be
+read apart from it:
 
     fixed = replicator run EMPTY - EMPTY;  copy overhead = (replicator run CMD - fixed) / CMD
+
+"whole vs tee" sets the whole `replicator run` command, fixed cost included, against
+`command | tee FILE`: what the user pays for either way of keeping the output.
 
 The same is given for CPU seconds (user + system of the command and all it waited for), which
 other jobs on a shared machine disturb far less than wall-clock time.
 
-Run: .venv-bench/bin/python benchmarks/bench_output.py   (or .venv/bin/python)
+Run: .venv-bench/bin/python benchmarks/bench_output.py [--repeat 5]   (or .venv/bin/python)
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import resource
 import shlex
@@ -80,20 +86,34 @@ def _time(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, fl
     return time.perf_counter() - start, _cpu() - cpu
 
 
-def _runs(command: list[str], cwd: Path, env: dict[str, str]) -> dict[str, Timing]:
-    """Medians for the bare command, for it piped to `tee` (the plain copy to a file a user
-    would otherwise make) and for `replicator run -- command`, run in turn."""
-    log = cwd.parent / "tee.log"
-    variants = {
+def _variants(command: list[str], log: Path) -> dict[str, list[str]]:
+    """The bare command, it piped to `tee` (the plain copy to a file a user would otherwise
+    make; pipefail, so the command's own exit code counts) and `replicator run -- command`."""
+    tee = f"set -o pipefail; {shlex.join(command)} | tee {shlex.quote(str(log))} >/dev/null"
+    return {
         "bare": command,
-        "tee": ["sh", "-c", f"{shlex.join(command)} | tee {shlex.quote(str(log))} >/dev/null"],
+        "tee": ["bash", "-c", tee],
         "replicator": [sys.executable, "-m", "replicator", "run", "--", *command],
     }
-    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
-    for _ in range(REPEAT):
-        for name, argv in variants.items():
-            samples[name].append(_time(argv, cwd, env))
-    return {name: Timing.of(values) for name, values in samples.items()}
+
+
+def _rounds(
+    commands: dict[str, list[str]], cwd: Path, env: dict[str, str], repeat: int
+) -> dict[str, dict[str, Timing]]:
+    """Medians per command and variant; each round runs every command's variants in turn."""
+    log = cwd.parent / "tee.log"
+    variants = {name: _variants(command, log) for name, command in commands.items()}
+    samples: dict[str, dict[str, list[tuple[float, float]]]] = {
+        name: {v: [] for v in argvs} for name, argvs in variants.items()
+    }
+    for _ in range(repeat):
+        for name, argvs in variants.items():
+            for v, argv in argvs.items():
+                samples[name][v].append(_time(argv, cwd, env))
+    return {
+        name: {v: Timing.of(values) for v, values in by_variant.items()}
+        for name, by_variant in samples.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -109,6 +129,9 @@ class Timing:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=REPEAT)
+    repeat = parser.parse_args().repeat
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp) / "project"
         project.mkdir()
@@ -125,9 +148,13 @@ def main() -> None:
         load = os.getloadavg()[0]
         print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load:.1f}")
         print(
-            f"median of {REPEAT}; bare, | tee and `replicator run --` in turn; output to /dev/null"
+            f"median of {repeat}; bare, | tee and `replicator run --` in turn, EMPTY and the "
+            "outputs in the same rounds; output to /dev/null"
         )
-        empty = _runs([sys.executable, "-c", "pass"], project, env)
+        commands = {"EMPTY": [sys.executable, "-c", "pass"]}
+        commands.update({name: [sys.executable, f"w{i}.py"] for i, name in enumerate(WORKLOADS)})
+        results = _rounds(commands, project, env, repeat)
+        empty = results.pop("EMPTY")
         fixed = Timing(
             empty["replicator"].wall - empty["bare"].wall,
             empty["replicator"].cpu - empty["bare"].cpu,
@@ -136,24 +163,23 @@ def main() -> None:
             f"fixed cost of a run (EMPTY = python -c pass): {fixed.wall:.2f} s wall, "
             f"{fixed.cpu:.2f} s CPU\n"
         )
-        results = {name: _runs([sys.executable, f"w{i}.py"], project, env)
-                   for i, name in enumerate(WORKLOADS)}  # fmt: skip
         for kind in ("wall", "cpu"):
             print(
                 f"{kind + ' s':<38} {'bare':>6} {'| tee':>6} {'replicator':>10} {'ratio':>6}"
-                f" {'- fixed':>8} {'vs tee':>7}"
+                f" {'- fixed':>8} {'vs tee':>7} {'whole vs tee':>13}"
             )
             for name, t in results.items():
                 bare, tee, under = (getattr(t[k], kind) for k in ("bare", "tee", "replicator"))
                 net = under - getattr(fixed, kind)
                 print(
                     f"{name:<38} {bare:>6.2f} {tee:>6.2f} {under:>10.2f} {under / bare:>5.2f}x"
-                    f" {net / bare:>7.2f}x {net / tee:>6.2f}x"
+                    f" {net / bare:>7.2f}x {net / tee:>6.2f}x {under / tee:>12.2f}x"
                 )
             print()
         print(
             "ratio: replicator run / bare command; - fixed: the same with the fixed cost of a run "
-            "taken off (the copy's own overhead); vs tee: that against `command | tee FILE`"
+            "taken off (the copy's own overhead); vs tee: that against `command | tee FILE`; "
+            "whole vs tee: the whole replicator run, fixed cost included, against | tee"
         )
 
 

@@ -1,13 +1,16 @@
 """Benchmark for `replicator reproduce`: fresh-environment build time (uv vs venv + pip) and the
 overhead of reproduce beyond the environment build and the command itself.
 
-Run:  .venv/bin/python benchmarks/bench_reproduce.py [--repeats 2] [--small]
+Run:  .venv/bin/python benchmarks/bench_reproduce.py [--repeats 2] [--small | --medium]
+      [--only-build | --only-overhead]
 
 Part 1 builds the demo's package set (omegaconf, pyyaml, click, rich, numpy, blake3,
-scikit-learn, pinned to the versions in this interpreter) four ways, alternated, caches warm (one
+scikit-learn, pinned to the versions in this interpreter) five ways, alternated, caches warm (one
 warm-up build each first), median of ``--repeats``: the same work on both sides, once with
 byte-compilation (uv ``--compile-bytecode`` against pip's default) and once without (uv's default,
-which is what ``reproduce --env fresh`` runs, against pip ``--no-compile``).
+which is what ``reproduce --env fresh`` runs, against pip ``--no-compile``). pip runs in an
+environment made by ``python -m venv`` (which installs pip into it) and, without compilation,
+also in its leanest way: ``venv --without-pip`` filled by this interpreter's ``pip --python``.
 Part 2 records a small numpy experiment in a temporary git repository and reproduces it with
 `--env fresh` and `--env current`; overhead = total - environment build - the command run alone.
 """
@@ -73,8 +76,15 @@ TOOLS = {
     "pip, compiled": "python -m venv + pip install (compiles by default)",
     "uv, not compiled": "uv venv + uv pip install (what reproduce runs)",
     "pip, not compiled": "python -m venv + pip install --no-compile",
+    # pip's leanest way: an environment without pip of its own, filled by this interpreter's pip
+    # (`pip --python`, pip >= 22.3), so that the build does not pay for installing pip itself
+    "pip lean, not compiled": "python -m venv --without-pip + pip --python install --no-compile",
 }
-PAIRS = (("uv, compiled", "pip, compiled"), ("uv, not compiled", "pip, not compiled"))
+PAIRS = (
+    ("uv, compiled", "pip, compiled"),
+    ("uv, not compiled", "pip, not compiled"),
+    ("uv, not compiled", "pip lean, not compiled"),
+)
 
 
 def _build_commands(tool: str, dest: Path, req: Path, uv: str, base: str) -> list[list[str]]:
@@ -84,6 +94,9 @@ def _build_commands(tool: str, dest: Path, req: Path, uv: str, base: str) -> lis
         if tool == "uv, compiled":
             install.append("--compile-bytecode")
         return [[uv, "venv", "-q", "--python", base, str(dest)], install]
+    if tool == "pip lean, not compiled":
+        pip = [sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-compile"]
+        return [[base, "-m", "venv", "--without-pip", str(dest)], [*pip, "-r", str(req)]]
     install = [python, "-m", "pip", "install", "-q", "-r", str(req)]
     if tool == "pip, not compiled":
         install.append("--no-compile")
@@ -107,7 +120,7 @@ def bench_env_build(names: list[str], repeats: int) -> dict[str, list[float]]:
                 shutil.rmtree(dest)
                 if i > 0:
                     times[tool].append(seconds)
-                print(f"  {tool:18s} build {i}: {seconds:6.2f} s{'  (warm-up)' if i == 0 else ''}")
+                print(f"  {tool:22s} build {i}: {seconds:6.2f} s{'  (warm-up)' if i == 0 else ''}")
     return times
 
 
@@ -164,6 +177,7 @@ def bench_overhead(repeats: int) -> dict[str, list[float]]:
             assert rep.reproduced, rep.as_dict()
             env_s = next(s.seconds for s in rep.stages if s.name == "environment")
             kept = rep.kept[0]
+            assert rep.run_dir is not None, rep.as_dict()
             # the command as launch() runs it: joined to a run (a scratch copy), seed in its env
             scratch = Path(tmp) / "scratch-run"
             shutil.rmtree(scratch, ignore_errors=True)
@@ -208,6 +222,7 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="numpy only (slow downloads)")
     parser.add_argument("--medium", action="store_true", help="the demo set without scikit-learn")
     parser.add_argument("--only-overhead", action="store_true", help="skip part 1")
+    parser.add_argument("--only-build", action="store_true", help="skip part 2")
     args = parser.parse_args()
     names = SMALL if args.small else MEDIUM if args.medium else DEMO
     if not args.only_overhead:
@@ -222,6 +237,8 @@ def main() -> None:
         print(
             f"(not the same work) pip, compiled / uv, not compiled: {med['pip, compiled'] / med['uv, not compiled']:.1f}x\n"
         )
+    if args.only_build:
+        return
     print("Part 2: reproduce overhead (numpy experiment, 12 steps)")
     over = bench_overhead(max(3, args.repeats))
     print(f"\n| quantity | median s (n={len(over['fresh total'])}) |\n|---|---|")

@@ -12,14 +12,25 @@ process, the sides alternated, median of ``--repeat`` rounds each:
 - ``tbparse.SummaryReader(path).scalars`` (a pandas DataFrame), when tbparse is installed.
 
 Each side must return all 1,000,000 values; the script checks the counts and the last value.
+Every side's modules are imported once before the timed rounds (the import times are printed
+apart), so the rounds time the reading alone.
 
-Run: ``.venv-bench/bin/python benchmarks/bench_tb_import.py [--repeat 3] [--steps 250000]``
+TensorBoard's fast mode: with TensorFlow installed, ``EventAccumulator`` (and so tbparse) reads
+the records with TensorFlow's C++ record reader; without it, with TensorBoard's pure-Python stub,
+which computes every CRC-32C byte by byte in Python. The script says which one it ran; only the
+first is the peer in its fast mode. ``.venv-bench`` has no TensorFlow, so run it from an
+environment that has (``tensorflow-cpu``, ``tensorboard``, ``tbparse``, replicator's
+dependencies), with ``PYTHONPATH=src``.
+
+Run: ``PYTHONPATH=src <python with tensorflow> benchmarks/bench_tb_import.py [--repeat 3]
+[--steps 250000]`` (the event file is written with torch, once: from ``.venv-bench`` first)
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import importlib.util
 import os
 import platform
 import shutil
@@ -99,6 +110,34 @@ def tbparse_read(path: Path) -> tuple[int, float]:
     return len(frame), float(last)
 
 
+def warm_imports(tbparse_too: bool) -> str:
+    """Import every side's modules once, untimed by the rounds; returns the record reader
+    EventAccumulator uses and the import times."""
+    times = []
+    t = time.perf_counter()
+    import replicator.record.tensorboard
+    import replicator.store.tensorboard  # noqa: F401
+
+    times.append(f"replicator {time.perf_counter() - t:.2f} s")
+    t = time.perf_counter()
+    from tensorboard.backend.event_processing import event_accumulator  # noqa: F401
+    from tensorboard.compat import tf
+
+    version = tf.__version__  # resolves TensorFlow, or the stub when it is not installed
+    times.append(f"tensorboard {time.perf_counter() - t:.2f} s")
+    if tbparse_too:
+        t = time.perf_counter()
+        import tbparse  # noqa: F401
+
+        times.append(f"tbparse {time.perf_counter() - t:.2f} s")
+    reader = (
+        "TensorBoard's pure-Python stub (TensorFlow not installed: NOT its fast mode)"
+        if version == "stub"
+        else f"TensorFlow {version}'s C++ record reader (its fast mode)"
+    )
+    return f"EventAccumulator reads with {reader}; imports (not timed below): {', '.join(times)}"
+
+
 def alternate(fns: dict[str, Callable[[], tuple[int, float]]], repeat: int) -> dict[str, float]:
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeat):
@@ -124,12 +163,11 @@ if __name__ == "__main__":
         "replicator import into a run": lambda: replicator_import(path),
         "tensorboard EventAccumulator": lambda: accumulator_read(path),
     }
-    try:
-        import tbparse  # noqa: F401
-
+    if importlib.util.find_spec("tbparse") is not None:
         sides["tbparse SummaryReader"] = lambda: tbparse_read(path)
-    except ImportError:
+    else:
         print("tbparse is not installed: its row is left out")
+    print(warm_imports("tbparse SummaryReader" in sides))
     print(
         f"{expected_count:,} scalars, {path.stat().st_size / 1e6:.1f} MB ({path.name}); "
         f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}; "
