@@ -71,7 +71,8 @@ def test_reproduce_restores_the_variables_the_run_needed(repo: Path, tmp_path: P
     repro = cli("reproduce", original, "--env", "current", cwd=repo, env=env, timeout=300)
     assert repro.returncode == 0, repro.stdout + repro.stderr
     assert "REPRODUCED" in repro.stdout and "NOT REPRODUCED" not in repro.stdout, repro.stdout
-    assert "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" in repro.stdout  # listed as set again
+    (said,) = [line for line in repro.stdout.splitlines() if "set as recorded:" in line]
+    assert "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" in said and "other variable(s) you had set" in said
     assert "secret variables not restored (set them yourself): MY_API_TOKEN" in repro.stdout
     (reproduction,) = [
         p.name for p in (store / "runs").iterdir() if p.is_dir() and p.name != original

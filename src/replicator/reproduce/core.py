@@ -197,8 +197,18 @@ def _restored_env_notes(run_dir: Path) -> list[str]:
     """What the reproduction set again of the original's variables, and which secrets it could not."""
     meta = read_part(run_dir, "run.json")
     notes = []
-    if meta.get("restored_env"):
-        notes.append(f"environment: variables set as recorded: {', '.join(meta['restored_env'])}")
+    restored = list(meta.get("restored_env") or ())
+    if restored:
+        from ..capture.environment import BEHAVIOUR_PREFIXES, RELEVANT_ENV
+
+        named = [n for n in restored if n in RELEVANT_ENV or n.startswith(BEHAVIOUR_PREFIXES)]
+        others = len(restored) - len(named)
+        text = ", ".join(named) if named else ""
+        if others:
+            text += f"{' and ' if named else ''}{others} other variable(s) you had set"
+        notes.append(
+            f"environment: set as recorded: {text} (all in restored_env of the new run's run.json)"
+        )
     if meta.get("secret_env_not_restored"):
         names = ", ".join(meta["secret_env_not_restored"])
         notes.append(f"environment: secret variables not restored (set them yourself): {names}")
