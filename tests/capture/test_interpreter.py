@@ -82,6 +82,8 @@ def test_run_records_the_interpreter_behind_a_wrapper(
     assert python["found_by"], python
     packages = _recorded(tmp_path / "store")["packages"]
     assert "replicator" not in packages and "click" not in packages, sorted(packages)
+    shown = run_cli("show", "last", cwd=repo, env=env)
+    assert f"interpreter found by:  {python['found_by']}" in shown.stdout, shown.stdout
 
 
 def test_a_command_without_python_says_whose_interpreter_was_recorded(

@@ -307,6 +307,8 @@ def _show_packages(packages: dict[str, Any]) -> None:
 def _show_environment(env: dict[str, Any]) -> None:
     py = env.get("python", {})
     _kv("python", f"{str(py.get('version', '?')).split()[0]} ({py.get('executable')})")
+    if py.get("found_by"):
+        _kv("interpreter found by", py["found_by"])
     osf = env.get("os", {})
     _kv(
         "os",
