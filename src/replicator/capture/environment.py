@@ -33,6 +33,8 @@ __all__ = [
     "TOOLING",
     "capture_environment",
     "interpreter_facts",
+    "is_library_variable",
+    "recorded_variables",
     "run_variables",
     "scan_packages",
 ]
@@ -346,7 +348,20 @@ def run_variables(env: Mapping[str, str]) -> dict[str, str]:
     return {
         key: value
         for key, value in sorted(env.items())
-        if key in RELEVANT_ENV
-        or key.startswith(BEHAVIOUR_PREFIXES)
-        or not (key in SESSION_ENV or key.startswith(SESSION_PREFIXES))
+        if is_library_variable(key) or not (key in SESSION_ENV or key.startswith(SESSION_PREFIXES))
     }
+
+
+def is_library_variable(name: str) -> bool:
+    """Whether ``name`` is one of the variables numeric and ML libraries read (threads,
+    CUDA/cuBLAS, ``PYTHON*``, ``TORCH_*``, ``TF_*``, ...), as opposed to one of the user's own."""
+    return name in RELEVANT_ENV or name.startswith(BEHAVIOUR_PREFIXES)
+
+
+def recorded_variables(environment: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`run_variables` of a recorded ``environment.json`` (its ``env``; a run recorded
+    before that was kept: its ``relevant_env``)."""
+    recorded = environment.get("env")
+    if isinstance(recorded, Mapping):
+        return run_variables(recorded)
+    return dict(environment.get("relevant_env") or {})

@@ -24,13 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .._protocol import CHILD_VARIABLES
-from ..capture.environment import (
-    BEHAVIOUR_PREFIXES,
-    RELEVANT_ENV,
-    THREAD_ENV,
-    TOOLING,
-    run_variables,
-)
+from ..capture.environment import THREAD_ENV, TOOLING, is_library_variable, recorded_variables
 from ..store import read_part
 
 __all__ = [
@@ -98,20 +92,10 @@ THREAD_VARS = frozenset(THREAD_ENV)
 IGNORED_VARS = frozenset({"PYTHONHASHSEED"} | {v.name for v in CHILD_VARIABLES})
 
 
-def _variables(env: Mapping[str, Any]) -> dict[str, Any]:
-    """The variables that can change a run (recorded ``env``, else the older ``relevant_env``)."""
-    recorded = env.get("env")
-    if isinstance(recorded, Mapping):
-        return run_variables(recorded)
-    return dict(env.get("relevant_env") or {})
-
-
 def _variable_rank(key: str) -> int:
     if key in THREAD_VARS:
         return 4
-    if key in RELEVANT_ENV or key.startswith(BEHAVIOUR_PREFIXES):
-        return 6
-    return 7
+    return 6 if is_library_variable(key) else 7
 
 
 @dataclass(frozen=True)
@@ -262,7 +246,7 @@ def diff_environments(
         [d.get("name") for d in gpu_b.get("devices", [])],
     )
     add(5, "NVIDIA driver", gpu_a.get("driver"), gpu_b.get("driver"))
-    var_a, var_b = _variables(env_a), _variables(env_b)
+    var_a, var_b = recorded_variables(env_a), recorded_variables(env_b)
     for key in sorted((set(var_a) | set(var_b)) - IGNORED_VARS):
         add(_variable_rank(key), f"${key}", var_a.get(key), var_b.get(key))
     os_a, os_b = env_a.get("os") or {}, env_b.get("os") or {}

@@ -199,9 +199,9 @@ def _restored_env_notes(run_dir: Path) -> list[str]:
     notes = []
     restored = list(meta.get("restored_env") or ())
     if restored:
-        from ..capture.environment import BEHAVIOUR_PREFIXES, RELEVANT_ENV
+        from ..capture.environment import is_library_variable
 
-        named = [n for n in restored if n in RELEVANT_ENV or n.startswith(BEHAVIOUR_PREFIXES)]
+        named = [n for n in restored if is_library_variable(n)]
         others = len(restored) - len(named)
         text = ", ".join(named) if named else ""
         if others:

@@ -67,15 +67,10 @@ def restored_variables(
     runs: ``relevant_env``) and the launcher's ``child_env``; the ones ``launch`` sets for every
     run are left to it.
     """
-    from ..capture.environment import run_variables
+    from ..capture.environment import recorded_variables
     from ..redact import REDACTED
 
-    recorded = environment.get("env")
-    sources = [
-        run_variables(recorded) if isinstance(recorded, Mapping) else {},
-        environment.get("relevant_env") or {},
-        meta.get("child_env") or {},
-    ]
+    sources = [recorded_variables(environment), meta.get("child_env") or {}]
     env: dict[str, str] = {}
     secret: set[str] = set()
     for source in sources:
