@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Interpreter", "find_interpreter"]
+__all__ = ["Interpreter", "find_interpreter", "is_python"]
 
 _PYTHON = re.compile(r"python(\d+(\.\d+)?)?")
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh"})
@@ -57,6 +57,11 @@ def find_interpreter(
     return _find(list(command), environ, Path(cwd or os.getcwd()), 0)
 
 
+def is_python(word: str) -> bool:
+    """Whether a command word names a Python interpreter (``python``, ``.venv/bin/python3.11``)."""
+    return bool(_PYTHON.fullmatch(os.path.basename(word)))
+
+
 def _find(words: list[str], env: dict[str, str], cwd: Path, depth: int) -> Interpreter | None:
     words = _skip_assignments(words)
     if not words or depth > _MAX_DEPTH:
@@ -68,7 +73,7 @@ def _find(words: list[str], env: dict[str, str], cwd: Path, depth: int) -> Inter
     if runner is not None:
         return runner
     for i, word in enumerate(words):
-        if _PYTHON.fullmatch(os.path.basename(word)):
+        if is_python(word):
             path = _resolve(word, env, cwd)
             if path is not None:
                 how = "the command" if i == 0 else f"the command (after {words[0]})"
@@ -257,7 +262,7 @@ def _from_shebang(program: str, env: Mapping[str, str], cwd: Path) -> str | None
     words = line.split()
     if words and os.path.basename(words[0]) == "env":
         words = [w for w in words[1:] if not w.startswith("-")]
-    if words and _PYTHON.fullmatch(os.path.basename(words[0])):
+    if words and is_python(words[0]):
         return _resolve(words[0], env, cwd)
     if words and os.path.basename(words[0]) in _SHELLS:
         # pip's console scripts on long paths: '#!/bin/sh' then "'''exec' /path/python ..."

@@ -552,7 +552,7 @@ def _capture(
         run_id=target.capture_dir.name if target.resumed else target.run_id,
         cwd=target.cwd,
         store=store,
-        executable=which_python(spec.command, dict(child_env), cwd=target.cwd),
+        interpreter=which_python(spec.command, dict(child_env), cwd=target.cwd),
         env=dict(child_env),
         max_file_size=spec.snapshot_limit(store.settings.snapshot_max_size),
     )

@@ -291,7 +291,7 @@ def capture_all(
     run_id: str,
     cwd: str | os.PathLike[str],
     store: Store,
-    executable: str | Interpreter | None = None,
+    interpreter: Interpreter | None = None,
     env: Mapping[str, str] | None = None,
     max_file_size: int | None = SNAPSHOT_MAX_FILE_SIZE,
 ) -> dict[str, Any]:
@@ -322,16 +322,14 @@ def capture_all(
     project_root = code.repo or str(store.project_root)
     try:
         environment = capture_environment(
-            executable=executable.path if isinstance(executable, Interpreter) else executable,
+            executable=interpreter.path if interpreter is not None else None,
             project_root=project_root,
             env=dict(env) if env is not None else None,
         )
         environment["python"]["found_by"] = (
-            executable.how
-            if isinstance(executable, Interpreter)
+            interpreter.how
+            if interpreter is not None
             else "the script's own interpreter (it called replicator.start())"
-            if executable is None
-            else "given"
         )
         # Dirty editable packages get a snapshot commit in their own repository, like the run's code.
         from ..capture.editable import snapshot_editable_packages

@@ -9,13 +9,13 @@ original with ``reproduction_of`` in its ``run.json``.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from .._protocol import CHILD_VARIABLES, REPLICATOR_CONFIG
+from ..capture.interpreter import is_python
 from ..errors import ReproduceError
 from ..store import Store, read_part
 from .checkout import Checkout
@@ -25,11 +25,10 @@ __all__ = ["current_python", "rerun", "restored_variables"]
 # Set by launch() itself for every run (the protocol's child variables); the recorded values
 # belong to the original run.
 _LAUNCH_SETS = frozenset(variable.name for variable in CHILD_VARIABLES)
-_PYTHON = re.compile(r"python(\d+(\.\d+)?)?")
 
 
 def _interpreter_of(command: Sequence[str]) -> bool:
-    return bool(command) and bool(_PYTHON.fullmatch(os.path.basename(command[0])))
+    return bool(command) and is_python(command[0])
 
 
 def _map_command(
