@@ -34,6 +34,7 @@ __all__ = [
     "capture_environment",
     "interpreter_facts",
     "is_library_variable",
+    "normalise_name",
     "recorded_variables",
     "run_variables",
     "scan_packages",
@@ -160,7 +161,8 @@ def _same_file(a: str, b: str) -> bool:
     return os.path.abspath(a) == os.path.abspath(b)
 
 
-def _normalise(name: str) -> str:
+def normalise_name(name: str) -> str:
+    """A distribution's name as PEP 503 compares it (``Foo_Bar.baz`` -> ``foo-bar-baz``)."""
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
@@ -180,7 +182,7 @@ def scan_packages(paths: list[str]) -> dict[str, dict[str, Any]]:
             m = _DIST_INFO.match(filename)
             if not m:
                 continue
-            key = _normalise(m["name"])
+            key = normalise_name(m["name"])
             if key in packages:
                 continue
             info_dir = os.path.join(entry, filename)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .._util.io import atomic_write
+from ..capture.environment import normalise_name, scan_packages
 from ..capture.git import git
 from ..environment.requirements import (
     Requirement,
@@ -295,10 +296,6 @@ def pip_settings(environ: Mapping[str, str] | None = None) -> PipSettings:
     )
 
 
-def _normal(name: str) -> str:
-    return re.sub(r"[-_.]+", "_", name).lower()
-
-
 def local_wheel(name: str, version: str, find_links: tuple[str, ...]) -> Path | None:
     """The wheel of exactly ``name==version`` in a find-links folder, if there is one."""
     for folder in find_links:
@@ -313,7 +310,7 @@ def local_wheel(name: str, version: str, find_links: tuple[str, ...]) -> Path | 
             if (
                 filename.endswith(".whl")
                 and len(parts) >= 5
-                and _normal(parts[0]) == _normal(name)
+                and normalise_name(parts[0]) == normalise_name(name)
                 and parts[1] == version
             ):
                 return Path(folder) / filename
@@ -386,15 +383,13 @@ def _run_steps(steps: list[list[str]], tool: str) -> None:
 
 def _matches(prefix: Path, plan: _Plan, reqs: list[Requirement]) -> bool:
     """Whether a cached environment still holds exactly the pinned versions."""
-    from ..capture.environment import scan_packages
-
     if not (prefix / ".replicator-env.json").is_file():
         return False
     have = {
-        _normal(k): str(v.get("version"))
+        k: str(v.get("version"))
         for k, v in scan_packages([str(_site_packages(prefix, plan.version))]).items()
     }
-    return all(have.get(_normal(r.name)) == r.version for r in reqs)
+    return all(have.get(normalise_name(r.name)) == r.version for r in reqs)
 
 
 def _cached_base(plan: _Plan, reqs: list[Requirement], workdir: Path) -> tuple[Path, bool]:
