@@ -87,15 +87,38 @@ def _affected(version: str | None) -> bool:
 
 def known_defects(record: RunRecord) -> list[KnownDefect]:
     """The known defects that show in one run's files ([] for a run recorded by a fixed version)."""
-    # The traces first (cheap, and absent from almost every run), the version only when one shows.
-    traces = [(name, rule) for name, rule in _RULES if rule(record, "") is not None]
+    # A run of a fixed version says so in run.json: nothing of it is read.
+    stated = record.meta.get("replicator_version")
+    if isinstance(stated, str) and not _affected(stated):
+        return []
+    # Then the traces (absent from almost every run; metrics.jsonl read at most once), and the
+    # version from environment.json only when one shows.
+    files = _Files(record)
+    traces = [(name, text) for name, rule in _RULES if (text := rule(record, files)) is not None]
     if not traces:
         return []
     version = recorded_version(record)
     if not _affected(version):
         return []
     by = f"replicator {version}" if version else "a replicator version that did not record itself"
-    return [KnownDefect(name, record.id, version, rule(record, by) or "") for name, rule in traces]
+    return [KnownDefect(name, record.id, version, text.replace(_BY, by)) for name, text in traces]
+
+
+_BY = "\x00recorder\x00"
+"""Stands in the rules' messages for the version that recorded the run, filled in at the end."""
+
+
+class _Files:
+    """A run's metric lines, read once when the first rule needs them."""
+
+    def __init__(self, record: RunRecord) -> None:
+        self._path = record.dir / "metrics.jsonl"
+        self._entries: list[dict[str, Any]] | None = None
+
+    def metrics(self) -> list[dict[str, Any]]:
+        if self._entries is None:
+            self._entries = read_metrics(self._path)
+        return self._entries
 
 
 def warn_known_defects(records: Iterable[RunRecord]) -> list[KnownDefect]:
@@ -113,11 +136,11 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _resume_summary(record: RunRecord, by: str) -> str | None:
+def _resume_summary(record: RunRecord, files: _Files) -> str | None:
     if not record.meta.get("resumes") or not record.summary:
         return None
     last: dict[str, tuple[Any, Any]] = {}
-    for entry in read_metrics(record.dir / "metrics.jsonl"):
+    for entry in files.metrics():
         last[entry["key"]] = (entry["value"], entry.get("step"))
     stale = [
         f"{key} is {record.summary[key]!r} there, {value!r} was logged last (step {step})"
@@ -127,18 +150,18 @@ def _resume_summary(record: RunRecord, by: str) -> str | None:
     if not stale:
         return None
     return (
-        f"Run {record.id} was resumed and recorded by {by}, which kept the values at the crash in "
+        f"Run {record.id} was resumed and recorded by {_BY}, which kept the values at the crash in "
         f"summary.json after a resume: {'; '.join(stale[:3])}. Take final values from its "
         "metrics (load_metrics, `replicator show`), not from its summary."
     )
 
 
-def _parsed_duplicates(record: RunRecord, by: str) -> str | None:
+def _parsed_duplicates(record: RunRecord, files: _Files) -> str | None:
     if not record.meta.get("resumes"):
         return None
     seen: set[tuple[str, Any]] = set()
     twice: list[tuple[str, Any]] = []
-    for entry in read_metrics(record.dir / "metrics.jsonl"):
+    for entry in files.metrics():
         if entry.get("source") != "output":
             continue
         pair = (entry["key"], entry.get("step"))
@@ -149,25 +172,25 @@ def _parsed_duplicates(record: RunRecord, by: str) -> str | None:
         return None
     key, step = twice[0]
     return (
-        f"Run {record.id} was resumed and recorded by {by}, which appended the metrics parsed from "
+        f"Run {record.id} was resumed and recorded by {_BY}, which appended the metrics parsed from "
         f"its output again without a resume marker: {len(twice)} (key, step) pairs appear twice "
         f"(first: {key} at step {step}) and readers return both. The later of each pair is the "
         "resumed session's."
     )
 
 
-def _experiment_filing(record: RunRecord, by: str) -> str | None:
+def _experiment_filing(record: RunRecord, files: _Files) -> str | None:
     named = read_experiment(record.dir)
     if named is None or named == record.experiment:
         return None
     return (
         f"Run {record.id} is filed under experiment '{record.experiment}' but its script named "
-        f"'{named}' (config/experiment.json): {by} wrote the script's name into run.json only "
+        f"'{named}' (config/experiment.json): {_BY} wrote the script's name into run.json only "
         f"when the launcher finished. Look for it under '{record.experiment}' too."
     )
 
 
-def _sweep_seed(record: RunRecord, by: str) -> str | None:
+def _sweep_seed(record: RunRecord, files: _Files) -> str | None:
     meta = record.meta
     seeding = meta.get("seeding")
     if meta.get("launcher") != "cli" or "command_run" in meta:
@@ -178,7 +201,7 @@ def _sweep_seed(record: RunRecord, by: str) -> str | None:
         return None  # the script joined the run: it got the seed through replicator
     return (
         f"Run {record.id} is one seed of a sweep of a script that never imported replicator, "
-        f"recorded by {by}, which could not hand such a script its seed: the sweep's runs may all "
+        f"recorded by {_BY}, which could not hand such a script its seed: the sweep's runs may all "
         "have used the script's own seed. Re-run the sweep with `{seed}` in the command."
     )
 
