@@ -29,19 +29,21 @@ from ..config.safe_yaml import load_yaml
 from ..errors import ConfigError
 from ..redact import redact_argv, secret_values
 from ..store import Store
+from ..store.tensorboard import walk_outputs
 from .recorder import new_run, record_config, recordable_config, set_status
 from .tensorboard import TensorBoardImport, import_event_files
 
 __all__ = [
     "HydraJob",
     "find_hydra_jobs",
+    "hydra_job_in",
+    "order_jobs",
     "read_hydra_job",
     "record_hydra_job",
     "record_multirun",
 ]
 
 HYDRA_FILES = ("config.yaml", "overrides.yaml", "hydra.yaml")
-_SKIPPED_DIRS = frozenset((".git", ".venv", "venv", "node_modules", "__pycache__", "site-packages"))
 # Run records copied from the launching run into each multirun job's run.
 _SHARED_RECORDS = ("code.json", "code.patch", "environment.json", "hardware.json")
 
@@ -80,25 +82,26 @@ def find_hydra_jobs(
 ) -> list[HydraJob]:
     """The Hydra jobs whose ``.hydra/config.yaml`` under ``root`` was written at or after
     ``since``, multirun jobs in their order; unreadable ones are left out."""
-    skipped = {os.path.realpath(p) for p in skip}
-    jobs: list[HydraJob] = []
-    for folder, dirs, _ in os.walk(root):
-        if ".hydra" in dirs:
-            marker = Path(folder, ".hydra", "config.yaml")
-            try:
-                fresh = marker.stat().st_mtime >= since
-            except OSError:
-                fresh = False
-            job = read_hydra_job(Path(folder)) if fresh else None
-            if job is not None:
-                jobs.append(job)
-        dirs[:] = [
-            d
-            for d in dirs
-            if not d.startswith(".")
-            and d not in _SKIPPED_DIRS
-            and os.path.realpath(os.path.join(folder, d)) not in skipped
-        ]
+    found = (
+        hydra_job_in(folder, dirs, since=since) for folder, dirs, _ in walk_outputs(root, skip=skip)
+    )
+    return order_jobs([job for job in found if job is not None])
+
+
+def hydra_job_in(folder: str, dirs: Iterable[str], *, since: float) -> HydraJob | None:
+    """The Hydra job of ``folder`` (one of :func:`walk_outputs`'s), when its ``.hydra/config.yaml``
+    was written at or after ``since`` and can be read."""
+    if ".hydra" not in dirs:
+        return None
+    try:
+        fresh = Path(folder, ".hydra", "config.yaml").stat().st_mtime >= since
+    except OSError:
+        return None
+    return read_hydra_job(Path(folder)) if fresh else None
+
+
+def order_jobs(jobs: Iterable[HydraJob]) -> list[HydraJob]:
+    """Jobs by folder, a multirun's in their number's order."""
     return sorted(jobs, key=lambda j: (str(j.dir.parent), j.num or 0, str(j.dir)))
 
 

@@ -24,8 +24,8 @@ from typing import Any
 from .._util.warnings import warn
 from ..errors import ReplicatorError
 from ..redact import secret_values
-from ..store.tensorboard import find_event_files
-from .hydra import HydraJob, find_hydra_jobs, record_hydra_job, record_multirun
+from ..store.tensorboard import event_files_in, find_event_files, walk_outputs
+from .hydra import HydraJob, hydra_job_in, order_jobs, record_hydra_job, record_multirun
 from .recorder import recordable_config
 from .tensorboard import TensorBoardImport, import_event_files
 
@@ -78,17 +78,26 @@ def import_after_run(
     store_root = run_dir.parent.parent
     warnings: list[str] = []
     jobs: list[HydraJob] = []
+    events: list[Path] = []
     try:
-        jobs = find_hydra_jobs(cwd, since=started, skip=[store_root])
+        # One walk of the working directory finds both Hydra's jobs and the event files.
+        for folder, dirs, files in walk_outputs(cwd, skip=[store_root]):
+            job = hydra_job_in(folder, dirs, since=started)
+            if job is not None:
+                jobs.append(job)
+            if tensorboard_dir is None:
+                events += event_files_in(folder, files, since=started)
+        jobs = order_jobs(jobs)
     except OSError as exc:  # an unreadable working directory costs the import, not the run
         warnings.append(f"Hydra's outputs under {cwd} could not be searched: {exc}")
     multirun = [j for j in jobs if j.multirun]
     per_job: dict[Path, list[Path]] = {j.dir: [] for j in multirun}
     tensorboard = TensorBoardImport()
     try:
-        tb_root = cwd / tensorboard_dir if tensorboard_dir is not None else cwd
+        if tensorboard_dir is not None:
+            events = find_event_files(cwd / tensorboard_dir, since=started, skip=[store_root])
         own: list[Path] = []
-        for path in find_event_files(tb_root, since=started, skip=[store_root]):
+        for path in sorted(events):
             job_dir = next((d for d in per_job if path.is_relative_to(d)), None)
             (per_job[job_dir] if job_dir is not None else own).append(path)
         tensorboard = import_event_files(run_dir, own)

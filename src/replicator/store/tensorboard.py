@@ -34,8 +34,10 @@ from typing import Any
 __all__ = [
     "EVENT_FILE_PREFIX",
     "EventScalars",
+    "event_files_in",
     "find_event_files",
     "read_event_file",
+    "walk_outputs",
 ]
 
 EVENT_FILE_PREFIX = "events.out.tfevents."
@@ -90,6 +92,41 @@ class EventScalars:
         return list(dict.fromkeys(tag for _, _, tag, _ in self.scalars))
 
 
+def walk_outputs(
+    root: str | os.PathLike[str], *, skip: Iterable[str | os.PathLike[str]] = ()
+) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk`` of what a command may have written under ``root``: each folder with its
+    directory names as found (``.hydra`` included) and its file names. Hidden directories,
+    virtual environments and the paths in ``skip`` (a store) are not entered."""
+    skipped = {os.path.realpath(p) for p in skip}
+    for folder, dirs, files in os.walk(root):
+        yield folder, list(dirs), files
+        dirs[:] = [
+            d
+            for d in dirs
+            if not d.startswith(".")
+            and d not in _SKIPPED_DIRS
+            and os.path.realpath(os.path.join(folder, d)) not in skipped
+        ]
+
+
+def event_files_in(folder: str, files: Iterable[str], *, since: float | None = None) -> list[Path]:
+    """The event files among ``files`` of ``folder`` (modified at or after ``since``, if given)."""
+    found: list[Path] = []
+    for name in files:
+        if not name.startswith(EVENT_FILE_PREFIX):
+            continue
+        path = os.path.join(folder, name)
+        if since is not None:
+            try:
+                if os.stat(path).st_mtime < since:
+                    continue
+            except OSError:
+                continue
+        found.append(Path(path))
+    return found
+
+
 def find_event_files(
     root: str | os.PathLike[str],
     *,
@@ -98,32 +135,14 @@ def find_event_files(
 ) -> list[Path]:
     """The event files under ``root`` (modified at or after ``since``, when given), sorted.
 
-    Hidden directories, virtual environments and the paths in ``skip`` (a store) are not
-    searched. Sorting by path keeps the files of one directory in the order they were written
-    (their names start with the creation time).
+    Searched as :func:`walk_outputs` walks. Sorting by path keeps the files of one directory in
+    the order they were written (their names start with the creation time).
     """
-    skipped = {os.path.realpath(p) for p in skip}
-    found: list[Path] = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [
-            d
-            for d in dirs
-            if not d.startswith(".")
-            and d not in _SKIPPED_DIRS
-            and os.path.realpath(os.path.join(folder, d)) not in skipped
-        ]
-        for name in files:
-            if not name.startswith(EVENT_FILE_PREFIX):
-                continue
-            path = os.path.join(folder, name)
-            if since is not None:
-                try:
-                    if os.stat(path).st_mtime < since:
-                        continue
-                except OSError:
-                    continue
-            found.append(Path(path))
-    return sorted(found)
+    return sorted(
+        path
+        for folder, _, files in walk_outputs(root, skip=skip)
+        for path in event_files_in(folder, files, since=since)
+    )
 
 
 def read_event_file(path: str | os.PathLike[str]) -> EventScalars:
