@@ -20,9 +20,9 @@ $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 
 # torch first, with pip (which finds the local CPU wheel), so that lightning's torch requirement
 # is already met when uv resolves the test extras (uv would fetch a multi-GB CUDA build).
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml scripts/build-constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e '.[test]'
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --build-constraint scripts/build-constraints.txt -e '.[test]'
 	touch $@
 
 venv: $(VENV)/.installed-test
@@ -44,7 +44,7 @@ $(BENCH_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade uv
 	$(BENCH_VENV)/bin/python -m pip install --quiet $(TORCH_SPEC)
-	VIRTUAL_ENV=$(BENCH_VENV) $(BENCH_VENV)/bin/uv pip install --quiet -e '.[bench]' 
+	VIRTUAL_ENV=$(BENCH_VENV) $(BENCH_VENV)/bin/uv pip install --quiet --build-constraint scripts/build-constraints.txt -e '.[bench]'
 	touch $@
 
 bench: $(BENCH_VENV)/.installed

@@ -21,6 +21,21 @@ OPTIONAL: dict[str, str] = {
     "hydra": "hydra",
     "torch": "torch",
     "uv": "repro",
+    "tensorboard": "tensorboard",
+    "mlflow": "mlflow",
+    "wandb": "wandb",
+    "comet_ml": "comet",
+    "neptune": "neptune",
+    "visdom": "visdom",
+    "transformers": "transformers",
+    "keras": "keras",
+    "optuna": "optuna",
+    "submitit": "slurm",
+    "ray": "ray",
+    "fsspec": "remote",
+    "s3fs": "s3",
+    "starlette": "ui",
+    "uvicorn": "ui",
 }
 
 

@@ -39,6 +39,11 @@ COMMANDS: dict[str, str] = {
     "audit": "audit:audit_command",
     "ci": "reproduce:ci_group",
     "import": "imports:import_group",
+    "mirror": "mirror:mirror_command",
+    "sweep": "sweep:sweep_group",
+    "push": "remote:push_command",
+    "pull": "remote:pull_command",
+    "ui": "ui:ui_command",
 }
 
 
