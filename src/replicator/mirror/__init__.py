@@ -1,0 +1,1 @@
+"""Mirrors: forward a run's config, metrics and summary to the loggers users already run."""

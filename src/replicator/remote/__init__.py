@@ -1,0 +1,1 @@
+"""Remote stores: push and pull run directories through fsspec."""

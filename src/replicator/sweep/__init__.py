@@ -1,0 +1,1 @@
+"""Sweeps: grids, random and Optuna search, run by local, Slurm or Ray executors."""

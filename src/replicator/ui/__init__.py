@@ -1,0 +1,1 @@
+"""replicator ui: a local, read-only web app over the store."""
