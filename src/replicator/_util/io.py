@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "append_bytes",
     "append_lines",
     "atomic_write",
     "atomic_write_json",
@@ -100,15 +101,20 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, fsync: bool = T
 
 
 def append_lines(path: str | os.PathLike[str], lines: list[str], *, fsync: bool = False) -> None:
-    """Append ``lines`` (without newlines) in one write; earlier content is never touched.
+    """Append ``lines`` (without newlines) in one write; earlier content is never touched."""
+    if lines:
+        append_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"), fsync=fsync)
+
+
+def append_bytes(path: str | os.PathLike[str], payload: bytes, *, fsync: bool = False) -> None:
+    """Append ``payload`` (whole lines, each ending in a newline) in one write.
 
     When the file does not end with a newline (a line torn by a kill in the middle of a write),
     the payload starts with one, so the torn fragment stays alone on its line and the first new
     line is whole. Two processes appending at once may leave an empty line: readers skip it.
     """
-    if not lines:
+    if not payload:
         return
-    payload = ("\n".join(lines) + "\n").encode("utf-8")
     try:
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
     except PermissionError:  # a write-only file: append without looking at its end
