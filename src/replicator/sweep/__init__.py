@@ -1,1 +1,79 @@
-"""Sweeps: grids, random and Optuna search, run by local, Slurm or Ray executors."""
+"""Sweeps: grids, random and Optuna search, run by local, Slurm or Ray executors.
+
+A sweep runs one ``replicator run`` per job (its own process, its own run) and is recorded
+under its experiment (``experiments/NAME/sweeps/ID.json``)::
+
+    from replicator.sweep import SweepRequest, parse_sweep, plan_sweep, submit
+
+    spec = parse_sweep(["optim.lr=0.1,0.01", "model=small,big"], seeds=2)
+    plan = plan_sweep(SweepRequest(("python", "train.py"), spec, config_path="cfg.yaml",
+                                   executor_options={"jobs": 2}))
+    outcome = submit(plan)
+
+The command line is ``replicator sweep`` (docs/sweeps.md).
+"""
+
+from .executors.base import (
+    EXECUTORS,
+    Executor,
+    Job,
+    JobResult,
+    JobState,
+    Resources,
+    get_executor,
+    job_environ,
+)
+from .record import JobStatus, SweepRecord, find_sweep, job_statuses, list_sweeps, sweep_runs
+from .spec import (
+    DEFAULT_MAX_JOBS,
+    Axis,
+    Distribution,
+    OptunaSearch,
+    Point,
+    SweepSpec,
+    looks_like_sweep,
+    parse_sweep,
+    render_value,
+)
+from .submission import (
+    SweepOutcome,
+    SweepPlan,
+    SweepRequest,
+    TooManyJobsError,
+    plan_sweep,
+    resume,
+    submit,
+)
+
+__all__ = [
+    "DEFAULT_MAX_JOBS",
+    "EXECUTORS",
+    "Axis",
+    "Distribution",
+    "Executor",
+    "Job",
+    "JobResult",
+    "JobState",
+    "JobStatus",
+    "OptunaSearch",
+    "Point",
+    "Resources",
+    "SweepOutcome",
+    "SweepPlan",
+    "SweepRecord",
+    "SweepRequest",
+    "SweepSpec",
+    "TooManyJobsError",
+    "find_sweep",
+    "get_executor",
+    "job_environ",
+    "job_statuses",
+    "list_sweeps",
+    "looks_like_sweep",
+    "parse_sweep",
+    "plan_sweep",
+    "render_value",
+    "resume",
+    "submit",
+    "sweep_runs",
+]
