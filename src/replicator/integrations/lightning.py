@@ -14,7 +14,15 @@ the RNG streams, and writes ``trainer.save_checkpoint(path)`` in the same safe f
         trainer.fit(model, datamodule=dm, ckpt_path=callback.resume_path())
 
 ``resume_path()`` is None on a fresh start and the latest checkpoint of a resumed run, so the
-same script serves both. Lightning is an optional extra: ``pip install 'replicator[lightning]'``.
+same script serves both.
+
+``ReplicatorLogger`` is a Lightning *logger* (``lightning.pytorch.loggers.Logger``) for a Trainer
+that needs no callback: ``Trainer(logger=ReplicatorLogger())`` records what Lightning logs
+(``self.log(...)`` in the module, at the Trainer's global step) and the hyperparameters
+(``self.save_hyperparameters()``) into the run open in the process, and opens one with
+``replicator.start()`` (joining the run of ``replicator run``) when none is open.
+
+Lightning is an optional extra: ``pip install 'replicator[lightning]'``.
 """
 
 from __future__ import annotations
@@ -29,9 +37,13 @@ from ..errors import UsageError
 
 require("lightning.pytorch", purpose="replicator.integrations.lightning")
 from lightning.pytorch.callbacks import Callback  # noqa: E402 (after the clear error above)
+from lightning.pytorch.loggers import Logger  # noqa: E402
 from lightning.pytorch.plugins.io import CheckpointIO  # noqa: E402
+from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 
-__all__ = ["ReplicatorCallback", "ReplicatorCheckpointIO"]
+from ._common import numbers, plain  # noqa: E402
+
+__all__ = ["ReplicatorCallback", "ReplicatorCheckpointIO", "ReplicatorLogger"]
 
 # Keys of Lightning's checkpoint that hold arbitrary user objects (pickled by Lightning); the
 # run's config records the hyperparameters instead, and fit() does not need them to resume.
@@ -211,3 +223,81 @@ class ReplicatorCheckpointIO(CheckpointIO):
             os.remove(path)
         except FileNotFoundError:
             pass
+
+
+class ReplicatorLogger(Logger):
+    """A Lightning logger that records into a replicator run.
+
+    ``log_metrics`` goes to ``run.log`` at Lightning's step (the global step); the
+    hyperparameters of ``log_hyperparams`` (``save_hyperparameters()``, and a datamodule's) are
+    written to ``config/lightning_hparams.json``, as :class:`ReplicatorCallback` writes them.
+    ``run`` defaults to the run open in this process; when none is open, the logger opens one
+    with ``replicator.start()`` on first use (under ``replicator run`` it joins the launcher's
+    run) and finishes it in ``finalize`` with Lightning's status. Checkpoints stay Lightning's
+    (``ModelCheckpoint``); for checkpoints with RNG state use :class:`ReplicatorCallback`.
+    """
+
+    def __init__(self, run: Any = None) -> None:
+        super().__init__()
+        self._run = run
+        self._opened = False
+        self._hparams: dict[str, Any] = {}
+
+    @property
+    def run(self) -> Any:
+        if self._run is None:
+            from ..record.run import active_run
+
+            self._run = active_run()
+            if self._run is None:
+                from ..record.opening import start
+
+                self._run = start()
+                self._opened = True
+        return self._run
+
+    @property
+    def name(self) -> str:
+        """The run's experiment."""
+        return str(self.run.experiment)
+
+    @property
+    def version(self) -> str:
+        """The run's id."""
+        return str(self.run.id)
+
+    @property
+    def save_dir(self) -> str | None:
+        # None: Lightning's own checkpoints go to the Trainer's default_root_dir, never into
+        # the run directory (the record)
+        return None
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        values = (
+            vars(params) if hasattr(params, "__dict__") and not isinstance(params, dict) else params
+        )
+        self._hparams.update(plain(dict(values or {})))
+        folder = Path(self.run.dir) / "config"
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(folder / "lightning_hparams.json", {"module": self._hparams}, fsync=False)
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        values = numbers(metrics)
+        if values:
+            self.run.log(values, step=step)
+
+    @rank_zero_only
+    def save(self) -> None:
+        self.run.flush()
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        if self._run is None:
+            return
+        self._run.flush()
+        if self._opened:
+            # Lightning says "success", "failed" or "finished"
+            self._run.finish("failed" if status == "failed" else "completed")
+            self._opened = False

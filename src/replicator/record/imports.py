@@ -7,6 +7,9 @@ directory:
 - TensorBoard event files (or those under ``--tensorboard-dir``): their scalars join the run's
   metrics (:mod:`replicator.record.tensorboard`), so a script that logs with a
   ``SummaryWriter`` gets its curves in ``replicator show`` without a ``--metric-pattern``;
+- MLflow's stores (an ``mlflow.db`` SQLite database, MLflow 3's default, or an ``mlruns/`` file
+  store) and W&B's run files (``wandb/*/run-*.wandb``, offline or online): their values join the
+  run's metrics with ``"source": "mlflow"`` / ``"wandb"`` (:mod:`replicator.record.tool_imports`);
 - Hydra's ``.hydra/`` folders (:mod:`replicator.record.hydra`): a ``@hydra.main`` app's composed
   config becomes the run's config, and a multirun's jobs become runs of their own.
 
@@ -24,10 +27,13 @@ from typing import Any
 from .._util.warnings import warn
 from ..errors import ReplicatorError
 from ..redact import secret_values
+from ..store.mlflow_files import mlflow_files_in
 from ..store.tensorboard import event_files_in, find_event_files, walk_outputs
+from ..store.wandb_files import wandb_files_in
 from .hydra import HydraJob, hydra_job_in, order_jobs, record_hydra_job, record_multirun
 from .recorder import recordable_config
 from .tensorboard import TensorBoardImport, import_event_files
+from .tool_imports import ToolImport, import_found
 
 __all__ = ["ImportSummary", "import_after_run"]
 
@@ -45,12 +51,16 @@ class ImportSummary:
     config_hash: str | None = None
     multirun: tuple[dict[str, Any], ...] = ()
     """One entry per multirun job: ``{job, overrides, dir, run}``."""
+    tools: tuple[ToolImport, ...] = ()
+    """What was imported from MLflow and W&B (one entry per tool that left files)."""
     warnings: tuple[str, ...] = ()
 
     def apply(self, meta: dict[str, Any]) -> None:
         """Record the import in a run's ``run.json`` fields (``meta``, written by the caller)."""
         if self.tensorboard.files:
             meta.setdefault("imports", {})["tensorboard"] = self.tensorboard.as_dict(self.cwd)
+        for tool in self.tools:
+            meta.setdefault("imports", {})[tool.tool] = tool.as_dict(self.cwd)
         if self.hydra is not None:
             meta["hydra"] = self.hydra.as_dict(self.cwd)
         if self.config is not None:
@@ -68,7 +78,8 @@ def import_after_run(
     tensorboard_dir: str | os.PathLike[str] | None = None,
     status: str = "completed",
 ) -> ImportSummary:
-    """Import what the run's command wrote for TensorBoard and Hydra since ``started``.
+    """Import what the run's command wrote for TensorBoard, MLflow, W&B and Hydra since
+    ``started``.
 
     ``tensorboard_dir`` (relative to ``cwd``) narrows the search for event files; by default it
     is ``cwd``. ``status`` is the run's final status, which the runs of a Hydra multirun's jobs
@@ -79,6 +90,9 @@ def import_after_run(
     warnings: list[str] = []
     jobs: list[HydraJob] = []
     events: list[Path] = []
+    mlflow_dirs: list[Path] = []
+    databases: list[Path] = []
+    wandb_files: list[Path] = []
     try:
         # One walk of the working directory finds both Hydra's jobs and the event files.
         for folder, dirs, files in walk_outputs(cwd, skip=[store_root]):
@@ -87,6 +101,10 @@ def import_after_run(
                 jobs.append(job)
             if tensorboard_dir is None:
                 events += event_files_in(folder, files, since=started)
+            found = mlflow_files_in(folder, dirs, files, since=started)
+            mlflow_dirs += found[0]
+            databases += found[1]
+            wandb_files += wandb_files_in(folder, files, since=started)
         jobs = order_jobs(jobs)
     except OSError as exc:  # an unreadable working directory costs the import, not the run
         warnings.append(f"Hydra's outputs under {cwd} could not be searched: {exc}")
@@ -104,6 +122,18 @@ def import_after_run(
         warnings += tensorboard.problems
     except OSError as exc:
         warnings.append(f"TensorBoard event files could not be imported: {exc}")
+    tools: list[ToolImport] = []
+    try:
+        tools = import_found(
+            run_dir,
+            mlflow_dirs=mlflow_dirs,
+            mlflow_databases=databases,
+            wandb_files=wandb_files,
+            since=started,
+        )
+        warnings += [p for tool in tools for p in tool.problems]
+    except Exception as exc:  # another tool's files never cost the run its record
+        warnings.append(f"MLflow or W&B files could not be imported ({type(exc).__name__}: {exc})")
     single = [j for j in jobs if not j.multirun]
     hydra = max(single, key=_written) if single else None
     config = config_hash = None
@@ -130,6 +160,7 @@ def import_after_run(
         config=config,
         config_hash=config_hash,
         multirun=tuple(listed),
+        tools=tuple(tools),
         warnings=tuple(warnings),
     )
 
