@@ -112,6 +112,7 @@ def plan_sweep(
         options["folder"] = str(sweep_folder(store, experiment) / f"{sweep_id}.submitit")
     executor = get_executor(request.executor, **options)
     executor.check()
+    executor.check_resources(request.resources)
     request = _with(request, config_path=config_path, executor_options=options)
     return SweepPlan(request, sweep_id, experiment, root, tuple(seeds), points, executor, store)
 

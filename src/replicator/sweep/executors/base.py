@@ -90,6 +90,10 @@ class Executor(abc.ABC):
     def check(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Raise ExecutorUnavailableError saying why, before anything is submitted."""
 
+    def check_resources(self, resources: Resources) -> None:  # noqa: B027 - optional hook
+        """Raise UsageError for resources or `launcher:` options this executor would refuse,
+        before the sweep's record is written and anything is submitted."""
+
     def cancel(self, index: int) -> bool:
         """Stop job ``index`` while :meth:`run` is waiting (Optuna pruning); False when this
         executor cannot stop one job (the job then runs to its end, its result ignored)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -118,6 +119,13 @@ class SlurmExecutor(Executor):
         partitions = _partitions()
         if self.partition is not None:
             _check_partition(self.partition, partitions)
+
+    def check_resources(self, resources: Resources) -> None:
+        """The `launcher:` options submitit would refuse, refused now (nothing is submitted)."""
+        submitit = require("submitit", purpose="the Slurm sweep executor")
+        with tempfile.TemporaryDirectory() as folder:
+            executor = submitit.AutoExecutor(folder=folder, cluster=self.cluster)
+            _set_parameters(executor, self._parameters(resources))
 
     def _parameters(self, resources: Resources) -> dict[str, Any]:
         time_min = resources.time_min or DEFAULT_TIME_MIN
