@@ -155,3 +155,22 @@ def test_bad_rank_variable_is_a_clear_error(repo: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("RANK", "first")
     with pytest.raises(UsageError, match=r"\$RANK must be an integer >= 0 .* got 'first'"):
         replicator.start({"lr": 0.1}, store=repo / ".replicator")
+
+
+def test_a_rank_on_another_node_is_judged_by_signs_of_life(repo: Path, cli) -> None:
+    """A rank recorded on another host has no pid to look at here: it stays running while the
+    launch's heartbeat or its own files are fresh, and reads crashed once they are stale (0.2.0
+    read it crashed at once, so every multi-node run showed a crashed rank)."""
+    shutil.copy(SCRIPT, repo / "ddp_train.py")
+    result = cli("run", "--", *torchrun(free_port()), cwd=repo, env=worker_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    (run_dir,) = run_dirs(repo)
+    rank1 = run_dir / "ranks" / "rank1.json"
+    data = json.loads(rank1.read_text())
+    rank1.write_text(json.dumps({**data, "status": "running", "host": "node-b", "pid": 1}))
+    assert read_run(run_dir).meta["distributed"]["ranks"]["1"]["status"] == "running"
+    old = 1_000_000_000  # 2001: every sign of life of rank 1 long stale
+    for name in ("heartbeat", "ranks/rank1.json", "metrics.rank1.jsonl"):
+        if (run_dir / name).exists():
+            os.utime(run_dir / name, (old, old))
+    assert read_run(run_dir).meta["distributed"]["ranks"]["1"]["status"] == "crashed"

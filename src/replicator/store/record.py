@@ -24,6 +24,8 @@ from .._protocol import REPLICATOR_HEARTBEAT_STALE_S
 from .._util.io import read_json
 from .._util.warnings import warn
 from ..errors import DamagedRunError, StoreError
+from .metrics import metrics_path
+from .relocate import relocate_meta
 
 __all__ = [
     "FINAL_STATUSES",
@@ -125,6 +127,9 @@ def read_part(run_dir: str | os.PathLike[str], name: str) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         return {}
+    if name in ("run.json", "code.json"):
+        # paths as the recording host saw them, resolved against where the run is now
+        data = relocate_meta(path.parent, data, name=name)
     for key, kind in _PART_SECTIONS.get(name, {}).items():
         if key in data and data[key] is not None and not isinstance(data[key], kind):
             shown = repr(data.pop(key))
@@ -228,6 +233,7 @@ def damaged_fields(meta: dict[str, Any]) -> dict[str, str]:
 
 
 def _record_from_files(run_dir: Path, meta: dict[str, Any], summary: dict[str, Any]) -> RunRecord:
+    meta = relocate_meta(run_dir, meta)
     return RunRecord(
         id=str(meta.get("id", run_dir.name)),
         dir=run_dir,
@@ -274,10 +280,23 @@ def read_ranks(run_dir: str | os.PathLike[str]) -> dict[int, dict[str, Any]]:
         if isinstance(rank, bool) or not isinstance(rank, int):
             warn(f"{folder / name}: damaged rank record; left out.", RuntimeWarning)
             continue
-        if data.get("status") == "running" and not recorder_alive(data, None):
+        if data.get("status") == "running" and not recorder_alive(data, _last_sign(run_dir, rank)):
             data = {**data, "status": "crashed", "error": "the rank's process is gone"}
         ranks[rank] = data
     return ranks
+
+
+def _last_sign(run_dir: str | os.PathLike[str], rank: int) -> float | None:
+    """When a rank on another host last showed life: the run's heartbeat (rank 0 beats for the
+    launch), its rank file or its metrics file, whichever is newest."""
+    folder = Path(run_dir)
+    times = []
+    for path in (folder / "heartbeat", rank_file(folder, rank), metrics_path(folder, rank)):
+        try:
+            times.append(path.stat().st_mtime)
+        except OSError:
+            pass
+    return max(times) if times else None
 
 
 def distributed_record(meta: dict[str, Any], ranks: dict[int, dict[str, Any]]) -> dict[str, Any]:
