@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .listing import list_remote
 from .location import Remote, open_remote
-from .pull import PullResult, pull
-from .push import PushResult, push
+from .pulling import PullResult, pull
+from .pushing import PushResult, push
 
 __all__ = ["PullResult", "PushResult", "Remote", "list_remote", "open_remote", "pull", "push"]

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..store import RunRecord, Store, StoreLike, compile_where
 from .location import open_remote
-from .pull import read_markers
+from .pulling import read_markers
 
 __all__ = ["list_remote"]
 

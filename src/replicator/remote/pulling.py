@@ -27,7 +27,7 @@ from ..capture.git import git_root
 from ..errors import RemoteError, RunNotFoundError
 from ..store import Store, StoreLike
 from .location import Remote, open_remote
-from .push import object_path
+from .pushing import object_path
 from .snapshots import fetch_snapshots
 
 __all__ = ["PullResult", "pull", "read_markers"]
