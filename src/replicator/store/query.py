@@ -15,6 +15,7 @@ still true. Expressions nested more than :data:`MAX_DEPTH` levels are refused.
 from __future__ import annotations
 
 import ast
+import operator
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -24,7 +25,7 @@ from ..errors import QueryError
 __all__ = ["compile_where", "missing_paths"]
 
 _MISSING = object()  # a path the run does not have: "unknown"
-MAX_DEPTH = 100  # levels of the parsed expression; _eval recurses once per level
+MAX_DEPTH = 100  # levels of the parsed expression; _compile recurses once per level
 SECTIONS = frozenset({"config", "summary"})
 # the top-level fields of RunRecord.as_dict(); dotted paths must start with one of them
 FIELDS = SECTIONS | {
@@ -52,6 +53,17 @@ _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
 }
 
 
+# the same as _COMPARE, as C functions where there is one (faster per run)
+_FAST: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+}
+
+
 def _path(node: ast.expr) -> list[str] | None:
     parts: list[str] = []
     while isinstance(node, ast.Attribute):
@@ -63,10 +75,10 @@ def _path(node: ast.expr) -> list[str] | None:
     return None
 
 
-def _lookup(record: Mapping[str, Any], parts: list[str]) -> Any:
+def _lookup(record: Mapping[str, Any], parts: list[str] | tuple[str, ...]) -> Any:
     value: Any = record
     for part in parts:
-        if isinstance(value, Mapping) and part in value:
+        if (type(value) is dict or isinstance(value, Mapping)) and part in value:
             value = value[part]
         else:
             return _MISSING
@@ -131,9 +143,11 @@ def compile_where(expression: str) -> Callable[[Mapping[str, Any]], bool]:
                 f"{', '.join(sorted(FIELDS - SECTIONS))}."
             )
 
+    evaluate = _compile(tree.body)
+
     def predicate(record: Mapping[str, Any]) -> bool:
         try:
-            result = _eval(tree.body, record)
+            result = evaluate(record)
         except TypeError:
             return False
         # unknown (a path the run lacks) is not a match, whatever `not` was applied to it
@@ -175,57 +189,134 @@ def _validate(node: ast.AST, expression: str) -> None:
             raise QueryError(f"--where '{shown}': '-' only applies to numbers.")
 
 
-def _eval(node: ast.expr, record: Mapping[str, Any]) -> Any:
-    """The value of ``node`` for ``record``; _MISSING (unknown) where a path is missing."""
+def _compile(node: ast.expr) -> Callable[[Mapping[str, Any]], Any]:
+    """``node`` as a function of a record giving its value (_MISSING, unknown, where a path is
+    missing), built once per expression: the syntax tree is not walked again for each run."""
     if isinstance(node, ast.BoolOp):
         # three-valued: `and` is false if any side is false, `or` true if any side is true,
         # and otherwise an unknown side makes the whole unknown
+        sides = [_compile(value_node) for value_node in node.values]
         decisive = not isinstance(node.op, ast.And)
-        unknown = False
-        for value_node in node.values:
-            value = _eval(value_node, record)
-            if value is _MISSING:
-                unknown = True
-            elif bool(value) is decisive:
-                return decisive
-        return _MISSING if unknown else not decisive
+
+        def bool_op(record: Mapping[str, Any]) -> Any:
+            unknown = False
+            for side in sides:
+                value = side(record)
+                if value is _MISSING:
+                    unknown = True
+                elif bool(value) is decisive:
+                    return decisive
+            return _MISSING if unknown else not decisive
+
+        return bool_op
     if isinstance(node, ast.UnaryOp):
-        value = _eval(node.operand, record)
-        if value is _MISSING:
-            return _MISSING
-        if isinstance(node.op, ast.Not):
-            return not value
-        return -value
-    if isinstance(node, ast.Compare):
-        left = _eval(node.left, record)
-        for op, right_node in zip(node.ops, node.comparators):
-            right = _eval(right_node, record)
-            if left is _MISSING or right is _MISSING:
+        operand = _compile(node.operand)
+        negate = isinstance(node.op, ast.Not)
+
+        def unary(record: Mapping[str, Any]) -> Any:
+            value = operand(record)
+            if value is _MISSING:
                 return _MISSING
-            if not _COMPARE[type(op)](left, right):
-                return False
-            left = right
-        return True
+            return (not value) if negate else -value
+
+        return unary
+    if isinstance(node, ast.Compare):
+        return _compile_compare(node)
     if isinstance(node, ast.Constant):
-        return node.value
+        constant = node.value
+        return lambda record: constant
     if isinstance(node, (ast.List, ast.Tuple)):
-        items = [_eval(e, record) for e in node.elts]
-        return _MISSING if any(item is _MISSING for item in items) else items
+        elements = [_compile(e) for e in node.elts]
+
+        def sequence(record: Mapping[str, Any]) -> Any:
+            items = [element(record) for element in elements]
+            return _MISSING if any(item is _MISSING for item in items) else items
+
+        return sequence
     parts = _path(node)
     if parts is not None:
         if parts in (["true"], ["True"]):
-            return True
+            return lambda record: True
         if parts in (["false"], ["False"]):
-            return False
-        value = _lookup(record, parts)
-        if value is _MISSING and len(parts) == 1 and parts[0] not in record:
-            # A bare name: a summary metric first, then a config key (ls --where 'acc > 0.9').
-            for section in ("summary", "config"):
-                value = _lookup(record, [section, parts[0]])
-                if value is not _MISSING:
-                    break
-        return value
+            return lambda record: False
+        return _compile_path(tuple(parts))
     raise QueryError(f"Unsupported expression: {ast.dump(node)}")  # pragma: no cover
+
+
+def _compile_compare(node: ast.Compare) -> Callable[[Mapping[str, Any]], Any]:
+    left_fn = _compile(node.left)
+    links = [
+        (_FAST.get(type(op), _COMPARE[type(op)]), _compile(right))
+        for op, right in zip(node.ops, node.comparators)
+    ]
+    if len(links) == 1 and isinstance(node.comparators[0], ast.Constant):
+        # the usual case, `config.lr < 0.1`: one comparison with a constant
+        compare, constant = links[0][0], node.comparators[0].value
+
+        def with_constant(record: Mapping[str, Any]) -> Any:
+            left = left_fn(record)
+            if left is _MISSING:
+                return _MISSING
+            return bool(compare(left, constant))
+
+        return with_constant
+    if len(links) == 1:
+        ((compare, right_fn),) = links
+
+        def single(record: Mapping[str, Any]) -> Any:
+            left = left_fn(record)
+            right = right_fn(record)
+            if left is _MISSING or right is _MISSING:
+                return _MISSING
+            return bool(compare(left, right))
+
+        return single
+
+    def chain(record: Mapping[str, Any]) -> Any:
+        left = left_fn(record)
+        for compare, right_fn in links:
+            right = right_fn(record)
+            if left is _MISSING or right is _MISSING:
+                return _MISSING
+            if not compare(left, right):
+                return False
+            left = right
+        return True
+
+    return chain
+
+
+def _compile_path(parts: tuple[str, ...]) -> Callable[[Mapping[str, Any]], Any]:
+    """The value at a dotted path; a bare name is a summary metric first, then a config key
+    (``ls --where 'acc > 0.9'``), unless the record has a field of that name."""
+    if len(parts) > 1:
+
+        def dotted(record: Mapping[str, Any]) -> Any:
+            value: Any = record
+            for part in parts:
+                if type(value) is dict:  # JSON objects: one look-up, no isinstance
+                    value = value.get(part, _MISSING)
+                    if value is _MISSING:
+                        return _MISSING
+                elif isinstance(value, Mapping) and part in value:
+                    value = value[part]
+                else:
+                    return _MISSING
+            return value
+
+        return dotted
+    (name,) = parts
+
+    def bare(record: Mapping[str, Any]) -> Any:
+        if name in record:
+            return record[name]
+        for section in ("summary", "config"):
+            value = _lookup(record, (section, name))
+            if value is not _MISSING:
+                return value
+        return _MISSING
+
+    return bare
 
 
 def missing_paths(expression: str, records: list[Mapping[str, Any]]) -> list[str]:

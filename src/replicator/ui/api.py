@@ -28,6 +28,9 @@ __all__ = ["ApiError", "error_response", "json_response", "resolve_run"]
 MAX_POINTS = 100_000
 MAX_TAIL = 10_000
 MAX_COMPARE = 50
+GZIP_FROM = 64 * 1024
+"""``/api/runs`` answers of this many characters or more are sent gzipped to clients that take
+it (compressed once per answer: 2.4 MB of 10,000 runs -> about 0.2 MB)."""
 
 
 class ApiError(Exception):
@@ -148,12 +151,16 @@ def _ids(request: Request, low: int = 1) -> list[str]:
 def runs(request: Request) -> Response:
     from starlette.responses import Response
 
-    from .table import runs_json
+    from .table import runs_answer
 
     where = request.query_params.get("where") or None
     experiment = request.query_params.get("experiment") or None
-    text = runs_json(runs_of(request), where=where, experiment=experiment)
-    return Response(text, media_type="application/json")
+    answer = runs_answer(runs_of(request), where=where, experiment=experiment)
+    headers = {"vary": "Accept-Encoding"}
+    if len(answer.text) >= GZIP_FROM and "gzip" in request.headers.get("accept-encoding", ""):
+        headers["content-encoding"] = "gzip"
+        return Response(answer.gzip(), media_type="application/json", headers=headers)
+    return Response(answer.text, media_type="application/json", headers=headers)
 
 
 @handle

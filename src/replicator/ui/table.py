@@ -10,6 +10,16 @@ mtime of those two files (the index's rule), so that a file edited in place is s
 running run has its status made current (crash detection) on every request. Only new or
 changed runs are read, with the store's own readers (:func:`read_run_files`,
 :func:`record_of`). Nothing is written: the UI does not touch the store's index.
+
+The first listing takes run.json and summary.json from the store's SQLite index where the
+index's stamp of a run (mtime and size of both files) is still that of the files: opened
+read-only (``immutable``: no lock, no journal file, nothing written), and skipped when it cannot
+be read. The runs are read in a background thread from the server's start
+(:func:`replicator.ui.app.create_app`); a request meanwhile waits for that read to end.
+
+An answer of ``/api/runs`` is kept too, by its query, while no run changed (a generation number
+counts the changes); a store with a running run is answered afresh each time (its duration
+moves). ``--where`` runs over each run's :meth:`RunRecord.as_dict`, built on the first filter.
 """
 
 from __future__ import annotations
@@ -17,6 +27,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import sqlite3
+import stat
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -28,19 +40,39 @@ from ..errors import DamagedRunError, QueryError, RunNotFoundError, StoreError
 from ..store import RunRecord, Store
 from ..store.frames import varying_keys
 from ..store.query import compile_where
-from ..store.record import read_run_files, record_of
+from ..store.record import SCHEMA_VERSION, read_run_files, record_of
 
 __all__ = [
+    "Answer",
     "Entry",
     "RunsCache",
+    "compact",
     "config_group",
     "config_keys_of",
     "experiment_params",
     "numbers",
+    "runs_answer",
     "runs_csv",
     "runs_json",
     "select",
 ]
+
+
+@dataclass
+class Answer:
+    """An answer of ``/api/runs``, of the runs as they were at ``generation``."""
+
+    generation: int
+    text: str
+    gzipped: bytes | None = None
+
+    def gzip(self) -> bytes:
+        """The answer's UTF-8 bytes gzipped (level 6), made once."""
+        if self.gzipped is None:
+            import gzip
+
+            self.gzipped = gzip.compress(self.text.encode(), compresslevel=6, mtime=0)
+        return self.gzipped
 
 
 @dataclass
@@ -55,11 +87,19 @@ class Entry:
     problem: str | None = None
     flat_config: dict[str, Any] = field(default_factory=dict)
     group: str | None = None
-    view: dict[str, Any] = field(default_factory=dict)
+    _view: dict[str, Any] | None = None
     numbers: dict[str, float | int] = field(default_factory=dict)
     row_json: dict[tuple[str, ...], str] = field(default_factory=dict)
     live: bool = False
     """Whether the run's status can change without its files changing (crash detection)."""
+
+    @property
+    def view(self) -> dict[str, Any]:
+        """:meth:`RunRecord.as_dict` of the run, what ``--where`` matches (built when first
+        needed: most requests filter nothing)."""
+        if self._view is None:
+            self._view = self.record.as_dict() if self.record is not None else {}
+        return self._view
 
 
 def _stamp(run_dir: str) -> str:
@@ -81,48 +121,113 @@ class RunsCache:
         self.store = store
         self._entries: dict[str, Entry] = {}
         self._lock = threading.Lock()
+        self.generation = 0
+        """Counts the refreshes that found a run new, changed, gone or running."""
+        self.answers: dict[tuple[str | None, str | None], Answer] = {}
+        """``/api/runs`` answers by (where, experiment)."""
+        self.answers_lock = threading.Lock()
 
     def entries(self) -> list[Entry]:
         """Every run directory, oldest first (by id), up to date."""
+        return self.snapshot()[0]
+
+    def snapshot(self) -> tuple[list[Entry], int]:
+        """(:meth:`entries`, the generation they are of)."""
         with self._lock:
-            return self._refresh()
+            entries = self._refresh()
+            return entries, self.generation
 
     def _refresh(self) -> list[Entry]:
         runs_dir = self.store.runs_dir
         try:
-            listing = sorted(
-                (e.name, e.path, e.is_symlink())
-                for e in os.scandir(runs_dir)
-                if not e.name.startswith(".") and e.is_dir()
-            )
+            with os.scandir(runs_dir) as scan:
+                listing = [(e.name, e.path, e.is_symlink()) for e in scan if e.name[0] != "."]
         except FileNotFoundError:
             listing = []
-        inside = runs_dir.resolve()
+        listing.sort()
+        inside: Path | None = None
         stale_after = self.store.heartbeat_stale_s
+        known = self._entries
+        indexed = _indexed(self.store) if not known else {}
+        changed = False
         fresh: dict[str, Entry] = {}
         for name, path, is_link in listing:
-            if is_link and Path(path).resolve().parent != inside:
-                continue  # a link out of the store is not served (security.run_dir_of)
-            entry = self._entries.get(name)
+            if is_link:
+                inside = inside or runs_dir.resolve()
+                if Path(path).resolve().parent != inside:
+                    continue  # a link out of the store is not served (security.run_dir_of)
             try:
-                stamp = str(os.stat(path).st_mtime_ns)
+                st = os.stat(path)
             except OSError:
                 continue  # removed since the listing
+            if not stat.S_ISDIR(st.st_mode):
+                continue
+            stamp = str(st.st_mtime_ns)
+            entry = known.get(name)
             if entry is not None and (entry.live or entry.record is None):
                 stamp += "|" + _stamp(path)
             if entry is None or entry.stamp != stamp:
-                entry = _read(Path(path), name, stamp, stale_after)
+                entry = _read(Path(path), name, stamp, stale_after, indexed.get(name))
+                changed = True
             elif entry.live:
                 _make_current(entry, Path(path), stale_after)
+                changed = True
             fresh[name] = entry
         self._entries = fresh
+        if changed or len(fresh) != len(known):  # a run new, changed, running, or gone
+            self.generation += 1
         return list(fresh.values())
 
 
-def _read(run_dir: Path, name: str, stamp: str, stale_after: float) -> Entry:
+def _indexed(store: Store) -> dict[str, tuple[str, str, str]]:
+    """{run id: (stamp, run.json, summary.json)} of the readable runs in the store's index
+    (:mod:`replicator.store.index`), opened read-only and immutable so that nothing is written
+    (a row written since may be missed: its stamp then differs and the files are read); {} when
+    there is no index, or it is of another schema or unreadable."""
+    path = store.index_path
+    if not path.is_file():
+        return {}
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM info WHERE key='schema_version'").fetchone()
+            if row is None or row[0] != str(SCHEMA_VERSION):
+                return {}
+            rows = conn.execute(
+                "SELECT id, stamp, meta, summary FROM runs WHERE error IS NULL AND meta IS NOT NULL"
+            )
+            return {r[0]: (r[1], r[2], r[3] or "{}") for r in rows}
+        finally:
+            conn.close()
+    except (sqlite3.Error, ValueError):
+        return {}
+
+
+def _from_index(
+    run_dir: Path, hit: tuple[str, str, str] | None
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """run.json and summary.json as the index holds them, if the files did not change since."""
+    if hit is None or hit[0] != _stamp(str(run_dir)):
+        return None
+    try:
+        meta, summary = json.loads(hit[1]), json.loads(hit[2])
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    return meta, summary if isinstance(summary, dict) else {}
+
+
+def _read(
+    run_dir: Path,
+    name: str,
+    stamp: str,
+    stale_after: float,
+    indexed: tuple[str, str, str] | None = None,
+) -> Entry:
     entry = Entry(name=name, stamp=stamp.split("|", 1)[0])
     try:
-        entry.meta, entry.summary = read_run_files(run_dir)
+        entry.meta, entry.summary = _from_index(run_dir, indexed) or read_run_files(run_dir)
     except StoreError as exc:
         entry.problem = str(exc)
     else:
@@ -146,7 +251,7 @@ def _make_current(entry: Entry, run_dir: Path, stale_after: float) -> None:
     previous = entry.record
     entry.record = record
     entry.problem = None
-    entry.view = record.as_dict()
+    entry._view = None
     entry.row_json = {}
     if previous is None or previous.config is not record.config:
         entry.flat_config = flatten(record.config or {})
@@ -185,17 +290,23 @@ def dumps(data: Any) -> str:
 
 
 def select(
-    cache: RunsCache, *, where: str | None = None, experiment: str | None = None
+    cache: RunsCache,
+    *,
+    where: str | None = None,
+    experiment: str | None = None,
+    entries: list[Entry] | None = None,
 ) -> tuple[list[Entry], list[Entry]]:
     """(the readable runs matching ``where`` and ``experiment``, the damaged runs), oldest
     first. ``where`` is a ``--where`` expression (QueryError when bad); a damaged run has no
-    fields to match, so damaged runs are listed only without ``where``."""
+    fields to match, so damaged runs are listed only without ``where``. ``entries``: the
+    cache's entries when already taken."""
     predicate = compile_where(where) if where else None
-    entries = cache.entries()
+    if entries is None:
+        entries = cache.entries()
     readable = [e for e in entries if e.record is not None]
     damaged = [e for e in entries if e.record is None]
     if experiment:
-        readable = [e for e in readable if e.view["experiment"] == experiment]
+        readable = [e for e in readable if e.record and e.record.experiment == experiment]
         damaged = [e for e in damaged if e.meta.get("experiment") in (None, experiment)]
     if predicate is None:
         return readable, damaged
@@ -256,21 +367,63 @@ def row(entry: Entry, config_keys: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
+def compact(data: dict[str, Any]) -> dict[str, Any]:
+    """A row as ``/api/runs`` sends it: the fields (and config values) that are null, and an
+    empty config or summary, left out (read a missing field as null): a third less to send and
+    parse for 10,000 runs."""
+    out = {}
+    for key, value in data.items():
+        if key == "config" and value:
+            value = {k: v for k, v in value.items() if v is not None}
+        if value is not None and value != {}:
+            out[key] = value
+    return out
+
+
 def _row_json(entry: Entry, config_keys: tuple[str, ...]) -> str:
-    """The row's JSON, kept while the run and the columns are the same (a running run's
-    duration changes: never kept)."""
+    """The row's JSON (:func:`compact`), kept while the run and the columns are the same (a
+    running run's duration changes: never kept)."""
     text = entry.row_json.get(config_keys)
     if text is None:
-        text = dumps(row(entry, config_keys))
+        text = dumps(compact(row(entry, config_keys)))
         if not entry.live:
             entry.row_json = {config_keys: text}
     return text
 
 
+MAX_ANSWERS = 16
+"""``/api/runs`` answers kept (distinct filters)."""
+
+
 def runs_json(cache: RunsCache, *, where: str | None = None, experiment: str | None = None) -> str:
     """``/api/runs`` as JSON text: the rows, the config keys that vary between the runs, the
     summary metrics they have."""
-    readable, damaged = select(cache, where=where, experiment=experiment)
+    return runs_answer(cache, where=where, experiment=experiment).text
+
+
+def runs_answer(
+    cache: RunsCache, *, where: str | None = None, experiment: str | None = None
+) -> Answer:
+    """:func:`runs_json` as an :class:`Answer`: the same one again while no run changed."""
+    entries, generation = cache.snapshot()
+    query = (where, experiment)
+    kept = cache.answers.get(query)
+    if kept is not None and kept.generation == generation:
+        return kept
+    answer = Answer(generation, _runs_json(cache, entries, where=where, experiment=experiment))
+    if not any(e.live for e in entries):
+        with cache.answers_lock:
+            cache.answers.pop(query, None)
+            cache.answers[query] = answer
+            while len(cache.answers) > MAX_ANSWERS:
+                cache.answers.pop(next(iter(cache.answers)))
+    return answer
+
+
+def _runs_json(
+    cache: RunsCache, entries: list[Entry], *, where: str | None, experiment: str | None
+) -> str:
+    readable, damaged = select(cache, where=where, experiment=experiment, entries=entries)
     keys = tuple(config_keys_of(readable))
     summary_keys: set[str] = set()
     for entry in readable:
@@ -315,7 +468,7 @@ def experiment_params(cache: RunsCache, name: str) -> dict[str, Any]:
     metric-versus-hyperparameter scatter and the parallel coordinates."""
     readable, _ = select(cache, experiment=name)
     if not readable:
-        known = sorted({e.view["experiment"] for e in cache.entries() if e.record is not None})
+        known = sorted({e.record.experiment for e in cache.entries() if e.record is not None})
         raise RunNotFoundError(
             f"No runs of experiment '{name[:60]}' in {cache.store.root}; experiments: "
             f"{', '.join(known[:20]) or '(none)'}."
