@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,9 @@ from .._util.io import atomic_write_json, read_json
 from .._util.warnings import warn
 from ..config import config_hash, to_container
 from ..errors import StoreError
+from ..mirror.base import Sink
+from ..mirror.plan import parse_mirror, write_request
+from ..mirror.session import check_mirroring, start_mirroring
 from ..store import Store, StoreLike
 from ..store.metrics import metrics_path
 from .capture_child import capture_result, start_capture
@@ -63,6 +66,7 @@ def start(
     resume: str | os.PathLike[str] | None = None,
     resume_completed: bool = False,
     checkpoints: Mapping[str, Any] | None = None,
+    mirror: str | Sequence[str] | Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Run:
     """Open (or join) a run and seed everything with its seed; use it as a context manager.
 
@@ -77,10 +81,21 @@ def start(
     run (rank 0 opens it; the others join it, waiting for rank 0 up to
     ``$REPLICATOR_RENDEZVOUS_TIMEOUT_S`` when no ``replicator run`` opened it), each rank with
     its own metrics file; see docs/distributed.md.
+
+    ``mirror`` names the sinks the run is mirrored to (``"tensorboard,mlflow"``, a list, or
+    ``{"mlflow": {"tracking_uri": ...}}`` with options); default: the ``mirror:`` key of
+    ``replicator.yaml``. An unknown sink or a missing package raises here, before the run
+    starts. Under ``replicator run`` the recorder feeds them; see docs/mirrors.md.
     """
     check_none_open()
     context = joined_context()
     distributed = DistributedContext.from_environ()
+    main = distributed is None or distributed.is_main
+    request = parse_mirror(mirror, where="start(mirror=...)")
+    sinks: list[Sink] = []
+    if main and (context is None or request):
+        settings = Store.coerce(store).settings.mirror if context is None else None
+        sinks = check_mirroring(request, settings=settings, where="start(mirror=...)")
     if context is not None:
         run = _join(
             context,
@@ -117,6 +132,8 @@ def start(
             store=store,
             distributed=distributed,
         )
+    if sinks or (main and context is None and resume is not None):
+        _mirror(run, context, request, sinks)
     run._checkpoint_options = dict(checkpoints or {})
     run.distributed = distributed
     run.rank, run.world_size = (distributed.rank, distributed.world_size) if distributed else (0, 1)
@@ -130,6 +147,39 @@ def start(
             raise
     activate(run)
     return run
+
+
+def _mirror(
+    run: Run,
+    context: ChildContext | None,
+    request: Mapping[str, Mapping[str, Any]] | None,
+    sinks: list[Sink],
+) -> None:
+    """Mirror ``run`` once: a joined script asks the recorder (``replicator run`` feeds the
+    sinks); a run this process owns feeds them from here, and closes them when it finishes."""
+    if context is not None:
+        write_request(run.dir, {sink.name: dict(sink.options) for sink in sinks})
+        return
+    capture = run._capture_thread
+    worker = start_mirroring(
+        run.dir,
+        request,
+        settings=None,
+        sinks=sinks,
+        resumed=run.resumed,
+        ready=capture.join if capture is not None else None,
+    )
+    if worker is None:
+        return
+    finish = run.finish
+
+    def finish_and_mirror(status: str = "completed", **fields: Any) -> None:
+        closed = run._closed
+        finish(status, **fields)
+        if not closed:
+            worker.close(status)
+
+    run.finish = finish_and_mirror  # type: ignore[method-assign]
 
 
 def _resume(
