@@ -24,6 +24,8 @@ variable                       type       meaning (set by the launcher unless ma
 ``PYTHONUNBUFFERED``           bool       so that output reaches the terminal and the logs at once
 ``CUBLAS_WORKSPACE_CONFIG``    str        ``:4096:8`` with ``--deterministic`` (before CUDA starts)
 ``REPLICATOR_STORE``           path       *user*: the store to use, before ``replicator.yaml``
+``REPLICATOR_SWEEP_JOB``       str        set by ``replicator sweep`` for a job's launcher:
+                                          ``SWEEP_ID:INDEX``, recorded in run.json's seeding
 ``REPLICATOR_DEBUG``           bool       *user*: the CLI shows tracebacks of internal errors
 ``REPLICATOR_HEARTBEAT_STALE_S`` float    *user*: seconds without a heartbeat after which a
                                           run (or a resume lock) recorded on another host
@@ -82,6 +84,7 @@ __all__ = [
     "REPLICATOR_RUN_ID",
     "REPLICATOR_SEED",
     "REPLICATOR_STORE",
+    "REPLICATOR_SWEEP_JOB",
     "SCRIPT_CONFIG_FILE",
     "ChildContext",
     "EnvironmentVariable",
@@ -272,6 +275,26 @@ REPLICATOR_HEARTBEAT_STALE_S = EnvironmentVariable[float](
     "detection; keep it well above 10 s and the filesystem's clock skew.",
 )
 
+
+def _sweep_job(text: str) -> tuple[str, int]:
+    sweep_id, sep, index = text.strip().rpartition(":")
+    if not sep or not sweep_id or not index.isdigit():
+        raise UsageError(f"$REPLICATOR_SWEEP_JOB must be SWEEP_ID:INDEX, got {text!r}.")
+    return sweep_id, int(index)
+
+
+def _sweep_job_text(value: tuple[str, int]) -> str:
+    return f"{value[0]}:{value[1]}"
+
+
+REPLICATOR_SWEEP_JOB = EnvironmentVariable[tuple[str, int]](
+    "REPLICATOR_SWEEP_JOB",
+    _sweep_job,
+    _sweep_job_text,
+    doc="Set by `replicator sweep` for each job's `replicator run`: SWEEP_ID:INDEX, recorded in "
+    "run.json's seeding as {'sweep': id, 'index': i}.",
+)
+
 # What `replicator run --deterministic` adds to the child's environment.
 DETERMINISM_ENV: Mapping[str, str] = {CUBLAS_WORKSPACE_CONFIG.name: ":4096:8"}
 
@@ -288,6 +311,7 @@ CHILD_VARIABLES: tuple[EnvironmentVariable[Any], ...] = (
     REPLICATOR_DETERMINISTIC,
     PYTHONHASHSEED,
     PYTHONUNBUFFERED,
+    REPLICATOR_SWEEP_JOB,
 )
 
 

@@ -19,6 +19,8 @@ message after ``Error:`` and exits with ``exit_code``; it never shows a tracebac
     │   └── RNGRestoreError         a random stream in a checkpoint cannot be restored
     ├── FingerprintError            a file cannot be hashed reliably (changed while read, unreadable)
     ├── MissingDependencyError      an optional extra is needed (names the pip command)
+    ├── ExecutorUnavailableError    a sweep executor (Slurm, Ray) cannot be reached
+    ├── RemoteError                 a remote store cannot be reached, read or written
     └── ReproduceError              a stage of `replicator reproduce` failed (names stage and cause)
 
 The feature packages re-export their own: ``replicator.checkpoints.CheckpointHashError``,
@@ -37,11 +39,13 @@ __all__ = [
     "CheckpointHashError",
     "ConfigError",
     "DamagedRunError",
+    "ExecutorUnavailableError",
     "FingerprintError",
     "GitError",
     "MissingDependencyError",
     "QueryError",
     "RNGRestoreError",
+    "RemoteError",
     "ReplicatorError",
     "ReproduceError",
     "RunNotFoundError",
@@ -178,6 +182,15 @@ class MissingDependencyError(ReplicatorError):
         )
         self.package = package
         self.extra = extra
+
+
+class ExecutorUnavailableError(ReplicatorError):
+    """A sweep executor (Slurm, Ray) cannot be reached; nothing was submitted."""
+
+
+class RemoteError(ReplicatorError):
+    """A remote store (``replicator push``/``pull``) cannot be reached, read or written; the
+    message names the remote (credentials removed) and what to check."""
 
 
 class ReproduceError(ReplicatorError):

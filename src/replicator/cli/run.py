@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..mirror.plan import parse_mirror
 from ..record.launch import LaunchResult, RunSpec, launch
 from ..store.settings import parse_size
 
@@ -103,6 +104,14 @@ SIZE = _Size()
     help="Import TensorBoard scalars only from event files under this folder (default: any "
     "written under the working directory during the run).",
 )
+@click.option(
+    "--mirror",
+    "mirror",
+    multiple=True,
+    metavar="NAME[,NAME]",
+    help="Mirror the run to tensorboard, mlflow, wandb, comet, neptune or visdom (options from "
+    "'mirror:' in replicator.yaml; 'none' for none). Default: the sinks of replicator.yaml.",
+)
 @click.argument("command", nargs=-1, required=False, type=click.UNPROCESSED)
 @click.pass_context
 def run_command(
@@ -121,9 +130,14 @@ def run_command(
     resume_completed: bool,
     snapshot_max_size: int | None,
     tensorboard_dir: str | None,
+    mirror: tuple[str, ...],
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND as a child process and record everything needed to run it again."""
+    from ..sweep.spec import refuse_sweep_override
+
+    for text in overrides:  # a=1,2 is a sweep: point at `replicator sweep`
+        refuse_sweep_override(text)
     spec = RunSpec(
         command=command,
         config_path=config_path,
@@ -140,6 +154,7 @@ def run_command(
         resume_completed=resume_completed,
         snapshot_max_size=snapshot_max_size,
         tensorboard_dir=tensorboard_dir,
+        mirror=parse_mirror(",".join(mirror), where="--mirror") if mirror else None,
     )
     total = seeds or 1
 

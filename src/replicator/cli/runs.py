@@ -20,6 +20,7 @@ from ..config import flatten
 from ..store import RunRecord, Store, read_part
 from ..store.defects import known_defects
 from ..store.metrics import iter_jsonl, metric_ranks, read_metrics
+from .mirror import show_mirrors
 
 
 def _fmt_time(ts: float | None) -> str:
@@ -67,12 +68,23 @@ Examples:
 )
 @click.option("--limit", type=int, default=None, help="Only the N most recent runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+@click.option("--remote", help="List the runs of this remote store (a name, URL or path) instead.")
 def ls_command(
-    experiment: str | None, status: str | None, where: str | None, limit: int | None, as_json: bool
+    experiment: str | None,
+    status: str | None,
+    where: str | None,
+    limit: int | None,
+    as_json: bool,
+    remote: str | None = None,
 ) -> None:
     """List recorded runs, oldest first."""
     store = Store.open()
-    runs = store.select(experiment=experiment, status=status, where=where)
+    if remote is not None:
+        from ..remote import list_remote
+
+        runs = list_remote(remote, store=store, experiment=experiment, status=status, where=where)
+    else:
+        runs = store.select(experiment=experiment, status=status, where=where)
     if limit is not None:
         runs = runs[-limit:] if limit > 0 else []
     _warn_problems(store)
@@ -81,7 +93,7 @@ def ls_command(
         return
     if not runs:
         click.echo(
-            f"No runs in {store.root}"
+            f"No runs in {_shown_remote(remote) if remote else store.root}"
             + (" match the filters." if (experiment or status or where) else ".")
         )
         if where:
@@ -108,6 +120,13 @@ def ls_command(
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+
+
+def _shown_remote(remote: str) -> str:
+    """A remote as messages show it: credentials in its URL removed."""
+    from ..redact import redact_url
+
+    return redact_url(remote)
 
 
 def _section(title: str) -> None:
@@ -434,6 +453,7 @@ _SHOW_SECTIONS: tuple[Callable[[RunRecord, dict[str, Any]], None], ...] = (
     _show_data,
     _part_section("checkpoints", "Checkpoints", _show_checkpoints),
     _show_outputs,
+    show_mirrors,
 )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from .._protocol import read_experiment, read_script_config, write_script_config
 from .._util.io import atomic_write_json, read_json
+from ..mirror.worker import MirrorWorker
 from ..store.record import distributed_record, read_ranks
 from .imports import import_after_run
 from .metrics import MetricsWriter
@@ -91,6 +92,7 @@ def finalize(
     *,
     output_error: str | None = None,
     tensorboard_dir: str | None = None,
+    mirrors: MirrorWorker | None = None,
 ) -> LaunchResult:
     """Record how the run ended; a run whose output could not all be recorded (``output_error``,
     e.g. ``disk full at <path>``) is 'failed' with that cause even when the command succeeded."""
@@ -113,6 +115,8 @@ def finalize(
     )
     imported.apply(meta)
     set_status(run_dir, meta, status, **fields)
+    if mirrors is not None:  # the rest, the summary and the status into the sinks
+        mirrors.close(status)
     return LaunchResult(
         run_id=target.run_id,
         dir=run_dir,

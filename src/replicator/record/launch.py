@@ -28,12 +28,14 @@ from typing import IO, Any
 
 from .._protocol import (
     REPLICATOR_CONFIG,
+    REPLICATOR_SWEEP_JOB,
     ChildContext,
 )
 from .._util.io import atomic_write_json, read_json
 from ..capture.git import LeftOut
 from ..config import apply_overrides, load_config, parse_override, to_container
 from ..errors import ConfigError, UsageError
+from ..mirror.session import check_mirroring, start_mirroring
 from ..redact import REDACTED, redact_argv, redact_env
 from ..store import Store, StoreLike, new_run_id
 from .child import ChildProcess, Heartbeat, LiveSummary, forwarding_signals
@@ -143,6 +145,7 @@ def launch(
             "No command to run. Put it after '--', e.g. replicator run -- python train.py"
         )
     store = Store.coerce(store)
+    check_mirroring(spec.mirror, settings=store.settings.mirror)  # before anything starts
     streams = _Streams(
         stdout or sys.stdout.buffer, stderr or sys.stderr.buffer, on_start, on_warning
     )
@@ -207,6 +210,9 @@ def _resumed_template(spec: RunSpec, meta: Mapping[str, Any]) -> tuple[tuple[str
 def _plan(spec: RunSpec) -> _Plan:
     config, files = _resolve_config(spec)
     seeds, seeding = _draw(spec)
+    sweep_job = REPLICATOR_SWEEP_JOB.get()
+    if sweep_job is not None:  # a job of `replicator sweep`: its status reads this back
+        seeding = {**seeding, "sweep": sweep_job[0], "index": sweep_job[1]}
     experiment = spec.experiment or (Path(spec.config_path).stem if spec.config_path else "default")
     pattern_text = spec.metric_pattern or config.get("metric_pattern")
     pattern = (
@@ -441,6 +447,14 @@ def _execute(
     watcher.before()
     writer, live = _metrics_writer(target, pattern)
     heartbeat = Heartbeat(target.run_dir)
+    mirrors = start_mirroring(
+        target.run_dir,
+        spec.mirror,
+        settings=store.settings.mirror,
+        on_warning=streams.on_warning,
+        resumed=target.resumed,
+        accept_requests=True,
+    )
     joined_before = join_marks(target.run_dir)
     if streams.on_start is not None:
         streams.on_start(target.run_id, target.run_dir, target.seed)
@@ -466,6 +480,7 @@ def _execute(
         watcher,
         output_error=output_error,
         tensorboard_dir=spec.tensorboard_dir,
+        mirrors=mirrors,
     )
     if warning and streams.on_warning is not None:
         streams.on_warning(warning)

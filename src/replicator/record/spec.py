@@ -43,6 +43,9 @@ class RunSpec:
     tensorboard_dir: str | None = None
     # run ``command`` as given, braces included (a run recorded before placeholders existed)
     literal_command: bool = False
+    # the sinks to mirror to (``--mirror``), name -> options; None: ``mirror:`` in
+    # replicator.yaml; empty: none (replicator.mirror, docs/mirrors.md)
+    mirror: Mapping[str, Mapping[str, Any]] | None = None
 
     def snapshot_limit(self, setting: int | None = None) -> int | None:
         """The code snapshot's size limit in bytes, None for none: ``snapshot_max_size``, else

@@ -53,6 +53,14 @@ class Settings:
     recorded on another host counts as crashed."""
     snapshot_max_size: int | None = None
     """``snapshot_max_size:`` in bytes; 0 for no limit."""
+    sweep_max_jobs: int | None = None
+    """``sweep_max_jobs:``: ``replicator sweep`` asks before submitting more jobs than this."""
+    remotes: dict[str, dict[str, Any]] | None = None
+    """``remotes:``: remote stores by name, each ``{"url": ..., "storage_options": {...}}``
+    (``replicator push NAME``); the options go to fsspec and are never recorded or printed."""
+    mirror: dict[str, dict[str, Any]] | None = None
+    """``mirror:``: the sinks every run mirrors to, each with its options (``mlflow:
+    {tracking_uri: ...}``); a list of names for no options (docs/mirrors.md)."""
     path: Path | None = None
     """The file the settings came from (None: there is none)."""
 
@@ -83,6 +91,9 @@ def read_settings(path: str | Path) -> Settings:
         store=_store(data.get("store"), path, lines),
         heartbeat_stale_s=_seconds(data.get("heartbeat_stale_s"), path, lines),
         snapshot_max_size=_size(data.get("snapshot_max_size"), path, lines),
+        remotes=_remotes(data.get("remotes"), path, lines),
+        sweep_max_jobs=_count(data.get("sweep_max_jobs"), "sweep_max_jobs", path, lines),
+        mirror=_mirror(data.get("mirror"), path, lines),
         path=path,
     )
 
@@ -124,6 +135,53 @@ def _size(value: Any, path: Path, lines: dict[str, int]) -> int | None:
         raise ConfigError(
             f"{_where('snapshot_max_size', path, lines)}: {exc} Use 0 for no limit."
         ) from None
+
+
+def _count(value: Any, key: str, path: Path, lines: dict[str, int]) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        where = _where(key, path, lines)
+        raise ConfigError(f"{where} must be a whole number above 0, got {value!r}.")
+    return value
+
+
+def _remotes(value: Any, path: Path, lines: dict[str, int]) -> dict[str, dict[str, Any]] | None:
+    """``remotes: {NAME: URL}`` or ``{NAME: {url: URL, storage_options: {...}}}``."""
+    if value is None:
+        return None
+    where = _where("remotes", path, lines)
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must map names to URLs, e.g. 'team: s3://bucket/replicator'.")
+    remotes: dict[str, dict[str, Any]] = {}
+    for name, entry in value.items():
+        entry = {"url": entry} if isinstance(entry, str) else entry
+        url = entry.get("url") if isinstance(entry, dict) else None
+        options = entry.get("storage_options", {}) if isinstance(entry, dict) else None
+        if not isinstance(url, str) or not url or not isinstance(options, dict):
+            raise ConfigError(
+                f"{where}: remote '{name}' needs 'url: URL' and optionally a mapping "
+                "'storage_options:' (fsspec's options, such as endpoint_url or profile)."
+            )
+        remotes[str(name)] = {"url": url, "storage_options": dict(options)}
+    return remotes
+
+
+def _mirror(value: Any, path: Path, lines: dict[str, int]) -> dict[str, dict[str, Any]] | None:
+    """``mirror: [tensorboard, mlflow]`` or ``mirror: {mlflow: {tracking_uri: ...}}``; the
+    names and options are checked by replicator.mirror when a run starts."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return {v: {} for v in value}
+    if isinstance(value, dict) and all(v is None or isinstance(v, dict) for v in value.values()):
+        return {str(k): dict(v or {}) for k, v in value.items()}
+    raise ConfigError(
+        f"{_where('mirror', path, lines)} must list sinks ('mirror: [tensorboard, mlflow]') or "
+        "map each to its options ('mirror: {mlflow: {tracking_uri: sqlite:///mlflow.db}}')."
+    )
 
 
 def _key_lines(text: str) -> dict[str, int]:
