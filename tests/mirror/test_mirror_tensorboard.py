@@ -104,3 +104,20 @@ def test_resumed_run_goes_on_in_the_same_folder_and_drops_superseded_values(repo
     # steps 3 and 4 of the crashed session are superseded by the resumed one's
     expected = [(0, 10), (1, 11), (2, 12)] + [(s, 40 + s) for s in range(3, 8)]
     assert [(e.step, e.value) for e in after.Scalars("loss")] == expected
+
+
+def test_a_log_dir_under_the_working_directory_is_not_imported_back(repo: Path) -> None:
+    """The sink's own event files, written under the working directory during the run, are not
+    the command's TensorBoard log: the import after the run leaves them alone."""
+    # the run lasts past the sink's first flush, so its event file has content when it ends
+    _commit(repo, "train.py", TRAIN + "import time\ntime.sleep(3)\n")
+    (repo / "replicator.yaml").write_text("mirror:\n  tensorboard: {log_dir: tb}\n")
+    done = run_cli("run", "--", sys.executable, "train.py")
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = (repo / ".replicator" / "runs").iterdir()
+    assert list((repo / "tb").rglob("events.out.tfevents.*"))  # the sink wrote under cwd
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert "tensorboard" not in (meta.get("imports") or {}), meta.get("imports")
+    logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert not [m for m in logged if m.get("source") == "tensorboard"]
+    assert "replicator/summary" not in {m["key"] for m in logged}

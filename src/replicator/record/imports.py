@@ -26,6 +26,7 @@ from typing import Any
 
 from .._util.warnings import warn
 from ..errors import ReplicatorError
+from ..mirror.state import read_mirrors
 from ..redact import secret_values
 from ..store.mlflow_files import mlflow_files_in
 from ..store.tensorboard import event_files_in, find_event_files, walk_outputs
@@ -87,6 +88,9 @@ def import_after_run(
     """
     run_dir, cwd = Path(run_dir), Path(cwd).resolve()
     store_root = run_dir.parent.parent
+    # what the run's own mirrors wrote (a TensorBoard log_dir under cwd, ...) is not the command's
+    mirrored = _mirrored_paths(run_dir)
+    skip = [store_root, *mirrored]
     warnings: list[str] = []
     jobs: list[HydraJob] = []
     events: list[Path] = []
@@ -95,7 +99,7 @@ def import_after_run(
     wandb_files: list[Path] = []
     try:
         # One walk of the working directory finds both Hydra's jobs and the event files.
-        for folder, dirs, files in walk_outputs(cwd, skip=[store_root]):
+        for folder, dirs, files in walk_outputs(cwd, skip=skip):
             job = hydra_job_in(folder, dirs, since=started)
             if job is not None:
                 jobs.append(job)
@@ -113,7 +117,7 @@ def import_after_run(
     tensorboard = TensorBoardImport()
     try:
         if tensorboard_dir is not None:
-            events = find_event_files(cwd / tensorboard_dir, since=started, skip=[store_root])
+            events = find_event_files(cwd / tensorboard_dir, since=started, skip=skip)
         own: list[Path] = []
         for path in sorted(events):
             job_dir = next((d for d in per_job if path.is_relative_to(d)), None)
@@ -127,7 +131,7 @@ def import_after_run(
         tools = import_found(
             run_dir,
             mlflow_dirs=mlflow_dirs,
-            mlflow_databases=databases,
+            mlflow_databases=[d for d in databases if d.resolve() not in mirrored],
             wandb_files=wandb_files,
             since=started,
         )
@@ -170,3 +174,18 @@ def _written(job: HydraJob) -> float:
         return (job.dir / ".hydra" / "config.yaml").stat().st_mtime
     except OSError:
         return 0.0
+
+
+def _mirrored_paths(run_dir: Path) -> set[Path]:
+    """The local folders and files the run's mirrors wrote into (mirrors.json's ``where``: a
+    directory, or an MLflow ``sqlite:///`` or ``file:`` store), resolved."""
+    paths: set[Path] = set()
+    for entry in read_mirrors(run_dir).values():
+        where = str(entry.get("where") or "").split(" run ")[0]
+        for prefix in ("sqlite:///", "file://", "file:"):
+            if where.startswith(prefix):
+                where = where[len(prefix) :]
+                break
+        if where and os.path.isabs(where) and os.path.exists(where):
+            paths.add(Path(where).resolve())
+    return paths
