@@ -138,8 +138,8 @@ def test_replicator_run_then_show_shows_the_summarywriter_curves(repo: Path) -> 
     assert result.returncode == 0, result.stderr
     shown = run_cli("show", "last", cwd=repo)
     assert shown.returncode == 0, shown.stderr
-    assert "loss/train:" in shown.stdout and "(20 points, steps 0..19)" in shown.stdout
-    assert "loss/val:" in shown.stdout and "(4 points, steps 0..15)" in shown.stdout
+    assert "loss/train:" in shown.stdout and "(20 points, steps 0..19, from tensorboard)" in shown.stdout
+    assert "loss/val:" in shown.stdout and "(4 points, steps 0..15, from tensorboard)" in shown.stdout
 
     (repo / "train.py").write_text(TB_SCRIPT)
     result = run_cli("run", "--", "python", "train.py", "--cut", cwd=repo)
@@ -168,7 +168,7 @@ def test_import_command_creates_one_run_per_folder(repo: Path) -> None:
     assert (val.meta["started"], val.meta["ended"]) == (1000.0, 1009.0)
     assert [x["value"] for x in read_metrics(val.dir / "metrics.jsonl")][-1] == pytest.approx(0.2)
     shown = run_cli("show", val.id, cwd=repo)
-    assert "(10 points, steps 0..9)" in shown.stdout
+    assert "(10 points, steps 0..9, from tensorboard)" in shown.stdout
 
 
 def test_import_command_without_event_files_says_so(tmp_path: Path) -> None:

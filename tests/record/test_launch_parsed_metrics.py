@@ -70,7 +70,7 @@ def test_crashed_and_resumed_output_metrics_are_shown_superseded_and_recorded(re
     listing = run_cli("ls", cwd=repo).stdout
     assert "loss=6" in listing
     shown = run_cli("show", record.id, cwd=repo).stdout
-    assert "loss:                  6  (5 points, steps 0..4)" in shown
+    assert "loss:                  6  (5 points, steps 0..4, from output)" in shown
 
     (repo / "resumed").write_text("")
     resumed = run_cli("run", "--resume", record.id, cwd=repo)
@@ -87,7 +87,7 @@ def test_crashed_and_resumed_output_metrics_are_shown_superseded_and_recorded(re
     assert entry["command"] == ["python", "p.py"]
     assert entry["command_run"] == ["python", "p.py"]
     shown = run_cli("show", record.id, cwd=repo).stdout
-    assert "loss:                  4.3  (8 points, steps 0..7)" in shown
+    assert "loss:                  4.3  (8 points, steps 0..7, from output)" in shown
     assert "resume 1:              python p.py" in shown
 
 
@@ -96,8 +96,8 @@ def test_show_counts_one_point_in_the_singular(repo: Path) -> None:
     proc = run_cli("run", "--metric-pattern", PATTERN, "--", "python", "one.py", cwd=repo)
     assert proc.returncode == 0, proc.stderr
     shown = run_cli("show", "last", cwd=repo).stdout
-    assert "loss:                  0.5  (1 point, step 7)" in shown
+    assert "loss:                  0.5  (1 point, step 7, from output)" in shown
     # a run recorded without a summary (a 0.1.0 crash) still shows its metric history
     (Store(repo / ".replicator").records()[0].dir / "summary.json").unlink()
     shown = run_cli("show", "last", cwd=repo).stdout
-    assert "loss:                  0.5  (1 point, step 7)" in shown
+    assert "loss:                  0.5  (1 point, step 7, from output)" in shown

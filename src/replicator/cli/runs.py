@@ -172,6 +172,11 @@ def _metric_overview(run_dir: Any) -> dict[str, dict[str, Any]]:
             if not isinstance(item["last_step"], (int, float)) or step > item["last_step"]:
                 item["last_step"] = step
         item["last"] = entry.get("value")
+        source = entry.get("source")
+        if source is not None:  # parsed from the output, or imported from another tool's files
+            item.setdefault("sources", [])
+            if source not in item["sources"]:
+                item["sources"].append(source)
     return overview
 
 
@@ -375,7 +380,8 @@ def _show_metrics(record: RunRecord, details: dict[str, Any]) -> None:
                 if hist["first_step"] == hist["last_step"]
                 else f"steps {hist['first_step']}..{hist['last_step']}"
             )
-            extra = f"  ({points}, {steps})"
+            sources = f", from {' and '.join(hist['sources'])}" if hist.get("sources") else ""
+            extra = f"  ({points}, {steps}{sources})"
         _kv(key, f"{_fmt_value(value)}{extra}")
     if not summary:
         click.echo("  (none)")
