@@ -36,7 +36,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff format --check --quiet src tests benchmarks examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo
-	$(BIN)/python -m pytest -q -n 2 --timeout=600
+	$(BIN)/python -m pytest -q -n 2 --timeout=600 --durations=25
 
 # The benchmarks need the peers (MLflow, W&B, TensorBoard, ...): a venv of their own.
 BENCH_VENV ?= .venv-bench
