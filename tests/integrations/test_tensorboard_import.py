@@ -138,8 +138,13 @@ def test_replicator_run_then_show_shows_the_summarywriter_curves(repo: Path) -> 
     assert result.returncode == 0, result.stderr
     shown = run_cli("show", "last", cwd=repo)
     assert shown.returncode == 0, shown.stderr
-    assert "loss/train:" in shown.stdout and "(20 points, steps 0..19, from tensorboard)" in shown.stdout
-    assert "loss/val:" in shown.stdout and "(4 points, steps 0..15, from tensorboard)" in shown.stdout
+    assert (
+        "loss/train:" in shown.stdout
+        and "(20 points, steps 0..19, from tensorboard)" in shown.stdout
+    )
+    assert (
+        "loss/val:" in shown.stdout and "(4 points, steps 0..15, from tensorboard)" in shown.stdout
+    )
 
     (repo / "train.py").write_text(TB_SCRIPT)
     result = run_cli("run", "--", "python", "train.py", "--cut", cwd=repo)
