@@ -19,19 +19,18 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._util.io import append_lines, atomic_write_json, read_json
+from .._util.io import append_lines, atomic_write_json
 from .._util.warnings import warn
-from ..capture.git import git, git_root
-from ..errors import GitError, UsageError
+from ..errors import UsageError
 from ..store import Store
-from ..store.metrics import encode_value, iter_jsonl, metrics_path
+from ..store.metrics import encode_value, metrics_path
 from ..store.tensorboard import EventScalars, find_event_files, read_event_file
+from .imported import add_to_summary, commit_only, own_keys
 from .recorder import new_run, set_status
 
 __all__ = ["ImportedRun", "TensorBoardImport", "import_event_files", "import_tensorboard"]
@@ -91,7 +90,7 @@ def import_event_files(
     if not paths:
         return TensorBoardImport()
     base = _common_dir(paths)
-    logged = _own_keys(metrics_path(run_dir))
+    logged = own_keys(metrics_path(run_dir), SOURCE)
     problems: list[str] = []
     last: dict[str, Any] = {}
     skipped: set[str] = set()
@@ -111,7 +110,7 @@ def import_event_files(
         if read.scalars:
             times += [min(s[1] for s in read.scalars), max(s[1] for s in read.scalars)]
     if last:
-        _update_summary(run_dir, last)
+        add_to_summary(run_dir, last)
     return TensorBoardImport(
         files=tuple(paths),
         values=count,
@@ -167,15 +166,6 @@ def _lines(
     return lines, len(lines)
 
 
-def _own_keys(path: Path) -> set[str]:
-    """The keys the script (or the output parser) logged itself, not an earlier import."""
-    if not path.exists():
-        return set()
-    return {
-        str(obj["key"]) for obj in iter_jsonl(path) if "key" in obj and obj.get("source") != SOURCE
-    }
-
-
 def _common_dir(paths: Iterable[Path]) -> Path:
     return Path(os.path.commonpath([str(p.parent) for p in paths]))
 
@@ -183,19 +173,6 @@ def _common_dir(paths: Iterable[Path]) -> Path:
 def _prefix(folder: Path, base: Path) -> str:
     rel = folder.relative_to(base).as_posix()
     return "" if rel == "." else rel + "/"
-
-
-def _update_summary(run_dir: Path, last: dict[str, Any]) -> None:
-    path = run_dir / "summary.json"
-    try:
-        summary = read_json(path)
-    except (OSError, ValueError):
-        summary = {}
-    if not isinstance(summary, dict):
-        summary = {}
-    added = {k: v for k, v in last.items() if k not in summary}
-    if added:
-        atomic_write_json(path, {**summary, **added})
 
 
 # ------------------------------------------------------------- replicator import tensorboard
@@ -234,7 +211,7 @@ def import_tensorboard(
     groups: dict[Path, list[Path]] = {}
     for path in files:
         groups.setdefault(path.parent, []).append(path)
-    code = _commit_only(root)
+    code = commit_only(root, wrote="wrote the events")
     name = experiment or root.name or "tensorboard"
     return [_import_one(folder, group, root, store, name, code) for folder, group in groups.items()]
 
@@ -273,22 +250,3 @@ def _import_one(
         meta["ended"], meta["duration_s"] = last, round(last - first, 3)
         atomic_write_json(run_dir / "run.json", meta)
     return ImportedRun(run_id, run_dir, folder, imported)
-
-
-def _commit_only(root: Path) -> dict[str, Any]:
-    """The commit and branch of the repository holding ``root``: no snapshot, no patch."""
-    repo = git_root(root)
-    if repo is None:
-        return {"repo": None, "note": "not inside a git repository; code was not captured"}
-    try:
-        commit = git(repo, "rev-parse", "HEAD").text
-        branch = git(repo, "rev-parse", "--abbrev-ref", "HEAD").text
-    except (GitError, OSError) as exc:
-        return {"repo": str(repo), "note": f"git failed: {exc}"}
-    return {
-        "repo": str(repo),
-        "commit": commit,
-        "branch": None if branch == "HEAD" else branch,
-        "note": f"imported at {time.strftime('%Y-%m-%d %H:%M:%S')}: the commit checked out "
-        "then, not necessarily the code that wrote the events; no snapshot was taken",
-    }

@@ -17,21 +17,20 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._util.io import append_lines, atomic_write_json, read_json
+from .._util.io import append_lines, atomic_write_json
 from .._util.warnings import warn
-from ..capture.git import git, git_root
-from ..errors import GitError, MissingDependencyError, UsageError
+from ..errors import MissingDependencyError, UsageError
 from ..store import Store
-from ..store.metrics import encode_value, iter_jsonl, metrics_path
+from ..store.metrics import encode_value, metrics_path
 from ..store.mlflow_files import find_mlflow_runs, read_mlflow_database, read_mlflow_run_dir
 from ..store.tool_runs import ToolRun
 from ..store.wandb_files import find_wandb_files, read_wandb_file
+from .imported import add_to_summary, commit_only, own_keys
 from .recorder import new_run, record_config, recordable_config, set_status
 
 __all__ = [
@@ -199,7 +198,7 @@ def import_tool_runs(
     all_problems = [*problems, *_problems(runs)]
     if not runs:
         return ToolImport(tool=tool, files=tuple(files), problems=tuple(all_problems))
-    logged = _own_keys(metrics_path(run_dir), tool)
+    logged = own_keys(metrics_path(run_dir), tool)
     several = len({run.run_id for run in runs}) > 1
     lines: list[str] = []
     last: dict[str, Any] = {}
@@ -225,7 +224,7 @@ def import_tool_runs(
     if lines:
         append_lines(metrics_path(run_dir), lines)
     if last:
-        _update_summary(run_dir, last)
+        add_to_summary(run_dir, last)
     return ToolImport(
         tool=tool,
         runs=tuple(run.run_id for run in runs),
@@ -237,28 +236,6 @@ def import_tool_runs(
         first=min(times) if times else None,
         last=max(times) if times else None,
     )
-
-
-def _own_keys(path: Path, tool: str) -> set[str]:
-    """The keys the script (or the output parser) logged itself, not an earlier import."""
-    if not path.exists():
-        return set()
-    return {
-        str(obj["key"]) for obj in iter_jsonl(path) if "key" in obj and obj.get("source") != tool
-    }
-
-
-def _update_summary(run_dir: Path, last: dict[str, Any]) -> None:
-    path = run_dir / "summary.json"
-    try:
-        summary = read_json(path)
-    except (OSError, ValueError):
-        summary = {}
-    if not isinstance(summary, dict):
-        summary = {}
-    added = {k: v for k, v in last.items() if k not in summary}
-    if added:
-        atomic_write_json(path, {**summary, **added})
 
 
 # ------------------------------------------------- replicator import mlflow | wandb DIR
@@ -319,7 +296,7 @@ def import_tool_directory(
         warn(problem, RuntimeWarning)
     if not readable:
         raise UsageError(f"{directory}: no {_WHAT[tool]} in it or below it.")
-    code = _commit_only(base)
+    code = commit_only(base, wrote="logged the values")
     return [_import_one(tool, run, base, store, experiment, code) for run in readable]
 
 
@@ -366,22 +343,3 @@ def _import_one(
         meta["ended"], meta["duration_s"] = ended, round(max(ended - started, 0.0), 3)
         atomic_write_json(run_dir / "run.json", meta)
     return ImportedToolRun(run_id, run_dir, run.path, run.run_id, imported)
-
-
-def _commit_only(root: Path) -> dict[str, Any]:
-    """The commit and branch of the repository holding ``root``: no snapshot, no patch."""
-    repo = git_root(root)
-    if repo is None:
-        return {"repo": None, "note": "not inside a git repository; code was not captured"}
-    try:
-        commit = git(repo, "rev-parse", "HEAD").text
-        branch = git(repo, "rev-parse", "--abbrev-ref", "HEAD").text
-    except (GitError, OSError) as exc:
-        return {"repo": str(repo), "note": f"git failed: {exc}"}
-    return {
-        "repo": str(repo),
-        "commit": commit,
-        "branch": None if branch == "HEAD" else branch,
-        "note": f"imported at {time.strftime('%Y-%m-%d %H:%M:%S')}: the commit checked out "
-        "then, not necessarily the code that logged the values; no snapshot was taken",
-    }
